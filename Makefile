@@ -1,0 +1,42 @@
+# knockgate — make test installs what the tests need on a fresh Debian machine (idempotently), builds,
+# lints and runs every test. make demo arrives with the standalone issue.
+
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+# Debian packages the build and the tests need: libpcap for cap, the real peers, the firewall tools.
+DEB_PACKAGES := libpcap-dev fwknop-client fwknop-server knockd iptables ipset nftables conntrack \
+	tcpdump tcpreplay iproute2 procps
+
+.PHONY: test deps deb-deps node-deps build lint unit clean
+
+test: deps build lint
+	npx vitest run
+
+deps: deb-deps node-deps
+
+deb-deps:
+	missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+	if [ -n "$$missing" ]; then
+	  echo "installing Debian packages:" $$missing
+	  if [ "$$(id -u)" != 0 ]; then echo "make deps: need root to apt-get install $$missing" >&2; exit 1; fi
+	  apt-get update -qq
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+	fi
+
+# npm ci only when node_modules is missing or older than the lock file.
+node-deps: node_modules/.installed
+node_modules/.installed: package-lock.json package.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+build: node-deps
+	npx tsc -p tsconfig.json
+
+lint: node-deps
+	npx eslint .
+	npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
+
+clean:
+	rm -rf dist node_modules

@@ -1,0 +1,81 @@
+// IP address and CIDR helpers shared by the sniffer (allowedSources), the reconcilers (neverGrant,
+// single-host checks) and config import. Built on node:net, which parses both families.
+
+import { BlockList, isIP } from 'node:net';
+
+export type Family = 4 | 6;
+
+export interface Cidr {
+  address: string;
+  prefix: number;
+  family: Family;
+}
+
+export class AddressError extends Error {}
+
+/** Parse "10.0.0.1", "10.0.0.0/8", "fd00::1/128". A bare address is a host prefix. Throws AddressError. */
+export function parseCidr(text: string): Cidr {
+  const [address, prefixText, extra] = text.trim().split('/');
+  const family = isIP(address ?? '');
+  if (extra !== undefined || (family !== 4 && family !== 6))
+    throw new AddressError(`invalid address "${text}"`);
+  const max = family === 4 ? 32 : 128;
+  if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText))
+    throw new AddressError(`invalid prefix in "${text}"`);
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  if (prefix > max) throw new AddressError(`prefix /${prefix} too long for IPv${family} in "${text}"`);
+  return { address, prefix, family };
+}
+
+/** "1.2.3.4" → "1.2.3.4/32"; "fd00::1" → "fd00::1/128". Throws AddressError. */
+export function hostCidr(address: string): string {
+  const c = parseCidr(address);
+  if (c.prefix !== (c.family === 4 ? 32 : 128)) throw new AddressError(`"${address}" is not a single host`);
+  return `${c.address}/${c.prefix}`;
+}
+
+/** True when `cidr` names exactly one host (/32 or /128). */
+export function isSingleHost(cidr: string): boolean {
+  try {
+    hostCidr(cidr);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A set of CIDRs to test addresses against. */
+export class CidrSet {
+  private readonly list = new BlockList();
+  readonly cidrs: readonly string[];
+
+  constructor(cidrs: Iterable<string>) {
+    const all: string[] = [];
+    for (const text of cidrs) {
+      const c = parseCidr(text);
+      this.list.addSubnet(c.address, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
+      all.push(`${c.address}/${c.prefix}`);
+    }
+    this.cidrs = all;
+  }
+
+  /** Does the set hold this address (no prefix)? */
+  has(address: string): boolean {
+    const family = isIP(address);
+    if (family === 0) return false;
+    return this.list.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  }
+}
+
+/** Addresses that are never granted whatever a packet says: loopback, link-local, unspecified, multicast. */
+export const ALWAYS_NEVER_GRANT = [
+  '0.0.0.0/8',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '224.0.0.0/4',
+  '255.255.255.255/32',
+  '::/128',
+  '::1/128',
+  'fe80::/10',
+  'ff00::/8',
+];
