@@ -16,14 +16,14 @@ export interface GrantEvent {
 /** Thrown by create() when a grant of that name exists (HTTP 409 on Kubernetes). */
 export class AlreadyExistsError extends Error {
   constructor(readonly grantName: string) {
-    super(`accessgrant ${name} already exists`);
+    super(`accessgrant ${grantName} already exists`);
   }
 }
 
 /** Thrown when the named grant does not exist (HTTP 404 on Kubernetes). */
 export class NotFoundError extends Error {
   constructor(readonly grantName: string) {
-    super(`accessgrant ${name} not found`);
+    super(`accessgrant ${grantName} not found`);
   }
 }
 
