@@ -1,0 +1,12 @@
+// Every subcommand module, registered in the order `knockgate --help` lists them.
+// A module exports `register(program)`; add one line per module.
+
+import type { Command } from 'commander';
+
+type Register = (program: Command) => void;
+
+const modules: Register[] = [];
+
+export function registerCommands(program: Command): void {
+  for (const register of modules) register(program);
+}
