@@ -109,7 +109,15 @@ export function runCommand(
   const limit = opts.timeLimitMs ?? HOOK_LIMITS.defaultTimeLimitMs;
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so a time-limit kill reaches whatever the shell started too.
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const killGroup = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, signal);
+      } catch {
+        /* already gone */
+      }
+    };
     const out = { stdout: '', stderr: '' };
     const keep = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
       if (out[stream].length < HOOK_LIMITS.maxOutputBytes) {
@@ -122,8 +130,8 @@ export function runCommand(
     let killer: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGTERM');
-      killer = setTimeout(() => child.kill('SIGKILL'), 2000);
+      killGroup('SIGTERM');
+      killer = setTimeout(() => killGroup('SIGKILL'), 2000);
     }, limit);
     const finish = (exitCode: number | null, signal: string | null, spawnError?: Error) => {
       clearTimeout(timer);
