@@ -1,0 +1,179 @@
+// The engine: routes each decoded packet to the knock doors and SPA verifiers listening on its
+// destination port, and returns what they decided.
+//
+//   const engine = createEngine({ policies, spaVerifierFor: (p) => createSpaVerifier(p, keys, { clock }), clock });
+//   if (decodeFrame(buf, n, link, frame) && engine.wants(portKeyOf(frame.ipProto, frame.dstPort)))
+//     for (const verdict of engine.handle(toInboundPacket(frame, clock.now()))) ...
+//
+// A port → handlers index makes a packet nobody listens for cost one Map lookup. A policy that cannot
+// be used (bad spec, no SPA verifier, verifier construction failed) is left out and reported by
+// problems(), one line each; the others run. Nothing a handler throws escapes handle(): a throwing
+// verifier or door yields a Refusal (fail closed).
+//
+// Reload: setPolicies() keeps the handler - and so the knock attempts in progress and any SPA
+// verifier state - of every policy whose name and spec are unchanged (compared as JSON); a changed
+// policy starts afresh, a removed one is disposed.
+
+import type { Clock } from '../api/clock.js';
+import { parsePort, type PortRef } from '../api/ports.js';
+import type { KnockPolicy } from '../api/types.js';
+import type { InboundPacket, Verdict } from './decision.js';
+import { portKey, portOfKey } from './frames/port-key.js';
+import { createKnockDoor } from './knock/matcher.js';
+import type { KnockDoor } from './knock/door.js';
+
+export interface SpaVerifier {
+  verify(packet: InboundPacket): Verdict;
+}
+
+export interface EngineOptions {
+  policies: readonly KnockPolicy[];
+  /** Builds the verifier of an SPA policy (keys resolved by the caller). May throw: the policy is left out. */
+  spaVerifierFor?: (policy: KnockPolicy) => SpaVerifier;
+  clock: Clock;
+  /** Per knock policy; default DEFAULTS.maxTrackedSources. */
+  maxTrackedSources?: number;
+}
+
+export interface PolicyProblem {
+  policy: string;
+  message: string;
+}
+
+export interface Engine {
+  /** Does any policy listen on this port key (frames/port-key.ts)? */
+  wants(key: number): boolean;
+  /** Every verdict the packet produces: grants, and SPA refusals. Never throws. */
+  handle(packet: InboundPacket): Verdict[];
+  /** Replace the policy set (see reload above). */
+  setPolicies(policies: readonly KnockPolicy[]): void;
+  /** The ports policies listen on, sorted: what the capture filter lets through. */
+  ports(): PortRef[];
+  /** Policies left out of the current set, and why. */
+  problems(): PolicyProblem[];
+  /** Stop timers and forget state. */
+  dispose(): void;
+}
+
+interface Handler {
+  policy: string;
+  /** JSON of the policy spec, to tell an unchanged policy on reload. */
+  fingerprint: string;
+  keys: number[];
+  handle(packet: InboundPacket, key: number): Verdict | undefined;
+  dispose(): void;
+}
+
+function knockHandler(policy: KnockPolicy, fingerprint: string, opts: EngineOptions): Handler {
+  const door: KnockDoor = createKnockDoor(policy, opts);
+  return {
+    policy: door.spec.policy,
+    fingerprint,
+    keys: [...door.spec.portKeys],
+    handle: (packet, key) => door.feed(packet, key),
+    dispose: () => door.dispose(),
+  };
+}
+
+function spaHandler(policy: KnockPolicy, fingerprint: string, opts: EngineOptions): Handler {
+  if (!opts.spaVerifierFor) throw new Error('no SPA verifier is configured');
+  // fwknop's SPA default transport is UDP.
+  const port = parsePort(String(policy.spec.spa!.port), 'udp');
+  const verifier = opts.spaVerifierFor(policy);
+  return {
+    policy: policy.metadata.name,
+    fingerprint,
+    keys: [portKey(port.proto, port.port)],
+    handle: (packet) => verifier.verify(packet),
+    dispose: () => undefined,
+  };
+}
+
+function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export function createEngine(opts: EngineOptions): Engine {
+  let handlers = new Map<string, Handler>();
+  let byPort = new Map<number, Handler[]>();
+  let problems: PolicyProblem[] = [];
+
+  function build(policy: KnockPolicy, previous: Map<string, Handler>): Handler {
+    const name = policy?.metadata?.name;
+    if (typeof name !== 'string' || name === '') throw new Error('policy without a name');
+    const fingerprint = JSON.stringify(policy.spec ?? null);
+    const kept = previous.get(name);
+    if (kept && kept.fingerprint === fingerprint) return kept;
+    const hasKnock = policy.spec?.knock !== undefined;
+    const hasSpa = policy.spec?.spa !== undefined;
+    if (hasKnock === hasSpa) throw new Error('exactly one of spec.knock or spec.spa is required');
+    return hasKnock ? knockHandler(policy, fingerprint, opts) : spaHandler(policy, fingerprint, opts);
+  }
+
+  function setPolicies(policies: readonly KnockPolicy[]): void {
+    const previous = handlers;
+    const next = new Map<string, Handler>();
+    const nextProblems: PolicyProblem[] = [];
+    for (const policy of policies) {
+      const name = String(policy?.metadata?.name ?? '');
+      if (next.has(name)) {
+        nextProblems.push({ policy: name, message: `policy "${name}" appears twice; the first one is used` });
+        continue;
+      }
+      try {
+        next.set(name, build(policy, previous));
+      } catch (err) {
+        nextProblems.push({ policy: name, message: `policy "${name}" left out: ${describeError(err)}` });
+      }
+    }
+    for (const [name, old] of previous) if (next.get(name) !== old) old.dispose();
+    const index = new Map<number, Handler[]>();
+    for (const h of next.values()) {
+      for (const key of h.keys) {
+        const list = index.get(key) ?? [];
+        list.push(h);
+        index.set(key, list);
+      }
+    }
+    handlers = next;
+    byPort = index;
+    problems = nextProblems;
+  }
+
+  setPolicies(opts.policies);
+
+  return {
+    wants: (key) => byPort.has(key),
+    handle(packet) {
+      const key = portKey(packet.proto, packet.dstPort);
+      const list = byPort.get(key);
+      if (!list) return [];
+      const verdicts: Verdict[] = [];
+      for (const h of list) {
+        try {
+          const v = h.handle(packet, key);
+          if (v) verdicts.push(v);
+        } catch (err) {
+          // Fail closed. The error text is not passed on: a verifier's message might quote input.
+          verdicts.push({
+            kind: 'refused',
+            policy: h.policy,
+            reason: 'internal-error',
+            message: `policy "${h.policy}": packet from ${packet.src} refused, its handler failed (${err instanceof Error ? err.name : typeof err})`,
+          });
+        }
+      }
+      return verdicts;
+    },
+    setPolicies,
+    ports() {
+      return [...byPort.keys()].sort((a, b) => a - b).map(portOfKey);
+    },
+    problems: () => [...problems],
+    dispose() {
+      for (const h of handlers.values()) h.dispose();
+      handlers = new Map();
+      byPort = new Map();
+    },
+  };
+}
