@@ -24,3 +24,14 @@ export const BOUNDS = {
   maxPacketAgeSeconds: 24 * 3600,
   maxPortsPerGrant: 64,
 } as const;
+
+/** Bounds on lists in a policy or settings object, so that a config can never make state unbounded. */
+export const LIST_BOUNDS = {
+  maxOneTimeSequences: 1024,
+  maxAllowedSources: 256,
+  maxSecurityGroups: 16,
+  /** Nodes a grant's targets may name. */
+  maxTargetNodes: 10_000,
+  /** alwaysAllow / neverGrant / protectedPorts / interfaces in a StandaloneConfig. */
+  maxSettingsEntries: 1024,
+} as const;

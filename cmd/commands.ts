@@ -2,10 +2,11 @@
 // A module exports `register(program)`; add one line per module.
 
 import type { Command } from 'commander';
+import { register as importConfig } from './import.js';
 
 type Register = (program: Command) => void;
 
-const modules: Register[] = [];
+const modules: Register[] = [importConfig];
 
 export function registerCommands(program: Command): void {
   for (const register of modules) register(program);

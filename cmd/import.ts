@@ -1,0 +1,92 @@
+// knockgate import FILE: a knockd.conf, an fwknop access.conf or knockgate YAML → KnockPolicy and
+// Secret YAML for the cluster (Secrets in the release namespace, keys in stringData). Warnings go to
+// stderr one line each; a broken file is one `FILE:LINE: what is wrong` line and exit status 2.
+
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { loadConfig, ConfigError, type LoadedConfig } from '../api/config/load.js';
+import { DNS1123_LABEL } from '../api/validate-fields.js';
+import { CliError } from './errors.js';
+
+/** The Helm chart's default release namespace. */
+const DEFAULT_NAMESPACE = 'knockgate';
+
+export function register(program: Command): void {
+  program
+    .command('import')
+    .description(
+      'convert a knockd.conf, an fwknop access.conf or knockgate YAML into KnockPolicy and Secret YAML',
+    )
+    .argument('<file>', 'knockd.conf, access.conf or knockgate YAML')
+    .option('-n, --namespace <ns>', 'namespace of the key Secrets (the release namespace)', DEFAULT_NAMESPACE)
+    .option(
+      '--fwknopd-conf <file>',
+      'fwknopd.conf to read with an access.conf (SPA port, interface, packet age)',
+    )
+    .option('-o, --output <file>', 'write the YAML here (mode 0600: it holds keys) instead of stdout')
+    .action((file: string, opts: { namespace: string; fwknopdConf?: string; output?: string }) => {
+      if (!DNS1123_LABEL.test(opts.namespace))
+        throw new CliError(`--namespace "${opts.namespace}" is not a namespace name`);
+      let config: LoadedConfig;
+      try {
+        config = loadConfig(file, opts.fwknopdConf === undefined ? {} : { fwknopdConf: opts.fwknopdConf });
+      } catch (err) {
+        if (err instanceof ConfigError) throw new CliError(err.message);
+        throw err;
+      }
+      for (const w of [...config.warnings, ...clusterWarnings(file, config)])
+        process.stderr.write(`warning: ${w}\n`);
+      const yaml = renderClusterYaml(config, opts.namespace);
+      if (opts.output === undefined) {
+        process.stdout.write(yaml);
+        return;
+      }
+      try {
+        writeFileSync(opts.output, yaml, { mode: 0o600 });
+      } catch (err) {
+        throw new CliError(
+          `${opts.output}: cannot write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          1,
+        );
+      }
+    });
+}
+
+/** What a cluster cannot take from this config. */
+function clusterWarnings(file: string, config: LoadedConfig): string[] {
+  const out: string[] = [];
+  const withHooks = Object.keys(config.hooks);
+  if (withHooks.length) {
+    out.push(
+      `${file}: commands of ${withHooks.join(', ')} are not imported: a cluster runs no commands ` +
+        '(they are kept when this file is used with knockgate standalone)',
+    );
+  }
+  return out;
+}
+
+/** Multi-document YAML: each policy, followed by its Secret when it has one. */
+export function renderClusterYaml(config: LoadedConfig, namespace: string): string {
+  const docs: unknown[] = [];
+  const emitted = new Set<string>();
+  for (const policy of config.policies) {
+    docs.push({
+      apiVersion: policy.apiVersion,
+      kind: policy.kind,
+      metadata: { name: policy.metadata.name },
+      spec: policy.spec,
+    });
+    const secretName = policy.spec.spa?.keySecretRef.name;
+    if (secretName === undefined || emitted.has(secretName)) continue;
+    emitted.add(secretName);
+    docs.push({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: secretName, namespace },
+      type: 'Opaque',
+      stringData: config.secrets[secretName],
+    });
+  }
+  return docs.map((d) => `---\n${stringify(d, { lineWidth: 0 })}`).join('');
+}
