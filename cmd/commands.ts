@@ -2,11 +2,13 @@
 // A module exports `register(program)`; add one line per module.
 
 import type { Command } from 'commander';
+import { register as spa } from './spa.js';
+import { register as keygen } from './keygen.js';
 import { register as importConfig } from './import.js';
 
 type Register = (program: Command) => void;
 
-const modules: Register[] = [importConfig];
+const modules: Register[] = [spa, keygen, importConfig];
 
 export function registerCommands(program: Command): void {
   for (const register of modules) register(program);

@@ -8,7 +8,7 @@ export const SPA_REFUSALS = {
   'salted-prefix': 'starts with the base64 "Salted__" prefix (refused as fwknopd does)',
   'missing-hmac': 'no HMAC key configured and the policy does not allow packets without HMAC',
   'bad-hmac': 'HMAC does not match',
-  'decrypt-failed': 'does not decrypt with the policy key',
+  'decrypt-failed': 'does not decrypt with the key',
   malformed: 'decrypted message is malformed',
   'bad-digest': 'message digest does not match',
   'command-refused': 'command messages are refused',
