@@ -301,7 +301,10 @@ export class ExpiryEngine {
       const excess = this.retained.size - this.maxRetained;
       if (excess <= 0) return;
       const oldest = [...this.retained].sort((a, b) => a[1].at - b[1].at).slice(0, excess);
-      for (const [name, tracked] of oldest) this.launch(name, () => this.retire(name, tracked.uid));
+      // Due now: runDue retires them (or defers one whose name has work in flight).
+      const now = this.opts.clock.now();
+      for (const [name, { uid }] of oldest) this.schedule(this.retained, name, { uid, at: now }, 'retire');
+      this.runDue();
     });
   }
 }
