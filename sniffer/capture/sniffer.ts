@@ -1,0 +1,112 @@
+// Capture wired to decoding and the engine: packets on the capture interfaces go through the
+// allocation-free decoder; only those on a port some policy listens on become InboundPackets (with
+// the injectable clock's time) and reach the engine; every verdict goes to onVerdict.
+//
+//   const s = startSniffer({ engine, clock, onVerdict: (v, p) => ... });
+//   engine.setPolicies(newPolicies); s.refresh();   // recompiles the filter, reopens when it changed
+//   s.close();
+//
+// Interfaces: `interfaces` when given, else the interfaces of the default routes (routes.ts).
+// Addresses: the interfaces' own, re-read by refresh(). With no port to listen on, nothing is opened.
+
+import type { Clock } from '../../api/clock.js';
+import type { InboundPacket, Verdict } from '../decision.js';
+import type { Engine } from '../engine.js';
+import { DecodedFrame } from '../frames/frame.js';
+import { decodeFrame, toInboundPacket } from '../frames/decode.js';
+import { portKeyOf } from '../frames/port-key.js';
+import { CaptureError, isEthernetInterface, openCapture, type Capture } from './capture.js';
+import type { DropEstimate } from './drops.js';
+import { buildCaptureFilter } from './filter.js';
+import { interfaceAddresses } from './local-addresses.js';
+import { defaultRouteInterfaces } from './routes.js';
+
+export interface SnifferOptions {
+  engine: Engine;
+  clock: Clock;
+  /** Capture interfaces; default: the default-route interfaces. */
+  interfaces?: readonly string[];
+  /** libpcap buffer size in bytes (see CAPTURE_BUFFER). */
+  bufferBytes?: number;
+  onVerdict: (verdict: Verdict, packet: InboundPacket) => void;
+  /** Called when onVerdict throws (the capture carries on). */
+  onError?: (err: unknown) => void;
+}
+
+export interface Sniffer {
+  /** The interfaces being captured on (empty while there is no port to listen on). */
+  interfaces(): readonly string[];
+  /** The filter per interface currently applied. */
+  filters(): Record<string, string>;
+  /** Re-read the engine's ports and the interfaces' addresses; reopen the capture when the filter changed. */
+  refresh(): void;
+  drops(): DropEstimate[];
+  close(): void;
+}
+
+/** Throws CaptureError (one line) when the capture cannot start. */
+export function startSniffer(opts: SnifferOptions): Sniffer {
+  const interfaces = opts.interfaces?.length ? [...opts.interfaces] : defaultRouteInterfaces();
+  if (interfaces.length === 0) {
+    throw new CaptureError('no default route to pick a capture interface from: name the interface');
+  }
+  const frame = new DecodedFrame();
+  let capture: Capture | undefined;
+  let filters: Record<string, string> = {};
+
+  const onFrame = (buf: Buffer, length: number, link: Parameters<typeof decodeFrame>[2]) => {
+    if (!decodeFrame(buf, length, link, frame)) return;
+    if (!opts.engine.wants(portKeyOf(frame.ipProto, frame.dstPort))) return;
+    const packet = toInboundPacket(frame, opts.clock.now());
+    for (const verdict of opts.engine.handle(packet)) {
+      try {
+        opts.onVerdict(verdict, packet);
+      } catch (err) {
+        opts.onError?.(err);
+      }
+    }
+  };
+
+  function computeFilters(): Record<string, string> {
+    const ports = opts.engine.ports();
+    if (ports.length === 0) return {};
+    const out: Record<string, string> = {};
+    for (const iface of interfaces) {
+      const addresses = interfaceAddresses([iface]);
+      if (addresses.length === 0)
+        throw new CaptureError(`interface ${iface} has no address to capture packets for`);
+      out[iface] = buildCaptureFilter({ addresses, ports, vlan: isEthernetInterface(iface) });
+    }
+    return out;
+  }
+
+  function refresh(): void {
+    const next = computeFilters();
+    if (JSON.stringify(next) === JSON.stringify(filters) && (capture || Object.keys(next).length === 0))
+      return;
+    capture?.close();
+    capture = undefined;
+    filters = {};
+    if (Object.keys(next).length === 0) return;
+    capture = openCapture({
+      interfaces: Object.keys(next),
+      filterFor: (iface) => next[iface]!,
+      bufferBytes: opts.bufferBytes,
+      onFrame,
+    });
+    filters = next;
+  }
+
+  refresh();
+  return {
+    interfaces: () => capture?.interfaces ?? [],
+    filters: () => ({ ...filters }),
+    refresh,
+    drops: () => capture?.drops() ?? [],
+    close() {
+      capture?.close();
+      capture = undefined;
+      filters = {};
+    },
+  };
+}
