@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// The Kubernetes API emulator as a program (test infrastructure, never shipped):
+//   npm run emulator:kube -- --port 0 --kubeconfig /tmp/kubeconfig [--rbac rbac.yaml] [--crds crds/]
+// Prints one ready line with the URL, writes a kubeconfig usable by kubectl and the product, and
+// runs until SIGINT/SIGTERM. Faults: POST /emulator/v1/faults with the admin (first user's) token.
+
+import { Command, InvalidArgumentError } from 'commander';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { loadRbacFile } from './rbac.js';
+import { KubeApiServer } from './server.js';
+
+function intOption(name: string, min: number, max: number) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer ${min}-${max}`);
+    return n;
+  };
+}
+
+const program = new Command('kube-apiserver-emulator')
+  .description('Kubernetes API emulator for knockgate tests (127.0.0.1 only, state in memory)')
+  .option('--port <port>', 'port on 127.0.0.1 (0 = a free one)', intOption('--port', 0, 65535), 0)
+  .option('--kubeconfig <file>', 'write a kubeconfig here (one context per user)')
+  .option('--rbac <file>', 'users (bearer tokens) and their rules, YAML')
+  .option('--crds <dir>', 'create the CustomResourceDefinitions of every .yaml file in this directory')
+  .option('--namespace <name...>', 'namespaces that exist from the start')
+  .option(
+    '--history-limit <n>',
+    'watch events kept for resuming (older: 410 Gone)',
+    intOption('--history-limit', 1, 1_000_000),
+    1000,
+  )
+  .option(
+    '--bookmark-interval-ms <ms>',
+    'interval of watch bookmarks',
+    intOption('--bookmark-interval-ms', 10, 3_600_000),
+    5000,
+  )
+  .showHelpAfterError(false);
+
+async function main(): Promise<void> {
+  program.parse();
+  const opts = program.opts<{
+    port: number;
+    kubeconfig?: string;
+    rbac?: string;
+    crds?: string;
+    namespace?: string[];
+    historyLimit: number;
+    bookmarkIntervalMs: number;
+  }>();
+  const server = new KubeApiServer({
+    port: opts.port,
+    users: opts.rbac ? loadRbacFile(opts.rbac) : undefined,
+    namespaces: opts.namespace,
+    historyLimit: opts.historyLimit,
+    bookmarkIntervalMs: opts.bookmarkIntervalMs,
+  });
+  if (opts.crds) {
+    const crdType = server.api.type('apiextensions.k8s.io', 'v1', 'customresourcedefinitions')!;
+    for (const file of readdirSync(opts.crds)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort()) {
+      for (const doc of parseAllDocuments(readFileSync(join(opts.crds, file), 'utf8'))) {
+        const crd = doc.toJS() as unknown;
+        if (crd) server.api.create(crdType, undefined, crd, { fieldValidation: 'Strict', dryRun: false });
+      }
+    }
+  }
+  await server.start();
+  if (opts.kubeconfig) writeFileSync(opts.kubeconfig, server.kubeconfig(), { mode: 0o600 });
+  process.stdout.write(
+    `kube-apiserver emulator ready on ${server.url} port=${server.port}${opts.kubeconfig ? ` kubeconfig=${opts.kubeconfig}` : ''}\n`,
+  );
+  const shutdown = () => void server.stop().then(() => process.exit(0));
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`kube-apiserver-emulator: ${message.split('\n')[0]}\n`);
+  process.exit(2);
+});
