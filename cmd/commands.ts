@@ -5,10 +5,11 @@ import type { Command } from 'commander';
 import { register as spa } from './spa.js';
 import { register as keygen } from './keygen.js';
 import { register as importConfig } from './import.js';
+import { register as knock } from './knock.js';
 
 type Register = (program: Command) => void;
 
-const modules: Register[] = [spa, keygen, importConfig];
+const modules: Register[] = [spa, keygen, importConfig, knock];
 
 export function registerCommands(program: Command): void {
   for (const register of modules) register(program);

@@ -3,7 +3,9 @@
 //   {"event":"ready","interfaces":[...],"filters":{...}}
 //   {"event":"verdict","verdict":{...},"packet":{"src":..,"proto":..,"dstPort":..}}
 //   {"event":"error","message":"..."}            (then exit status 1)
-// Usage: node dist/test/helpers/capture-harness.js --interface IF --policies FILE.json
+// Usage: node dist/test/helpers/capture-harness.js --interface IF [--interface IF2...]
+//          --policies FILE.json [--buffer-size BYTES]
+// (or from the sources: vite-node test/helpers/capture-harness.ts -- ARGS; see capture-live.ts).
 // Runs until SIGTERM.
 
 import { readFileSync } from 'node:fs';
@@ -19,8 +21,13 @@ function emit(obj: unknown): void {
 
 try {
   const { values } = parseArgs({
-    options: { interface: { type: 'string', multiple: true }, policies: { type: 'string' } },
+    options: {
+      interface: { type: 'string', multiple: true },
+      policies: { type: 'string' },
+      'buffer-size': { type: 'string' },
+    },
   });
+  const bufferBytes = values['buffer-size'] === undefined ? undefined : Number(values['buffer-size']);
   const policies = JSON.parse(readFileSync(values.policies ?? '', 'utf8')) as KnockPolicy[];
   const engine = createEngine({ policies, clock: systemClock });
   for (const p of engine.problems()) emit({ event: 'problem', ...p });
@@ -28,6 +35,7 @@ try {
     engine,
     clock: systemClock,
     interfaces: values.interface,
+    bufferBytes,
     onVerdict: (verdict, packet) =>
       emit({
         event: 'verdict',
