@@ -37,7 +37,7 @@ interface SendFlags extends SpaKeyFlags {
   test?: boolean;
 }
 
-interface DecodeFlags extends SpaKeyFlags {
+export interface DecodeFlags extends SpaKeyFlags {
   file?: string;
   hmacDigestType?: string;
   encryptionMode: string;
@@ -150,8 +150,28 @@ function readPacket(file: string | undefined): Buffer {
   return Buffer.from(packet, 'latin1');
 }
 
-function decode(flags: DecodeFlags): void {
-  const packet = readPacket(flags.file);
+/** The fields `spa decode` prints, as JSON. */
+export interface DecodedPacketJson {
+  username: string;
+  timestamp: number;
+  version: string;
+  messageType: string;
+  accessMessage: string;
+  natAccess: string | null;
+  serverAuth: string | null;
+  clientTimeout: number;
+  digestType: string;
+  hmacType: string;
+  encryptionMode: string;
+  digest: string;
+  randValue: string;
+}
+
+/**
+ * What `spa decode` prints for one packet: its fields, authenticated and decrypted with the keys in
+ * `flags`. Throws CliError (one line, the refusal reason) when the packet is refused.
+ */
+export function decodePacketFields(packet: Uint8Array, flags: DecodeFlags): DecodedPacketJson {
   const keys = keysFromFlags(flags);
   const encryptionMode = parseEncryptionMode(flags.encryptionMode);
   // Without --hmac-digest-type every type is tried: the packet does not name its own.
@@ -162,6 +182,9 @@ function decode(flags: DecodeFlags): void {
   if (!keys.hmacKey) {
     result = decodeSpa(packet, { key: keys.key, encryptionMode, allowMissingHmac: true });
   } else {
+    // A type whose HMAC is longer than the packet allows says "not-spa"; the packet is then only
+    // refused for that reason when no type got as far as comparing an HMAC.
+    let hmacCompared = false;
     for (const type of hmacTypes) {
       result = decodeSpa(packet, {
         key: keys.key,
@@ -169,13 +192,15 @@ function decode(flags: DecodeFlags): void {
         allowMissingHmac: false,
         hmac: new SpaHmac(type, keys.hmacKey),
       });
-      if (result.ok || result.reason !== 'bad-hmac') break;
+      if (result.ok || (result.reason !== 'bad-hmac' && result.reason !== 'not-spa')) break;
+      if (result.reason === 'bad-hmac') hmacCompared = true;
     }
+    if (!result.ok && result.reason === 'not-spa' && hmacCompared) result = { ok: false, reason: 'bad-hmac' };
   }
   if (!result.ok)
     throw new CliError(`spa decode: packet refused: ${SPA_REFUSALS[result.reason]} (${result.reason})`);
   const p = result.packet;
-  const out = {
+  return {
     username: p.username,
     timestamp: p.timestamp,
     version: p.version,
@@ -190,6 +215,10 @@ function decode(flags: DecodeFlags): void {
     digest: p.digest,
     randValue: p.randValue,
   };
+}
+
+function decode(flags: DecodeFlags): void {
+  const out = decodePacketFields(readPacket(flags.file), flags);
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }
 
