@@ -5,9 +5,8 @@
 // runs until SIGINT/SIGTERM. Faults: POST /emulator/v1/faults with the admin (first user's) token.
 
 import { Command, InvalidArgumentError } from 'commander';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { writeFileSync } from 'node:fs';
+import { loadCrdDirectory } from './crds.js';
 import { loadRbacFile } from './rbac.js';
 import { KubeApiServer } from './server.js';
 
@@ -59,17 +58,7 @@ async function main(): Promise<void> {
     historyLimit: opts.historyLimit,
     bookmarkIntervalMs: opts.bookmarkIntervalMs,
   });
-  if (opts.crds) {
-    const crdType = server.api.type('apiextensions.k8s.io', 'v1', 'customresourcedefinitions')!;
-    for (const file of readdirSync(opts.crds)
-      .filter((f) => /\.ya?ml$/.test(f))
-      .sort()) {
-      for (const doc of parseAllDocuments(readFileSync(join(opts.crds, file), 'utf8'))) {
-        const crd = doc.toJS() as unknown;
-        if (crd) server.api.create(crdType, undefined, crd, { fieldValidation: 'Strict', dryRun: false });
-      }
-    }
-  }
+  if (opts.crds) loadCrdDirectory(server, opts.crds);
   await server.start();
   if (opts.kubeconfig) writeFileSync(opts.kubeconfig, server.kubeconfig(), { mode: 0o600 });
   process.stdout.write(
