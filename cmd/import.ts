@@ -30,7 +30,12 @@ export function register(program: Command): void {
         throw new CliError(`--namespace "${opts.namespace}" is not a namespace name`);
       let config: LoadedConfig;
       try {
-        config = loadConfig(file, opts.fwknopdConf === undefined ? {} : { fwknopdConf: opts.fwknopdConf });
+        // A cluster's Secret can be filled in after the import: keys still at fwknop-server's
+        // placeholder are left out of it, with a warning, rather than refusing the whole file.
+        config = loadConfig(file, {
+          placeholderKeys: 'omit',
+          ...(opts.fwknopdConf === undefined ? {} : { fwknopdConf: opts.fwknopdConf }),
+        });
       } catch (err) {
         if (err instanceof ConfigError) throw new CliError(err.message);
         throw err;

@@ -9,10 +9,11 @@ import { validateSettings } from '../validate-settings.js';
 import type { KnockPolicy } from '../types.js';
 import type { Hooks, StandaloneSettings } from '../standalone.js';
 import { ConfigError } from './errors.js';
+import { KEY_VARS, keyVarBytes, resolveKeys, type KeyVar } from './keys.js';
 import type { ParsedConfig, SecretData } from './types.js';
 
 /** The Secret keys the SPA codec reads (fwknop's names). */
-export const SECRET_KEYS = ['KEY', 'KEY_BASE64', 'HMAC_KEY', 'HMAC_KEY_BASE64'] as const;
+export const SECRET_KEYS = KEY_VARS;
 
 /** Most documents in one file: a bound on the work a config can cause. */
 const MAX_DOCUMENTS = 10_000;
@@ -129,9 +130,8 @@ function readSecret(
     if (decode && !/^[A-Za-z0-9+/]*={0,2}$/.test(v))
       fail(path, 'data values must be base64 (or use stringData)');
     const text = decode ? Buffer.from(v, 'base64').toString('utf8') : v;
-    if (text.toUpperCase() === '__CHANGEME__')
-      fail(path, 'still the placeholder __CHANGEME__: generate keys with knockgate keygen');
-    if (key.endsWith('_BASE64') && !/^[A-Za-z0-9+/]+={0,2}$/.test(text)) fail(path, `${key} is not base64`);
+    const checked = keyVarBytes(key as KeyVar, text);
+    if ('error' in checked) fail(path, checked.error);
     if (data[key] !== undefined) fail(path, `${key} is given in both data and stringData`);
     data[key] = text;
   };
@@ -141,13 +141,8 @@ function readSecret(
     if (typeof m !== 'object' || m === null || Array.isArray(m)) fail(field, 'must be a map');
     for (const [k, v] of Object.entries(m as Record<string, unknown>)) put(field, k, v, field === 'data');
   }
-  if (data.KEY === undefined && data.KEY_BASE64 === undefined)
-    fail('', `Secret "${meta!.name as string}" has no KEY or KEY_BASE64`);
-  if (data.KEY !== undefined && data.KEY_BASE64 !== undefined)
-    fail('', 'both KEY and KEY_BASE64 are set: give one');
-  if (data.HMAC_KEY !== undefined && data.HMAC_KEY_BASE64 !== undefined) {
-    fail('', 'both HMAC_KEY and HMAC_KEY_BASE64 are set: give one');
-  }
+  const whole = resolveKeys(data);
+  if ('error' in whole) fail('', `Secret "${meta!.name as string}": ${whole.error}`);
   return { name: meta!.name as string, data };
 }
 

@@ -1,6 +1,38 @@
 // loadConfig: read a knockd.conf, an fwknop access.conf (with an optional fwknopd.conf) or a
-// knockgate YAML file, tell which by its content, and return validated policies, keys, hooks and
-// standalone settings. Every problem is a ConfigError: `FILE:LINE: what is wrong`.
+// knockgate YAML file, tell which by its content, and return everything `knockgate standalone`
+// needs to run it (and `knockgate import` needs to convert it). Every problem is a ConfigError:
+// `FILE:LINE: what is wrong`; nothing is returned half-checked.
+//
+// The returned LoadedConfig (types.ts):
+//   format     'knockd' | 'fwknop' | 'knockgate'
+//   policies   KnockPolicy[], each passed validatePolicy. Names: knockd section names as DNS labels
+//              ("[SSH]" → "ssh"); access.conf stanzas <file>-<n> in file order; YAML as written.
+//   secrets    Secret name → { KEY | KEY_BASE64, HMAC_KEY | HMAC_KEY_BASE64 } as written (the
+//              Secret `knockgate import` prints; spa.keySecretRef.name points here).
+//   keys       SPA policy name → { key: Buffer, hmacKey?: Buffer }: the keys resolved to bytes, in
+//              memory only, checked (lengths, base64, the two keys different). No hmacKey means the
+//              policy sets spa.allowMissingHmac. (Absent for a policy whose key is still the
+//              __CHANGEME__ placeholder, which only `placeholderKeys: 'omit'` lets through.)
+//   hooks      policy name → Hooks: commands run when a grant opens and closes.
+//                knockd:  start_command/command → start, stop_command → stop, *_6 → start6/stop6,
+//                         placeholders 'knockd' (%IP%); cmd_timeout is the policy's
+//                         grant.durationSeconds (stop runs when the grant ends).
+//                fwknop:  EXTERNAL_CMD_OPEN/CLOSE (with ENABLE_EXTERNAL_CMDS Y) or CMD_CYCLE_OPEN/
+//                         CLOSE → start/stop, placeholders 'fwknop' ($SRC, $PORT, $PROTO);
+//                         EXTERNAL_CMD_ALARM / CMD_CYCLE_TIMER is grant.durationSeconds.
+//                YAML:    StandaloneConfig.hooks.
+//              Each has timeoutSeconds (longest run of one command) and placeholders filled in.
+//   settings   ResolvedSettings (api/standalone.ts), every default applied:
+//                protectedPorts  StandaloneConfig.protectedPorts, else every policy's grant ports
+//                                except ports an import had to assume (see defaults.ts)
+//                alwaysAllow, neverGrant (CIDRs), mode (Enforce | Audit, default Enforce),
+//                backend (default nftables), maxGrants (absent: sized per backend by the daemon),
+//                conntrackFlush, interfaces (knockd [options] Interface, fwknopd.conf PCAP_INTF,
+//                StandaloneConfig.interfaces; [] = the default-route interface), hooks (= hooks).
+//              SPA ports and packet age come from fwknopd.conf (PCAP_FILTER / UDPSERV_PORT,
+//              MAX_SPA_PACKET_AGE) into each policy's spec.spa.
+//   warnings   "FILE:LINE: what" lines: what the old daemon did that knockgate does differently or
+//              ignores, assumed ports, missing HMAC keys. Never key material.
 
 import { basename } from 'node:path';
 import { validatePolicy } from '../validate.js';
@@ -11,16 +43,24 @@ import { parseAccessConf } from './fwknop-access.js';
 import { parseFwknopdConf } from './fwknopd-conf.js';
 import { parseKnockgateYaml } from './knockgate-yaml.js';
 import { readConfigText } from './read.js';
+import { resolveKeys, type ResolvedKeys } from './keys.js';
 import type { ConfigFormat, LoadedConfig, ParsedConfig } from './types.js';
 
 export { ConfigError } from './errors.js';
 export type { ConfigFormat, LoadedConfig, SecretData } from './types.js';
+export type { ResolvedKeys } from './keys.js';
 
 export interface LoadOptions {
   /** An fwknopd.conf to read with an access.conf (SPA port, interface, packet age). */
   fwknopdConf?: string;
   /** Milliseconds since the epoch, for ACCESS_EXPIRE dates. Default: now. */
   now?: number;
+  /**
+   * An access.conf key left at fwknop-server's placeholder __CHANGEME__: 'refuse' (default; a daemon
+   * cannot run with it) or 'omit' (`knockgate import`: the Secret is written without it, and a
+   * warning says to fill it in).
+   */
+  placeholderKeys?: 'refuse' | 'omit';
 }
 
 export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
@@ -46,7 +86,11 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
         opts.fwknopdConf === undefined
           ? undefined
           : parseFwknopdConf(opts.fwknopdConf, readConfigText(opts.fwknopdConf));
-      parsed = parseAccessConf(file, text, { fwknopd, now: opts.now ?? Date.now() });
+      parsed = parseAccessConf(file, text, {
+        fwknopd,
+        now: opts.now ?? Date.now(),
+        placeholderKeys: opts.placeholderKeys ?? 'refuse',
+      });
       parsed.warnings.unshift(...(fwknopd?.warnings ?? []));
       break;
     }
@@ -62,6 +106,7 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
       );
   }
   const policies = parsed.policies.map((p) => p.policy);
+  const keys = resolvePolicyKeys(parsed);
   const settings = resolveSettings(
     { ...parsed.settings, hooks: parsed.hooks },
     policies,
@@ -71,10 +116,42 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
     format,
     policies,
     secrets: parsed.secrets,
+    keys,
     hooks: settings.hooks,
     settings,
     warnings: parsed.warnings,
   };
+}
+
+/** Each SPA policy's keys as bytes; a Secret that cannot serve its policy is an error at the policy. */
+function resolvePolicyKeys(parsed: ParsedConfig): Record<string, ResolvedKeys> {
+  const keys: Record<string, ResolvedKeys> = {};
+  for (const p of parsed.policies) {
+    const spa = p.policy.spec.spa;
+    if (!spa) continue;
+    const name = p.policy.metadata.name;
+    const data = parsed.secrets[spa.keySecretRef.name];
+    const line = p.locate?.('spec.spa.keySecretRef.name') ?? p.line;
+    if (!data)
+      throw new ConfigError(p.file, line, `policy "${name}": no keys named "${spa.keySecretRef.name}"`);
+    if (Object.keys(data).length === 0) continue; // placeholders left out on purpose (import)
+    const resolved = resolveKeys(data);
+    if ('error' in resolved)
+      throw new ConfigError(
+        p.file,
+        line,
+        `policy "${name}": Secret "${spa.keySecretRef.name}": ${resolved.error}`,
+      );
+    if (!resolved.keys.hmacKey && !spa.allowMissingHmac) {
+      throw new ConfigError(
+        p.file,
+        line,
+        `policy "${name}": Secret "${spa.keySecretRef.name}" has no HMAC_KEY_BASE64 (or HMAC_KEY) and the policy does not set spa.allowMissingHmac`,
+      );
+    }
+    keys[name] = resolved.keys;
+  }
+  return keys;
 }
 
 /**

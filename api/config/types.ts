@@ -3,6 +3,7 @@
 
 import type { KnockPolicy } from '../types.js';
 import type { Hooks, ResolvedSettings, StandaloneSettings } from '../standalone.js';
+import type { ResolvedKeys } from './keys.js';
 
 export type ConfigFormat = 'knockd' | 'fwknop' | 'knockgate';
 
@@ -18,6 +19,8 @@ export interface LoadedConfig {
   policies: KnockPolicy[];
   /** By Secret name (spec.spa.keySecretRef.name). */
   secrets: Record<string, SecretData>;
+  /** By SPA policy name: its keys as bytes, checked. In memory only, never logged. */
+  keys: Record<string, ResolvedKeys>;
   /** By policy name; the same object as settings.hooks. */
   hooks: Record<string, Hooks>;
   settings: ResolvedSettings;
