@@ -13,6 +13,9 @@ import { DIR_MODE, FILE_MODE, syncDir } from './durable-file.js';
 
 export class StateDirError extends Error {}
 
+/** Where `knockgate standalone` keeps its state unless told otherwise. */
+export const DEFAULT_STATE_DIR = '/var/lib/knockgate';
+
 const LOCK_NAME = 'lock';
 
 /** Check (or create) a directory that only its owner may write: refuse anything others could plant files in. */

@@ -1,0 +1,454 @@
+// `knockgate standalone`: one host's sniffer, grant store and firewall in one process.
+//
+//   start():  lock the state dir → load grants and used SPA digests → install the firewall and
+//             reconcile it with the live grants (expired or unknown entries removed, live ones
+//             reapplied) → expiry engine (marks overdue grants Expired, runs their close) →
+//             control socket → capture. Nothing is captured before the firewall is reconciled.
+//   decision: neverGrant check → replay claim (SPA, one-time knocks; fail closed when the store
+//             cannot answer) → cap on live grants → store (create or extend, by name) → firewall →
+//             start command (its failure makes the grant Failed and closes it again) → Active.
+//   close:    expiry, revoke: firewall entry removed, then the stop command.
+//   resync:   every resyncIntervalMs the firewall is rewritten from the live grants in the store.
+//   reload(): a new config replaces policies, keys, hooks and settings, or is refused as a whole.
+//   stop():   capture off, timers off, long-lived firewall processes closed; the kernel state stays
+//             (every entry carries its own expiry) so a stopped daemon leaves ports protected.
+//
+// Work on one grant name is serialized; every firewall change goes through one queue, so a resync
+// never interleaves with a per-grant change.
+
+import { hostname } from 'node:os';
+import type { Server } from 'node:net';
+import type { CidrSet } from '../../api/addresses.js';
+import { hostCidr } from '../../api/addresses.js';
+import type { Clock, TimerHandle } from '../../api/clock.js';
+import type { LoadedConfig } from '../../api/config/load.js';
+import type { Logger } from '../../api/log.js';
+import type { Hooks } from '../../api/standalone.js';
+import type { PortRef } from '../../api/ports.js';
+import type { AccessGrant, AccessGrantStatus, Condition, KnockPolicy } from '../../api/types.js';
+import type { AccessDecision, InboundPacket, Verdict } from '../../sniffer/decision.js';
+import { createEngine, type Engine } from '../../sniffer/engine.js';
+import type { Sniffer, SnifferOptions } from '../../sniffer/capture/sniffer.js';
+import { createSpaVerifier } from '../../sniffer/spa/verifier.js';
+import { spaKeysFromSecretData } from '../../sniffer/spa/keys.js';
+import { ExpiryEngine } from '../expiry.js';
+import { reconcileOnStart } from '../expiry-reconcile.js';
+import { MaxGrantsError, type Firewall, type RemoveReason } from '../firewall/types.js';
+import { auditGrant, auditRefusal } from '../grants-audit.js';
+import { buildGrant, GrantBuildError } from '../grants.js';
+import { isLive } from '../grants-phase.js';
+import { LocalGrantStore } from '../local/grant-store.js';
+import { LocalReplayStore } from '../local/replay-store.js';
+import { StateDir } from '../local/state-dir.js';
+import { neverGrantSet } from './admission.js';
+import { listenControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
+import { firewallConfig, firewallGrant } from './firewall-view.js';
+import { runGrantHook } from './grant-hooks.js';
+import { KeyedQueue, SerialQueue } from './queues.js';
+import { RateLimitedLog } from './rate-limited-log.js';
+import type { StandaloneMetrics } from './metrics.js';
+
+export const STANDALONE_TIMING = {
+  /** The firewall is rewritten from the store this often (kube-proxy's syncPeriod). */
+  resyncIntervalMs: 60_000,
+  /** Refusal log lines per second at most; the rest are counted. */
+  refusalLogsPerSecond: 20,
+} as const;
+
+export class StartError extends Error {}
+
+export interface StandaloneOptions {
+  config: LoadedConfig;
+  stateDir: string;
+  firewall: Firewall;
+  startSniffer: (opts: SnifferOptions) => Sniffer;
+  clock: Clock;
+  logger: Logger;
+  metrics?: StandaloneMetrics;
+  /** Capture interfaces; default: settings.interfaces, else the default-route interfaces. */
+  interfaces?: string[];
+  bufferBytes?: number;
+  /** spec.observedBy of the grants. Default: the host name. */
+  node?: string;
+  resyncIntervalMs?: number;
+  /** Listen on <state-dir>/control.sock for `knockgate revoke`. Default true. */
+  controlSocket?: boolean;
+}
+
+/** The SPA verifier of `policy` with its keys from `config`. Throws (the engine leaves it out). */
+function verifierFor(config: LoadedConfig, policy: KnockPolicy, clock: Clock) {
+  const ref = policy.spec.spa!.keySecretRef.name;
+  const data = config.secrets[ref];
+  if (!data) throw new Error(`no keys named "${ref}"`);
+  return createSpaVerifier(policy, spaKeysFromSecretData(data), { clock });
+}
+
+/** Throws StartError naming the first policy of `engine` that cannot run. */
+function checkEngine(engine: Engine): void {
+  const problem = engine.problems()[0];
+  if (problem) throw new StartError(`policy "${problem.policy}": ${problem.message}`);
+}
+
+/** Check that every policy of `config` can run, with a throwaway engine. Throws StartError. */
+function checkConfig(config: LoadedConfig, clock: Clock): PortRef[] {
+  const engine = createEngine({
+    policies: config.policies,
+    clock,
+    spaVerifierFor: (policy) => verifierFor(config, policy, clock),
+  });
+  try {
+    checkEngine(engine);
+    return engine.ports();
+  } finally {
+    engine.dispose();
+  }
+}
+
+export class StandaloneDaemon {
+  private config: LoadedConfig;
+  private engine: Engine;
+  private neverGrant: CidrSet;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly node: string;
+  private readonly perGrant = new KeyedQueue();
+  private readonly firewallOps = new SerialQueue();
+  private readonly refusals: RateLimitedLog;
+  private state: StateDir | undefined;
+  private store: LocalGrantStore | undefined;
+  private replay: LocalReplayStore | undefined;
+  private expiry: ExpiryEngine | undefined;
+  private sniffer: Sniffer | undefined;
+  private control: Server | undefined;
+  private resyncTimer: TimerHandle | undefined;
+  private stopped = false;
+
+  constructor(private readonly opts: StandaloneOptions) {
+    this.config = opts.config;
+    this.clock = opts.clock;
+    this.log = opts.logger;
+    this.node = opts.node ?? hostname();
+    // Verifiers read the current config, so a reload's new keys reach policies rebuilt after it.
+    this.engine = createEngine({
+      policies: opts.config.policies,
+      clock: opts.clock,
+      spaVerifierFor: (policy) => verifierFor(this.config, policy, this.clock),
+    });
+    try {
+      checkEngine(this.engine);
+    } catch (err) {
+      this.engine.dispose();
+      throw err;
+    }
+    this.neverGrant = neverGrantSet(opts.config.settings.neverGrant);
+    this.refusals = new RateLimitedLog(opts.clock, STANDALONE_TIMING.refusalLogsPerSecond);
+  }
+
+  get grantStore(): LocalGrantStore {
+    if (!this.store) throw new Error('the daemon is not started');
+    return this.store;
+  }
+
+  get firewall(): Firewall {
+    return this.opts.firewall;
+  }
+
+  /** Bring everything up; on failure, whatever was brought up is taken down again and it throws. */
+  async start(): Promise<void> {
+    try {
+      await this.startInOrder();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async startInOrder(): Promise<void> {
+    const { config, clock, logger } = { config: this.config, clock: this.clock, logger: this.log };
+    this.state = await StateDir.open(this.opts.stateDir);
+    this.store = await LocalGrantStore.open(this.state, { clock, logger });
+    this.replay = await LocalReplayStore.open(this.state, { clock, logger });
+
+    await this.opts.firewall.install(firewallConfig(config.settings, this.engine.ports()));
+    const { live, expired } = reconcileOnStart(await this.store.list(), clock);
+    await this.resync();
+    logger.info(
+      { event: 'reconcile', live: live.length, expired: expired.length, backend: this.opts.firewall.backend },
+      `reconciled the ${this.opts.firewall.backend} firewall: ${live.length} live grants reapplied`,
+    );
+
+    this.expiry = new ExpiryEngine({
+      store: this.store,
+      clock,
+      logger,
+      onExpire: (grant) => this.closeGrant(grant, 'expired'),
+    });
+    await this.expiry.start();
+    this.armResync();
+
+    if (this.opts.controlSocket !== false)
+      this.control = await listenControlSocket(this.opts.stateDir, (req) => this.onControl(req));
+
+    this.sniffer = this.opts.startSniffer({
+      engine: this.engine,
+      clock,
+      interfaces: this.opts.interfaces ?? config.settings.interfaces,
+      ...(this.opts.bufferBytes !== undefined ? { bufferBytes: this.opts.bufferBytes } : {}),
+      onVerdict: (verdict, packet) => this.onVerdict(verdict, packet),
+      onError: (err) => logger.error({ event: 'verdict-error' }, (err as Error).message),
+    });
+    logger.info(
+      {
+        event: 'started',
+        mode: config.settings.mode,
+        interfaces: this.sniffer.interfaces(),
+        policies: config.policies.map((p) => p.metadata.name),
+        protectedPorts: config.settings.protectedPorts,
+      },
+      `knockgate standalone (${config.format} config, ${config.settings.mode}) capturing on ${this.sniffer.interfaces().join(', ') || 'nothing'}`,
+    );
+  }
+
+  /** Stop capturing and timers; wait for work in flight; keep the kernel state. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.sniffer?.close();
+    this.resyncTimer?.cancel();
+    this.expiry?.stop();
+    if (this.control) await new Promise<void>((resolve) => this.control!.close(() => resolve()));
+    await this.expiry?.settled();
+    await this.perGrant.idle();
+    await this.firewallOps.idle();
+    await this.opts.firewall.close().catch(() => undefined);
+    this.engine.dispose();
+    await this.replay?.close();
+    await this.store?.close();
+    await this.state?.close();
+  }
+
+  /**
+   * Replace the config (SIGHUP). The new one must build an engine and install on the firewall, or
+   * nothing changes. The backend cannot change without a restart.
+   */
+  async reload(next: LoadedConfig): Promise<void> {
+    if (next.settings.backend !== this.config.settings.backend)
+      throw new StartError(
+        `backend ${next.settings.backend} needs a restart (running ${this.config.settings.backend})`,
+      );
+    const knockPorts = checkConfig(next, this.clock);
+    const keysChanged = JSON.stringify(next.secrets) !== JSON.stringify(this.config.secrets);
+    await this.firewallOps.run(() => this.opts.firewall.install(firewallConfig(next.settings, knockPorts)));
+    this.config = next;
+    this.neverGrant = neverGrantSet(next.settings.neverGrant);
+    // The engine keeps unchanged policies' state (knocks in progress); new keys need new verifiers.
+    if (keysChanged) this.engine.setPolicies([]);
+    this.engine.setPolicies(next.policies);
+    this.sniffer?.refresh();
+    await this.resync();
+    this.log.info(
+      { event: 'reloaded', policies: next.policies.map((p) => p.metadata.name) },
+      `reloaded: ${next.policies.length} policies`,
+    );
+  }
+
+  /** Close every live grant of `source` (and `policy`) now. Resolves to the grants' names. */
+  async revoke(source: string, policy?: string): Promise<string[]> {
+    const cidr = hostCidr(source).toLowerCase();
+    const now = this.clock.now();
+    const targets = (await this.grantStore.list()).filter(
+      (g) =>
+        g.spec.source === cidr &&
+        isLive(g, now) &&
+        (policy === undefined || g.spec.policyRef?.name === policy),
+    );
+    await Promise.all(
+      targets.map((g) =>
+        this.perGrant.run(g.metadata.name, async () => {
+          const current = await this.grantStore.get(g.metadata.name);
+          if (!current || !isLive(current, this.clock.now())) return;
+          const marked = await this.grantStore.updateStatus(
+            current.metadata.name,
+            this.status('Revoked', 'Revoked', 'revoked by knockgate revoke', 'Removed'),
+          );
+          auditGrant(this.log, 'revoke', marked);
+          await this.closeGrant(marked, 'revoked');
+        }),
+      ),
+    );
+    return targets.map((g) => g.metadata.name);
+  }
+
+  // --- decisions -------------------------------------------------------------------------------
+
+  private onVerdict(verdict: Verdict, packet: InboundPacket): void {
+    if (verdict.kind === 'refused') {
+      this.opts.metrics?.refusals.inc({ policy: verdict.policy ?? '', reason: verdict.reason });
+      if (this.refusals.allow()) {
+        const suppressed = this.refusals.takeSuppressed();
+        if (suppressed > 0)
+          this.log.info(
+            { event: 'refuse-suppressed', count: suppressed },
+            `${suppressed} more refusals not logged`,
+          );
+        auditRefusal(this.log, verdict, packet.src);
+      }
+      return;
+    }
+    void this.decide(verdict).catch((err: Error) =>
+      this.log.error({ event: 'decision-error', policy: verdict.policy }, err.message),
+    );
+  }
+
+  private refuse(decision: AccessDecision, reason: string, message: string): void {
+    this.opts.metrics?.refusals.inc({ policy: decision.policy, reason });
+    auditRefusal(this.log, { kind: 'refused', policy: decision.policy, reason, message }, decision.source);
+  }
+
+  /** Turn one decision into an open (or extended) grant, or a refusal. */
+  async decide(decision: AccessDecision): Promise<void> {
+    const where = `policy "${decision.policy}"`;
+    const address = decision.source.split('/')[0]!;
+    if (this.neverGrant.has(address))
+      return this.refuse(decision, 'never-grant', `${where}: ${address} is never granted on this host`);
+    let grant: AccessGrant;
+    try {
+      grant = buildGrant(decision, { clock: this.clock, node: this.node });
+    } catch (err) {
+      if (err instanceof GrantBuildError) return this.refuse(decision, 'invalid', err.message);
+      throw err;
+    }
+    if (decision.claim) {
+      let claimed: 'claimed' | 'replay';
+      try {
+        claimed = await this.replay!.claim(decision.claim.digest, decision.claim.expiresAt, decision.policy);
+      } catch (err) {
+        return this.refuse(
+          decision,
+          'replay-store',
+          `${where}: replay store unavailable: ${(err as Error).message}`,
+        );
+      }
+      if (claimed === 'replay')
+        return this.refuse(decision, 'replay', `${where}: SPA packet from ${address} was already used`);
+    }
+    await this.perGrant.run(grant.metadata.name, () => this.open(grant, decision));
+  }
+
+  private async open(grant: AccessGrant, decision: AccessDecision): Promise<void> {
+    const store = this.grantStore;
+    const name = grant.metadata.name;
+    const before = await store.get(name);
+    const extending = before !== undefined && isLive(before, this.clock.now());
+    const fw = this.opts.firewall.stats();
+    if (!extending && fw.grants >= fw.maxGrants) {
+      this.opts.metrics?.maxGrantsRefused.inc();
+      return this.refuse(
+        decision,
+        'max-grants',
+        `policy "${decision.policy}": ${fw.maxGrants} grants are open (--max-grants); refusing ${grant.spec.source}`,
+      );
+    }
+    const stored = await store.extend(grant);
+    try {
+      await this.firewallOps.run(() => this.opts.firewall.add(firewallGrant(stored)));
+    } catch (err) {
+      if (err instanceof MaxGrantsError) this.opts.metrics?.maxGrantsRefused.inc();
+      return this.fail(stored, `firewall: ${(err as Error).message}`);
+    }
+    const audit = this.config.settings.mode === 'Audit';
+    if (!extending) {
+      if (audit) {
+        this.log.info({ event: 'audit', grant: name }, `audit mode: would run the start command for ${name}`);
+      } else {
+        const hook = await runGrantHook(this.hooksOf(stored), 'start', stored, this.log);
+        if (!hook.ok) return this.fail(stored, hook.message!);
+      }
+      await store.updateStatus(name, this.status('Active', 'Applied', 'open', 'Applied'));
+    }
+    this.opts.metrics?.opened.inc({
+      policy: decision.policy,
+      method: decision.method,
+      extended: String(extending),
+    });
+    auditGrant(
+      this.log,
+      extending ? 'extend' : 'open',
+      stored,
+      audit ? 'audit mode: nothing is enforced' : undefined,
+    );
+  }
+
+  /** A grant that could not be opened: Failed with the reason, and nothing left open. */
+  private async fail(grant: AccessGrant, reason: string): Promise<void> {
+    await this.grantStore.updateStatus(
+      grant.metadata.name,
+      this.status('Failed', 'Failed', reason, 'Failed'),
+    );
+    await this.firewallOps.run(() => this.opts.firewall.remove({ name: grant.metadata.name }, 'revoked'));
+    this.opts.metrics?.failed.inc({ policy: grant.spec.policyRef?.name ?? '' });
+    this.log.error(
+      { event: 'failed', grant: grant.metadata.name, reason },
+      `grant ${grant.metadata.name} failed: ${reason}`,
+    );
+  }
+
+  /** Remove the firewall entry, then run the stop command (once the door is shut). */
+  private async closeGrant(grant: AccessGrant, reason: RemoveReason): Promise<void> {
+    await this.firewallOps.run(() => this.opts.firewall.remove({ name: grant.metadata.name }, reason));
+    if (this.config.settings.mode === 'Audit') return;
+    await runGrantHook(this.hooksOf(grant), 'stop', grant, this.log);
+  }
+
+  private hooksOf(grant: AccessGrant): Hooks | undefined {
+    const policy = grant.spec.policyRef?.name;
+    return policy === undefined ? undefined : this.config.hooks[policy];
+  }
+
+  private status(
+    phase: 'Active' | 'Failed' | 'Revoked',
+    reason: string,
+    message: string,
+    nodeState: 'Applied' | 'Failed' | 'Removed',
+  ): AccessGrantStatus {
+    const since = new Date(this.clock.now()).toISOString();
+    const condition: Condition = {
+      type: 'Ready',
+      status: phase === 'Active' ? 'True' : 'False',
+      reason,
+      message,
+      lastTransitionTime: since,
+    };
+    return { phase, message, conditions: [condition], nodes: { [this.node]: { state: nodeState, since } } };
+  }
+
+  // --- resync and control ----------------------------------------------------------------------
+
+  /** Rewrite the firewall's grants from the live grants in the store (one atomic apply). */
+  async resync(): Promise<void> {
+    const now = this.clock.now();
+    const live = (await this.grantStore.list()).filter((g) => isLive(g, now));
+    await this.firewallOps.run(() => this.opts.firewall.sync(live.map(firewallGrant)));
+    this.opts.metrics?.activeGrants.set(live.length);
+    for (const d of this.sniffer?.drops() ?? [])
+      if (d.estimatedDrops !== undefined)
+        this.opts.metrics?.captureDrops.set({ interface: d.interface }, d.estimatedDrops);
+  }
+
+  private armResync(): void {
+    if (this.stopped) return;
+    const every = this.opts.resyncIntervalMs ?? STANDALONE_TIMING.resyncIntervalMs;
+    this.resyncTimer = this.clock.setTimeout(() => {
+      void this.resync()
+        .catch((err: Error) =>
+          this.log.error({ event: 'resync-error' }, `firewall resync failed: ${err.message}`),
+        )
+        .finally(() => this.armResync());
+    }, every);
+  }
+
+  private async onControl(req: ControlRequest): Promise<ControlReply> {
+    const revoked = await this.revoke(req.source, req.policy);
+    return { ok: true, revoked };
+  }
+}
