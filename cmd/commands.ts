@@ -6,10 +6,12 @@ import { register as spa } from './spa.js';
 import { register as keygen } from './keygen.js';
 import { register as importConfig } from './import.js';
 import { register as knock } from './knock.js';
+import { register as standalone } from './standalone.js';
+import { register as grants } from './grants.js';
 
 type Register = (program: Command) => void;
 
-const modules: Register[] = [spa, keygen, importConfig, knock];
+const modules: Register[] = [standalone, grants, knock, spa, keygen, importConfig];
 
 export function registerCommands(program: Command): void {
   for (const register of modules) register(program);

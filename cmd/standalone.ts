@@ -1,0 +1,157 @@
+// knockgate standalone --config FILE: the sniffer, local grants and firewall on this host, in place
+// of knockd or fwknopd (reading their config files). Wiring and signals only: the daemon is
+// controller/standalone/daemon.ts.
+//
+// Exit status: 0 after SIGTERM/SIGINT; 2 for bad input (config FILE:LINE, options); 1 when this host
+// cannot run it (privileges, interface, firewall tools). Every failure is one line, and a failed
+// start leaves no rule behind.
+
+import type { Command } from 'commander';
+import { ConfigError, loadConfig, type LoadedConfig } from '../api/config/load.js';
+import { systemClock } from '../api/clock.js';
+import { createLogger, type Logger } from '../api/log.js';
+import { FIREWALL_BACKENDS, type FirewallBackend } from '../api/standalone.js';
+import { createFirewall } from '../controller/firewall/firewall.js';
+import type { Firewall } from '../controller/firewall/types.js';
+import { StandaloneDaemon, StartError } from '../controller/standalone/daemon.js';
+import { createStandaloneMetrics, serveMetrics } from '../controller/standalone/metrics.js';
+import { checkInterfaces, checkPrivileges, PreflightError } from '../controller/standalone/preflight.js';
+import { startSniffer } from '../sniffer/capture/sniffer.js';
+import { DEFAULT_STATE_DIR } from '../controller/local/state-dir.js';
+import { CliError } from './errors.js';
+import { intOption, logLevel } from './options.js';
+
+interface StandaloneCliOptions {
+  config?: string;
+  fwknopdConf?: string;
+  interface?: string[];
+  backend?: string;
+  stateDir: string;
+  logLevel: string;
+  maxGrants?: number;
+  bufferSize?: number;
+  metricsAddress?: string;
+  cleanup?: boolean;
+}
+
+function parseBackend(value: string | undefined): FirewallBackend | undefined {
+  if (value === undefined) return undefined;
+  if (!(FIREWALL_BACKENDS as readonly string[]).includes(value))
+    throw new CliError(`unknown backend "${value}": want one of ${FIREWALL_BACKENDS.join(', ')}`);
+  return value as FirewallBackend;
+}
+
+/** Load the config and apply the command line's overrides. Throws CliError (exit 2). */
+function load(opts: StandaloneCliOptions): LoadedConfig {
+  if (opts.config === undefined) throw new CliError('--config FILE is required');
+  let config: LoadedConfig;
+  try {
+    config = loadConfig(opts.config, opts.fwknopdConf === undefined ? {} : { fwknopdConf: opts.fwknopdConf });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message);
+    throw err;
+  }
+  const backend = parseBackend(opts.backend);
+  if (backend) config.settings.backend = backend;
+  if (opts.interface?.length) config.settings.interfaces = opts.interface;
+  if (opts.maxGrants !== undefined) config.settings.maxGrants = opts.maxGrants;
+  return config;
+}
+
+function firewallFor(backend: FirewallBackend, logger: Logger): Firewall {
+  return createFirewall({ backend, logger, clock: systemClock });
+}
+
+async function cleanup(opts: StandaloneCliOptions, logger: Logger): Promise<void> {
+  checkPrivileges();
+  const firewall = firewallFor(parseBackend(opts.backend) ?? 'nftables', logger);
+  await firewall.cleanup();
+  await firewall.close();
+  logger.info({ event: 'cleanup' }, 'removed every firewall object knockgate installed');
+}
+
+async function run(opts: StandaloneCliOptions): Promise<void> {
+  const logger = createLogger({ level: opts.logLevel, name: 'knockgate-standalone' });
+  try {
+    if (opts.cleanup) return await cleanup(opts, logger);
+    const config = load(opts);
+    for (const w of config.warnings) logger.warn({ event: 'config-warning' }, w);
+    checkPrivileges();
+    checkInterfaces(config.settings.interfaces);
+
+    const metrics = createStandaloneMetrics();
+    const firewall = firewallFor(config.settings.backend, logger);
+    const daemon = new StandaloneDaemon({
+      config,
+      stateDir: opts.stateDir,
+      firewall,
+      startSniffer,
+      clock: systemClock,
+      logger,
+      metrics,
+      ...(opts.bufferSize !== undefined ? { bufferBytes: opts.bufferSize } : {}),
+    });
+    try {
+      await daemon.start();
+    } catch (err) {
+      // Leave no rule behind a daemon that never ran.
+      await firewall.cleanup().catch(() => undefined);
+      throw err;
+    }
+    const metricsServer =
+      opts.metricsAddress === undefined ? undefined : await serveMetrics(metrics, opts.metricsAddress);
+    await untilStopped(daemon, opts, logger);
+    metricsServer?.close();
+  } catch (err) {
+    if (err instanceof PreflightError || err instanceof StartError) throw new CliError(err.message, 1);
+    throw err;
+  }
+}
+
+/** Serve until SIGTERM/SIGINT; SIGHUP reloads the config (a broken one is refused, the old one stays). */
+function untilStopped(daemon: StandaloneDaemon, opts: StandaloneCliOptions, logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    let reloading = Promise.resolve();
+    const onHup = () => {
+      reloading = reloading.then(async () => {
+        try {
+          await daemon.reload(load(opts));
+        } catch (err) {
+          logger.error(
+            { event: 'reload-refused' },
+            `reload refused, keeping the running config: ${(err as Error).message}`,
+          );
+        }
+      });
+    };
+    const onStop = (signal: string) => {
+      logger.info({ event: 'stopping', signal }, `${signal}: stopping (open grants expire on their own)`);
+      process.off('SIGHUP', onHup);
+      void reloading.then(() => daemon.stop()).then(resolve);
+    };
+    process.on('SIGHUP', onHup);
+    process.once('SIGTERM', () => onStop('SIGTERM'));
+    process.once('SIGINT', () => onStop('SIGINT'));
+  });
+}
+
+export function register(program: Command): void {
+  program
+    .command('standalone')
+    .description('sniffer, local grants and firewall on this host: a drop-in for knockd and fwknopd')
+    .option('-c, --config <file>', 'knockd.conf, fwknop access.conf or knockgate YAML')
+    .option('--fwknopd-conf <file>', 'fwknopd.conf to read with an access.conf (interface, SPA port)')
+    .option('-i, --interface <name...>', 'capture interface(s); default: the default-route interface')
+    .option('--backend <name>', `firewall backend: ${FIREWALL_BACKENDS.join(', ')} (default nftables)`)
+    .option('--state-dir <dir>', 'where grants and used SPA packets are kept', DEFAULT_STATE_DIR)
+    .option('--log-level <level>', 'trace, debug, info, warn, error', logLevel, 'info')
+    .option(
+      '--max-grants <n>',
+      'live grants at most; more are refused',
+      intOption('--max-grants', 1, 1_000_000),
+    )
+    .option('--buffer-size <bytes>', 'capture buffer size', intOption('--buffer-size', 65_536, 1 << 30))
+    .option('--metrics-address <host:port>', 'serve /metrics and /healthz here, e.g. 127.0.0.1:9464')
+    .option('--cleanup', 'remove everything knockgate installed in the firewall, then exit')
+    .action((opts: StandaloneCliOptions) => run(opts));
+}
