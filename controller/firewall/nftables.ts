@@ -1,0 +1,208 @@
+// nftables backend: one `table inet knockgate` holding everything, both families.
+//
+//   chain raw         hook prerouting priority -300 (raw): knock/SPA ports NOTRACK + DROP
+//   chain prerouting  hook prerouting priority -150 (mangle; before dstnat at -100, so NodePort
+//                     and hostPort services are matched on the port the client used): protected
+//                     ports jump to guard
+//   chain guard       alwaysAllow → ct established,related → @grants4/@grants6 → drop (or, in
+//                     Audit, count and log)
+//
+// Grants are elements of `flags timeout` sets, each with its own timeout, so the kernel removes
+// them at their end even if knockgate is gone. The whole table is replaced in one `nft -f`
+// transaction; per-grant changes are single-line transactions on a long-lived `nft -i`.
+
+import type { Clock } from '../../api/clock.js';
+import type { Logger } from '../../api/log.js';
+import type { PortRef } from '../../api/ports.js';
+import { CommandError, excerpt, type Commands } from './command.js';
+import type { Backend } from './backend.js';
+import type { Element, ElementChange, ElementKey } from './elements.js';
+import { FIREWALL_LIMITS, NAMES } from './limits.js';
+import { LineSession } from './session.js';
+import { FirewallApplyError, FirewallUnavailableError } from './types.js';
+import type { ValidConfig } from './validate.js';
+
+const T = NAMES.nftTable;
+
+function setName(family: 4 | 6): string {
+  return family === 4 ? 'grants4' : 'grants6';
+}
+
+function keyText(k: ElementKey): string {
+  return `${k.address} . ${k.proto} . ${k.port}`;
+}
+
+function portItems(ports: PortRef[]): string[] {
+  return ports.map((p) => `${p.proto} . ${p.port}`);
+}
+
+function elementsClause(items: string[]): string {
+  return items.length > 0 ? ` elements = { ${items.join(', ')} };` : '';
+}
+
+/** Milliseconds left, or undefined when the element has already ended. */
+function remainingMs(e: Element, now: number): number | undefined {
+  const ms = Math.floor(e.expiresAt - now);
+  return ms > 0 ? ms : undefined;
+}
+
+export function renderTable(config: ValidConfig, elements: Element[], now: number): string {
+  const grants = { 4: [] as string[], 6: [] as string[] };
+  for (const e of elements) {
+    const ms = remainingMs(e, now);
+    if (ms !== undefined) grants[e.family].push(`${keyText(e)} timeout ${ms}ms`);
+  }
+  const enforce = config.mode === 'Enforce';
+  const deny = enforce
+    ? 'counter name denied drop'
+    : `counter name denied limit rate ${FIREWALL_LIMITS.auditLogPerSecond}/second burst ` +
+      `${FIREWALL_LIMITS.auditLogBurst} packets log prefix "${NAMES.auditLogPrefix}" level info`;
+  return [
+    // Create-then-delete makes the delete valid whether or not the table exists; all three
+    // statements are one transaction, so packets see either the old table or the new one.
+    `table inet ${T} {}`,
+    `delete table inet ${T}`,
+    `table inet ${T} {`,
+    `  set protected { type inet_proto . inet_service;${elementsClause(portItems(config.protectedPorts))} }`,
+    `  set knock { type inet_proto . inet_service;${elementsClause(portItems(config.knockPorts))} }`,
+    `  set allow4 { type ipv4_addr; flags interval; auto-merge;${elementsClause(config.allow4)} }`,
+    `  set allow6 { type ipv6_addr; flags interval; auto-merge;${elementsClause(config.allow6)} }`,
+    `  set grants4 { type ipv4_addr . inet_proto . inet_service; flags timeout;${elementsClause(grants[4])} }`,
+    `  set grants6 { type ipv6_addr . inet_proto . inet_service; flags timeout;${elementsClause(grants[6])} }`,
+    `  counter denied {}`,
+    `  chain raw {`,
+    `    type filter hook prerouting priority -300; policy accept;`,
+    `    meta l4proto . th dport @knock notrack${enforce ? ' drop' : ''}`,
+    `  }`,
+    `  chain prerouting {`,
+    `    type filter hook prerouting priority -150; policy accept;`,
+    // Connections from this host to itself arrive on lo and are not the network's to knock for.
+    `    iif "lo" accept`,
+    `    meta l4proto . th dport @protected jump guard`,
+    `  }`,
+    `  chain guard {`,
+    `    ip saddr @allow4 accept`,
+    `    ip6 saddr @allow6 accept`,
+    `    ct state established,related accept`,
+    `    ip saddr . meta l4proto . th dport @grants4 accept`,
+    `    ip6 saddr . meta l4proto . th dport @grants6 accept`,
+    `    ${deny}`,
+    `  }`,
+    `}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * One transaction that sets each changed element to exactly its new state. `add` (a no-op when the
+ * element exists) then `delete` then `add` again works whether the element exists, is absent or
+ * has just expired, on every kernel: no ENOENT to recover from, and no reliance on the newer
+ * kernels' in-place timeout update.
+ */
+export function renderChanges(changes: ElementChange[], now: number): string {
+  const touched = { 4: [] as string[], 6: [] as string[] };
+  const wanted = { 4: [] as string[], 6: [] as string[] };
+  for (const c of changes) {
+    touched[c.key.family].push(keyText(c.key));
+    const ms = c.element && remainingMs(c.element, now);
+    if (ms !== undefined) wanted[c.key.family].push(`${keyText(c.key)} timeout ${ms}ms`);
+  }
+  const cmds: string[] = [];
+  for (const f of [4, 6] as const) {
+    if (touched[f].length === 0) continue;
+    const set = `inet ${T} ${setName(f)}`;
+    cmds.push(`add element ${set} { ${touched[f].map((k) => `${k} timeout 1s`).join(', ')} }`);
+    cmds.push(`delete element ${set} { ${touched[f].join(', ')} }`);
+    if (wanted[f].length > 0) cmds.push(`add element ${set} { ${wanted[f].join(', ')} }`);
+  }
+  return cmds.join('; ');
+}
+
+export class NftablesBackend implements Backend {
+  readonly name = 'nftables' as const;
+  readonly atomicChanges = true;
+  private readonly session: LineSession;
+
+  constructor(
+    private readonly commands: Commands,
+    logger: Logger,
+    clock: Clock,
+  ) {
+    this.session = new LineSession(
+      commands,
+      {
+        command: 'nft',
+        args: ['-i'],
+        // A line nft cannot parse: it answers on stderr with "Error: syntax error ...", the line
+        // itself, and a caret line.
+        sentinel: (seq) => ({
+          line: `knockgate-ack-${seq}`,
+          answer: new RegExp(`(?:^|\\n)Error: [^\\n]*\\nknockgate-ack-${seq}\\n[ ^~]*\\n`),
+        }),
+      },
+      logger,
+      clock,
+    );
+  }
+
+  async toolPresent(): Promise<boolean> {
+    try {
+      await this.commands.run('nft', ['--version']);
+      return true;
+    } catch (err) {
+      if (err instanceof CommandError && err.notFound) return false;
+      throw err;
+    }
+  }
+
+  async preflight(): Promise<void> {
+    if (!(await this.toolPresent()))
+      throw new FirewallUnavailableError(
+        'nftables backend: the nft program is not installed (Debian: nftables)',
+      );
+    try {
+      await this.commands.run('nft', ['list', 'tables']);
+    } catch (err) {
+      throw new FirewallUnavailableError(
+        `nftables backend: the kernel does not answer nft (nf_tables module missing or no CAP_NET_ADMIN): ${(err as Error).message}`,
+      );
+    }
+  }
+
+  async applyAll(config: ValidConfig, elements: Element[], now: number): Promise<void> {
+    try {
+      await this.commands.run('nft', ['-f', '-'], {
+        input: renderTable(config, elements, now),
+        timeoutMs: FIREWALL_LIMITS.applyTimeoutMs,
+      });
+    } catch (err) {
+      throw new FirewallApplyError(
+        `nftables: ruleset not applied, previous one kept: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  async applyChanges(
+    _config: ValidConfig,
+    changes: ElementChange[],
+    _all: Element[],
+    now: number,
+  ): Promise<void> {
+    if (changes.length === 0) return;
+    let answer: string;
+    try {
+      answer = await this.session.request([renderChanges(changes, now)]);
+    } catch (err) {
+      throw new FirewallApplyError(`nftables: ${(err as Error).message}`);
+    }
+    if (answer !== '') throw new FirewallApplyError(`nftables: grant change refused: ${excerpt(answer)}`);
+  }
+
+  async removeOwn(): Promise<void> {
+    await this.commands.run('nft', ['-f', '-'], { input: `table inet ${T} {}\ndelete table inet ${T}\n` });
+  }
+
+  close(): Promise<void> {
+    return this.session.close();
+  }
+}

@@ -1,0 +1,4 @@
+// The iptables backend end to end in network namespaces (scenarios in test/helpers/firewall-scenarios.ts).
+import { backendScenarios } from './helpers/firewall-scenarios.js';
+
+backendScenarios('iptables', 'nftables');
