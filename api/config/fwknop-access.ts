@@ -151,7 +151,7 @@ function addStanza(s: Stanza, name: string, out: ParsedConfig, fwknopd: FwknopdS
     spec: { spa, grant: { ports, durationSeconds: duration, maxDurationSeconds: maxDuration } },
   };
   if (fwknopd?.interface) policy.spec.interface = fwknopd.interface;
-  out.policies.push({ policy, file: s.file, line: s.line });
+  out.policies.push({ policy, file: s.file, line: s.line, ...(s.openPorts ? {} : { assumedPorts: true }) });
   const secret: SecretData = {};
   for (const k of KEY_VARS) if (s.keys[k] !== undefined) secret[k] = s.keys[k]!;
   out.secrets[name] = secret;

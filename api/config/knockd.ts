@@ -290,7 +290,8 @@ function addDoor(file: string, door: Door, out: ParsedConfig): void {
   const commands = [door.start, door.start6].filter((c): c is string => c !== undefined && c !== '');
   const opened = commands.map(portsOpenedBy).filter((p): p is string[] => p !== undefined);
   let ports = [...new Set(opened.flat())];
-  if (ports.length === 0) {
+  const assumedPorts = ports.length === 0;
+  if (assumedPorts) {
     ports = [...ASSUMED_GRANT_PORTS];
     for (const p of ports) out.unprotectedPorts.add(p);
     const why = commands.length
@@ -335,7 +336,7 @@ function addDoor(file: string, door: Door, out: ParsedConfig): void {
     },
   };
   if (out.settings.interfaces) policy.spec.interface = out.settings.interfaces[0]!;
-  out.policies.push({ policy, file, line: door.line });
+  out.policies.push({ policy, file, line: door.line, ...(assumedPorts ? { assumedPorts } : {}) });
 
   const hooks: Hooks = { placeholders: 'knockd' };
   if (door.start !== undefined) hooks.start = door.start;

@@ -107,11 +107,12 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
   }
   const policies = parsed.policies.map((p) => p.policy);
   const keys = resolvePolicyKeys(parsed);
-  const settings = resolveSettings(
-    { ...parsed.settings, hooks: parsed.hooks },
-    policies,
-    parsed.unprotectedPorts,
+  // An assumed port stays unprotected only while no policy of the file grants it explicitly.
+  const explicit = new Set(
+    parsed.policies.filter((p) => !p.assumedPorts).flatMap((p) => p.policy.spec.grant.ports),
   );
+  const unprotected = new Set([...parsed.unprotectedPorts].filter((port) => !explicit.has(port)));
+  const settings = resolveSettings({ ...parsed.settings, hooks: parsed.hooks }, policies, unprotected);
   return {
     format,
     policies,

@@ -35,6 +35,8 @@ export interface ParsedPolicy {
   line: number;
   /** The line of a field path ("spec.grant.ports[1]") when the parser knows it better than `line`. */
   locate?: (path: string) => number | undefined;
+  /** The grant ports are ASSUMED_GRANT_PORTS, not read from the config. */
+  assumedPorts?: boolean;
 }
 
 export interface ParsedConfig {
@@ -43,6 +45,9 @@ export interface ParsedConfig {
   hooks: Record<string, Hooks>;
   settings: StandaloneSettings;
   warnings: string[];
-  /** Grant ports the parser had to assume: not protected by default (see resolveSettings). */
+  /**
+   * Grant ports the parser had to assume: not protected by default (see resolveSettings), unless
+   * another policy of the file grants them explicitly (loadConfig takes those out).
+   */
   unprotectedPorts: Set<string>;
 }
