@@ -1,5 +1,6 @@
 # knockgate — make test installs what the tests need on a fresh Debian machine (idempotently), builds,
-# lints and runs every test. make demo arrives with the standalone issue.
+# lints and runs every test. make demo runs knockgate standalone against the real knock and fwknop
+# clients in network namespaces (root), narrating each step, and removes everything it created.
 
 SHELL := /bin/bash
 .ONESHELL:
@@ -9,10 +10,13 @@ SHELL := /bin/bash
 DEB_PACKAGES := libpcap-dev fwknop-client fwknop-server knockd iptables ipset nftables conntrack \
 	tcpdump tcpreplay iproute2 procps iputils-ping openssl
 
-.PHONY: test deps deb-deps node-deps build lint unit clean
+.PHONY: test demo deps deb-deps node-deps build lint unit clean
 
 test: deps build lint
 	npx vitest run
+
+demo: deps build
+	bash scripts/demo.sh
 
 deps: deb-deps node-deps
 
