@@ -1,0 +1,357 @@
+// KubeGrantStore: the GrantStore of the Kubernetes roles, over AccessGrant custom objects.
+//
+// Writes go to the API server and are authoritative there:
+// - create: POST; 409 → AlreadyExistsError, 422 → GrantValidationError with the server's field path.
+// - extend: read the grant, then a merge patch of spec.expiresAt/ports carrying its resourceVersion
+//   (optimistic concurrency: a 409 means someone changed it meanwhile, so read again and retry). An
+//   Expired/Revoked/Failed grant is replaced: deleted with uid+resourceVersion preconditions and
+//   created anew (a new uid and no status, never a lock-out); watchers see DELETED then ADDED.
+// - updateStatus: a merge patch of the status subresource touching only the keys given (each agent
+//   its own status.nodes entry, so agents never conflict). Conditions are a list, which a merge patch
+//   would replace wholesale, so an update with conditions reads, merges by type and patches with the
+//   resourceVersion.
+// - delete: DELETE (404 → NotFoundError).
+// Reads (get, list) and watch come from an informer (informer.ts) started on first use, so a
+// component that only creates grants (the sniffer) never lists or watches them. A mutation resolves
+// once the informer shows it (bounded wait), so a store's own writes are visible to get()/list().
+//
+// As on the local store, create and extend ignore `status`, and grants are checked (checkGrant)
+// before anything is sent.
+
+import type { KubeConfig } from '@kubernetes/client-node';
+import { systemClock, type Clock } from '../../api/clock.js';
+import type { Logger } from '../../api/log.js';
+import { formatPort, parsePort } from '../../api/ports.js';
+import { AlreadyExistsError, NotFoundError, type GrantEvent, type GrantStore } from '../../api/store.js';
+import type { AccessGrant, AccessGrantStatus } from '../../api/types.js';
+import { expiresAtMs, isLive, isTerminal } from '../grants-phase.js';
+import { mergeStatus } from '../grants-status.js';
+import { checkGrant, checkGrantName, GrantValidationError } from '../grants-validate.js';
+import { Backoff, sleep } from './backoff.js';
+import { KubeApiError } from './errors.js';
+import { KubeInformer, type CachedObject } from './informer.js';
+import { KUBE_STORE_DEFAULTS } from './limits.js';
+import { ResourceClient } from './resource-client.js';
+
+export interface KubeStoreTuning {
+  /** Informer: first and longest wait between list/watch attempts, relist period (0 = none). */
+  watchBackoffInitialMs?: number;
+  watchBackoffMaxMs?: number;
+  resyncIntervalMs?: number;
+  /** Single requests: attempts on 429/5xx/refused, first and longest wait between them. */
+  requestAttempts?: number;
+  requestBackoffInitialMs?: number;
+  requestBackoffMaxMs?: number;
+  initialSyncTimeoutMs?: number;
+  cacheCatchUpTimeoutMs?: number;
+  conflictAttempts?: number;
+}
+
+export interface KubeGrantStoreOptions extends KubeStoreTuning {
+  kubeConfig: KubeConfig;
+  clock?: Clock;
+  logger?: Logger;
+  random?: () => number;
+}
+
+type CachedGrant = AccessGrant & CachedObject;
+
+/** Server-owned metadata a client never sends on create. */
+const SERVER_METADATA = [
+  'uid',
+  'resourceVersion',
+  'creationTimestamp',
+  'generation',
+  'deletionTimestamp',
+] as const;
+
+export class KubeGrantStore implements GrantStore {
+  private readonly client: ResourceClient<AccessGrant>;
+  private readonly informer: KubeInformer<CachedGrant>;
+  private readonly clock: Clock;
+  private readonly tuning: Required<
+    Pick<KubeStoreTuning, 'initialSyncTimeoutMs' | 'cacheCatchUpTimeoutMs' | 'conflictAttempts'>
+  >;
+  private readonly random: (() => number) | undefined;
+
+  constructor(opts: KubeGrantStoreOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random;
+    this.tuning = {
+      initialSyncTimeoutMs: opts.initialSyncTimeoutMs ?? KUBE_STORE_DEFAULTS.initialSyncTimeoutMs,
+      cacheCatchUpTimeoutMs: opts.cacheCatchUpTimeoutMs ?? KUBE_STORE_DEFAULTS.cacheCatchUpTimeoutMs,
+      conflictAttempts: opts.conflictAttempts ?? KUBE_STORE_DEFAULTS.conflictAttempts,
+    };
+    this.client = new ResourceClient<AccessGrant>(opts.kubeConfig, 'accessgrants', 'accessgrant', {
+      clock: this.clock,
+      attempts: opts.requestAttempts,
+      initialMs: opts.requestBackoffInitialMs,
+      maxMs: opts.requestBackoffMaxMs,
+      random: opts.random,
+    });
+    this.informer = new KubeInformer<CachedGrant>({
+      kubeConfig: opts.kubeConfig,
+      path: this.client.path,
+      list: () => this.client.list(),
+      resource: 'accessgrants',
+      clock: this.clock,
+      logger: opts.logger,
+      backoffInitialMs: opts.watchBackoffInitialMs,
+      backoffMaxMs: opts.watchBackoffMaxMs,
+      resyncIntervalMs: opts.resyncIntervalMs,
+      random: opts.random,
+    });
+  }
+
+  /** The informer behind get/list/watch (for health checks and tests). */
+  get cache(): KubeInformer<CachedGrant> {
+    return this.informer;
+  }
+
+  // --- reads -----------------------------------------------------------------------------------
+
+  async get(name: string): Promise<AccessGrant | undefined> {
+    await this.synced();
+    const grant = this.informer.get(name);
+    return grant && structuredClone(grant);
+  }
+
+  async list(): Promise<AccessGrant[]> {
+    await this.synced();
+    return this.informer.list().map((g) => structuredClone(g));
+  }
+
+  watch(onEvent: (event: GrantEvent) => void): () => void {
+    this.informer.start();
+    return this.informer.subscribe((e) => onEvent({ type: e.type, grant: structuredClone(e.object) }));
+  }
+
+  // --- mutations -------------------------------------------------------------------------------
+
+  async create(grant: AccessGrant): Promise<AccessGrant> {
+    const fresh = prepare(grant);
+    const created = await this.createPrepared(fresh);
+    await this.catchUp(created);
+    return structuredClone(created);
+  }
+
+  async extend(grant: AccessGrant): Promise<AccessGrant> {
+    const fresh = prepare(grant);
+    const name = fresh.metadata.name;
+    const wait = this.backoff();
+    for (let attempt = 0; attempt < this.tuning.conflictAttempts; attempt++) {
+      const current = await this.client.get(name).catch((err: unknown) => rethrow(err, name));
+      try {
+        let result: AccessGrant;
+        if (!current) {
+          result = await this.createPrepared(fresh);
+        } else if (current.metadata.deletionTimestamp) {
+          // Being deleted (finalizers pending): the name frees up soon.
+          await sleep(this.clock, wait.next());
+          continue;
+        } else if (isTerminal(current)) {
+          // History entry: replace it by a new grant of the same name (never a lock-out).
+          await this.client
+            .delete(name, { uid: current.metadata.uid, resourceVersion: current.metadata.resourceVersion })
+            .catch((err: unknown) => {
+              if (!(err instanceof KubeApiError && err.status === 404)) throw err;
+            });
+          result = await this.createPrepared(fresh);
+        } else {
+          const later = Math.max(expiresAtMs(current), expiresAtMs(fresh));
+          const ports = unionPorts(current.spec.ports, fresh.spec.ports);
+          if (later === expiresAtMs(current) && ports.length === current.spec.ports.length)
+            return structuredClone(current);
+          result = await this.client.mergePatch(name, {
+            metadata: { resourceVersion: current.metadata.resourceVersion },
+            spec: { expiresAt: new Date(later).toISOString(), ports },
+          });
+        }
+        await this.catchUp(result);
+        return structuredClone(result);
+      } catch (err) {
+        // Someone else changed, replaced or created it meanwhile: read again and retry.
+        if (err instanceof AlreadyExistsError || isConflict(err)) continue;
+        rethrow(err, name);
+      }
+    }
+    throw new KubeApiError(
+      `extend accessgrant ${name}: still conflicting after ${this.tuning.conflictAttempts} attempts`,
+      409,
+      'Conflict',
+      undefined,
+    );
+  }
+
+  async updateStatus(name: string, status: AccessGrantStatus): Promise<AccessGrant> {
+    checkGrantName(name);
+    let result: AccessGrant | undefined;
+    if (!status.conditions) {
+      // Only our own keys: no read, no resourceVersion, no conflict with other agents.
+      result = await this.client
+        .mergePatchStatus(name, { status: ownKeysPatch(status) })
+        .catch((err: unknown) => rethrow(err, name));
+    } else {
+      result = await this.readModifyWriteStatus(name, (current) => ({
+        ...ownKeysPatch(status),
+        conditions: mergeStatus(current.status, status).conditions,
+      }));
+      if (!result) throw new NotFoundError(name);
+    }
+    await this.catchUp(result);
+    return structuredClone(result);
+  }
+
+  /**
+   * Mark a grant Expired only if it is still the same grant (uid), not terminal and due at `now`
+   * (ConditionalExpiry of the expiry engine): a grant extended or replaced meanwhile is left alone.
+   */
+  async expireIfDue(name: string, uid: string | undefined, now: number): Promise<AccessGrant | undefined> {
+    checkGrantName(name);
+    const since = new Date(now).toISOString();
+    const update: AccessGrantStatus = {
+      phase: 'Expired',
+      conditions: [
+        {
+          type: 'Expired',
+          status: 'True',
+          reason: 'Expired',
+          message: 'expiresAt passed',
+          lastTransitionTime: since,
+        },
+      ],
+    };
+    const result = await this.readModifyWriteStatus(name, (current) => {
+      if (current.metadata.uid !== uid || isTerminal(current) || isLive(current, now)) return undefined;
+      return { ...ownKeysPatch(update), conditions: mergeStatus(current.status, update).conditions };
+    });
+    if (result) await this.catchUp(result);
+    return result && structuredClone(result);
+  }
+
+  async delete(name: string): Promise<void> {
+    checkGrantName(name);
+    const gone = await this.client.delete(name).catch((err: unknown) => rethrow(err, name));
+    // With finalizers the object stays (deletionTimestamp set) until they are removed.
+    if (this.informer.isStarted && !gone.metadata.finalizers?.length)
+      await this.informer.waitForGone(name, gone.metadata.uid, this.tuning.cacheCatchUpTimeoutMs);
+  }
+
+  /** Stop the informer (watch connection, timers). */
+  async close(): Promise<void> {
+    await this.informer.stop();
+  }
+
+  // --- internals -------------------------------------------------------------------------------
+
+  private async synced(): Promise<void> {
+    this.informer.start();
+    await this.informer.waitForSync(this.tuning.initialSyncTimeoutMs);
+  }
+
+  private async createPrepared(fresh: AccessGrant): Promise<AccessGrant> {
+    return this.client
+      .create(fresh.metadata.name, fresh)
+      .catch((err: unknown) => rethrow(err, fresh.metadata.name));
+  }
+
+  /**
+   * Read the grant, let `compute` build the status patch (undefined = nothing to do), and patch it
+   * with the read resourceVersion; retry on 409. Resolves undefined when there was nothing to do;
+   * throws NotFoundError when the grant does not exist.
+   */
+  private async readModifyWriteStatus(
+    name: string,
+    compute: (current: AccessGrant) => Record<string, unknown> | undefined,
+  ): Promise<AccessGrant | undefined> {
+    for (let attempt = 0; attempt < this.tuning.conflictAttempts; attempt++) {
+      const current = await this.client.get(name).catch((err: unknown) => rethrow(err, name));
+      if (!current) throw new NotFoundError(name);
+      const status = compute(current);
+      if (!status) return undefined;
+      try {
+        return await this.client.mergePatchStatus(name, {
+          metadata: { resourceVersion: current.metadata.resourceVersion },
+          status,
+        });
+      } catch (err) {
+        if (isConflict(err)) continue;
+        rethrow(err, name);
+      }
+    }
+    throw new KubeApiError(
+      `update accessgrant ${name} status: still conflicting after ${this.tuning.conflictAttempts} attempts`,
+      409,
+      'Conflict',
+      undefined,
+    );
+  }
+
+  /** Wait (bounded) until the informer, if running, shows `written`: read-your-writes for get/list. */
+  private async catchUp(written: AccessGrant): Promise<void> {
+    if (!this.informer.isStarted) return;
+    await this.informer.waitForVersion(written.metadata.resourceVersion, this.tuning.cacheCatchUpTimeoutMs);
+  }
+
+  private backoff(): Backoff {
+    return new Backoff({
+      initialMs: KUBE_STORE_DEFAULTS.requestBackoffInitialMs,
+      maxMs: KUBE_STORE_DEFAULTS.requestBackoffMaxMs,
+      random: this.random,
+    });
+  }
+}
+
+/** A validated copy of `grant` to send: no status, no server-owned metadata, canonical ports. */
+function prepare(grant: AccessGrant): AccessGrant {
+  const copy = structuredClone(grant);
+  delete copy.status;
+  try {
+    checkGrant(copy);
+  } catch (err) {
+    const name = (copy as Partial<AccessGrant>).metadata?.name;
+    throw new GrantValidationError(`accessgrant ${String(name)}: ${(err as Error).message}`);
+  }
+  copy.spec.ports = unionPorts([], copy.spec.ports);
+  for (const key of SERVER_METADATA) delete copy.metadata[key];
+  return copy;
+}
+
+/** Ports in canonical "22/tcp" form, de-duplicated, old ones first. */
+function unionPorts(old: string[], added: string[]): string[] {
+  return [...new Set([...old, ...added].map((p) => formatPort(parsePort(p))))];
+}
+
+/**
+ * The status keys of `update` as a merge patch. A map entry (status.nodes[node], ...) replaces the
+ * old entry as a whole, as mergeStatus does: optional fields it leaves out are sent as null, which a
+ * merge patch deletes (otherwise an old `message` would survive a later Applied).
+ */
+function ownKeysPatch(update: AccessGrantStatus): Record<string, unknown> {
+  const patch: Record<string, unknown> = {};
+  if (update.phase !== undefined) patch.phase = update.phase;
+  if (update.message !== undefined) patch.message = update.message;
+  if (update.nodes)
+    patch.nodes = Object.fromEntries(
+      Object.entries(update.nodes).map(([k, v]) => [k, { message: null, ...v }]),
+    );
+  if (update.securityGroups)
+    patch.securityGroups = Object.fromEntries(
+      Object.entries(update.securityGroups).map(([k, v]) => [k, { ruleId: null, message: null, ...v }]),
+    );
+  return patch;
+}
+
+function isConflict(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 409;
+}
+
+/** The store's errors for API answers that mean something to callers. */
+function rethrow(err: unknown, name: string): never {
+  if (err instanceof KubeApiError) {
+    if (err.status === 404) throw new NotFoundError(name);
+    if (err.status === 409 && err.reason === 'AlreadyExists') throw new AlreadyExistsError(name);
+    if (err.status === 422) throw new GrantValidationError(err.message);
+  }
+  throw err;
+}

@@ -1,0 +1,25 @@
+// Defaults and bounds of the Kubernetes stores, in one place.
+
+export const KUBE_STORE_DEFAULTS = {
+  /** First wait before restarting a failed list or watch; doubles up to watchBackoffMaxMs. */
+  watchBackoffInitialMs: 800,
+  /** Longest wait between list/watch attempts (client-go's reflector uses 30 s as well). */
+  watchBackoffMaxMs: 30_000,
+  /**
+   * How often the informer relists from scratch. A watch can stop delivering without ending (a
+   * half-open connection): the relist replaces it and turns whatever was missed into events.
+   */
+  resyncIntervalMs: 5 * 60_000,
+  /** get()/list() wait this long for the informer's first list before failing. */
+  initialSyncTimeoutMs: 30_000,
+  /** A mutation waits this long for the informer to show it (read-your-writes) before resolving anyway. */
+  cacheCatchUpTimeoutMs: 5_000,
+  /** Attempts of one API request that fails with 429, 5xx or a refused/reset connection. */
+  requestAttempts: 4,
+  /** First wait between those attempts; doubles each time. */
+  requestBackoffInitialMs: 200,
+  /** Cap on a server's Retry-After and on the wait between request attempts. */
+  requestBackoffMaxMs: 2_000,
+  /** Optimistic-concurrency retries (409 on a stale resourceVersion) of extend/updateStatus/claim. */
+  conflictAttempts: 8,
+} as const;
