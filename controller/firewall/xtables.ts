@@ -101,7 +101,14 @@ export class Xtables {
 
 const RAW_JUMP = `-A PREROUTING -j ${NAMES.rawChain}`;
 const MANGLE_JUMP = `-A PREROUTING -j ${NAMES.chain}`;
-const OWN_CHAIN_RE = /^KNOCKGATE(-[A-Z0-9]+)*$/;
+/** Exactly the chains knockgate creates: a foreign chain that merely looks similar is left alone. */
+const OWN_CHAINS: ReadonlySet<string> = new Set([
+  NAMES.chain,
+  NAMES.guard,
+  NAMES.grantsChain,
+  NAMES.rawChain,
+]);
+const isOwn = (chain: string | undefined) => chain !== undefined && OWN_CHAINS.has(chain);
 
 /** What iptables-save shows of ours, per table. */
 export interface OwnState {
@@ -119,14 +126,14 @@ export function parseSave(text: string): OwnState {
     if (line.startsWith('*')) table = line.slice(1).trim();
     else if (line.startsWith(':')) {
       const name = line.slice(1).split(' ')[0]!;
-      if (OWN_CHAIN_RE.test(name)) {
+      if (isOwn(name)) {
         if (!chains.has(table)) chains.set(table, new Set());
         chains.get(table)!.add(name);
       }
     } else if (line.startsWith('-A ')) {
       const chain = line.split(' ')[1]!;
       const target = / -[jg] (\S+)/.exec(line)?.[1];
-      if (!OWN_CHAIN_RE.test(chain) && target && OWN_CHAIN_RE.test(target)) {
+      if (!isOwn(chain) && isOwn(target)) {
         if (!jumps.has(table)) jumps.set(table, []);
         jumps.get(table)!.push(line.trim());
       }
