@@ -16,7 +16,12 @@
 // once the informer shows it (bounded wait), so a store's own writes are visible to get()/list().
 //
 // As on the local store, create and extend ignore `status`, and grants are checked (checkGrant)
-// before anything is sent.
+// before anything is sent. Requests are retried on 429/5xx/refused connections (request.ts); a
+// create whose first answer was lost may then find its own grant and report AlreadyExistsError,
+// which callers already handle by extending.
+//
+// RBAC this needs: create (create); get, patch, delete and create (extend); patch on
+// accessgrants/status (updateStatus); list and watch (get, list, watch); delete (delete).
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import { systemClock, type Clock } from '../../api/clock.js';
