@@ -18,7 +18,11 @@ export const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-
 export const DNS1123_SUBDOMAIN_MAX = 253;
 /** Canonical port spec as stored in objects: "22/tcp" (knockd's "22:tcp" is converted on import). */
 export const PORT_PROTO = /^([0-9]{1,5})\/(tcp|udp)$/;
-export const SECURITY_GROUP_ID = /^sg-[0-9a-f]{8,17}$/;
+/** What AWS issues: sg- and 8 (older) or 17 hex digits. */
+export const SECURITY_GROUP_ID = /^sg-([0-9a-f]{8}|[0-9a-f]{17})$/;
+/** A Kubernetes label value's length limit, and most entries in a label selector map. */
+export const LABEL_VALUE_MAX = 63;
+export const LABEL_MAP_MAX_ENTRIES = 64;
 export const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-[0-9]+$/;
 /** RFC 3339 date-time (what Kubernetes' `date-time` format accepts). */
 export const RFC3339 =
@@ -195,13 +199,17 @@ export class Checker {
     return this.errors.length === before;
   }
 
-  /** A map of label-like strings (nodeSelector). */
+  /** A map of label-like strings (nodeSelector): bounded like Kubernetes labels. */
   stringMap(value: unknown, path: string): value is Record<string, string> {
     if (!this.isObject(value, path)) return false;
     const before = this.errors.length;
-    for (const [k, v] of Object.entries(value)) {
+    const entries = Object.entries(value);
+    if (entries.length > LABEL_MAP_MAX_ENTRIES)
+      this.fail(path, `must hold at most ${LABEL_MAP_MAX_ENTRIES} entries, got ${entries.length}`);
+    for (const [k, v] of entries) {
       if (k.length === 0 || k.length > DNS1123_SUBDOMAIN_MAX) this.fail(join(path, k), 'invalid key');
-      this.isString(v, join(path, k));
+      if (this.isString(v, join(path, k)) && v.length > LABEL_VALUE_MAX)
+        this.fail(join(path, k), `must be at most ${LABEL_VALUE_MAX} characters (a label value)`);
     }
     return this.errors.length === before;
   }

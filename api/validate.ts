@@ -220,7 +220,7 @@ function checkSecurityGroups(c: Checker, groups: unknown, path: string): void {
       g.groupId,
       `${p}.groupId`,
       SECURITY_GROUP_ID,
-      'a security group id (sg- and 8 to 17 hex digits)',
+      'a security group id (sg- and 8 or 17 hex digits)',
     );
     c.matches(g.region, `${p}.region`, AWS_REGION, 'an AWS region such as eu-west-1');
   });
