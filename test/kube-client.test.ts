@@ -195,6 +195,20 @@ describe('client-node CustomObjectsApi against the emulator', () => {
       message: /must not be less than durationSeconds/,
     },
     {
+      name: 'a repeated port (list-type set)',
+      plural: 'accessgrants',
+      body: grant('dup-port', { ports: ['22/tcp', '80/tcp', '22/tcp'] }),
+      field: 'spec.ports[2]',
+      message: /^Duplicate value: "22\/tcp"$/,
+    },
+    {
+      name: 'a policy name that is not a DNS label',
+      plural: 'knockpolicies',
+      body: policy('ssh.example', { knock: { sequence: ['1000/tcp'] } }),
+      field: 'metadata.name',
+      message: /should match/,
+    },
+    {
       name: 'a bad expiresAt',
       plural: 'accessgrants',
       body: grant('bad-time', { expiresAt: '2030-13-01T00:00:00Z' }),

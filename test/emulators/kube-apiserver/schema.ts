@@ -144,9 +144,40 @@ export class CompiledSchema {
           this.evaluateRules(sub, schema.additionalProperties, `${path}[${key}]`, errors);
       }
     } else if (Array.isArray(value) && schema.items) {
+      listTypeErrors(value, schema, path, errors);
       value.forEach((item, i) => this.evaluateRules(item, schema.items!, `${path}[${i}]`, errors));
     }
   }
+}
+
+/**
+ * x-kubernetes-list-type set (no repeated item) and map (no two items with the same keys), with the
+ * apiserver's Duplicate value errors on the later item.
+ */
+function listTypeErrors(list: Json[], schema: Schema, path: string, errors: FieldError[]): void {
+  const listType = schema['x-kubernetes-list-type'];
+  if (listType !== 'set' && listType !== 'map') return;
+  const keys = schema['x-kubernetes-list-map-keys'] ?? [];
+  const seen = new Set<string>();
+  list.forEach((item, i) => {
+    const identity =
+      listType === 'set'
+        ? JSON.stringify(item)
+        : JSON.stringify(keys.map((k) => (isObject(item) ? (item[k] ?? null) : null)));
+    if (!seen.has(identity)) {
+      seen.add(identity);
+      return;
+    }
+    const shown =
+      listType === 'set'
+        ? JSON.stringify(item)
+        : `map[string]interface {}{${keys.map((k) => `"${k}":${JSON.stringify(isObject(item) ? item[k] : null)}`).join(', ')}}`;
+    errors.push({
+      field: `${path}[${i}]`,
+      reason: 'FieldValueDuplicate',
+      detail: `Duplicate value: ${shown}`,
+    });
+  });
 }
 
 /** Calls `visit` for every schema node, with a JSON-ish path prefix for messages. */
