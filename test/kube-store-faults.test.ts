@@ -5,6 +5,8 @@
 // twice. Changes made "in the gap" (while no watch is open) are made in-process on the emulator,
 // synchronously after the watch was dropped, so they really happen while the store is not watching.
 
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../api/clock.js';
 import type { GrantEvent } from '../api/store.js';
@@ -338,6 +340,80 @@ describe('periodic resync', () => {
     );
     expectNoDuplicates(events);
     await expectCacheEqualsServer(store, c);
+  });
+});
+
+/**
+ * A TCP relay to the emulator that can go silent on the connections it already has (bytes from the
+ * server no longer forwarded, nothing closed): a half-open watch, as a dead NAT entry or load
+ * balancer leaves it. New connections still go through.
+ */
+async function silentRelay(
+  targetPort: number,
+): Promise<{ port: number; silence(): void; close(): Promise<void> }> {
+  const pairs = new Set<[Socket, Socket]>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    silence: () => {
+      for (const [client, upstream] of pairs) {
+        upstream.unpipe(client);
+        upstream.pause();
+      }
+    },
+    close: async () => {
+      for (const [client, upstream] of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('a watch that goes silent without ending', () => {
+  it('is replaced by the periodic resync, which relists what it missed (and without resync it stays stale)', async () => {
+    const c = await setup();
+    const clock = new FakeClock(Date.now());
+    const relay = await silentRelay(c.server.port);
+    closers.push(() => relay.close());
+    const viaRelay = new KubeConfig();
+    viaRelay.loadFromString(c.server.kubeconfig().replace(c.server.url, `https://127.0.0.1:${relay.port}`));
+    const healing = openStore(c, { kubeConfig: viaRelay, resyncIntervalMs: 400 });
+    const stale = openStore(c, { kubeConfig: viaRelay, resyncIntervalMs: 0 });
+    const healed = record(healing);
+    const missed = record(stale);
+    await healing.list();
+    await stale.list();
+    relay.silence();
+    const direct = serverSide(c);
+    direct.create(grant('10.0.10.1', clock));
+    direct.create(grant('10.0.10.2', clock));
+    direct.setPhase('ssh-0a000a01', 'Active');
+    await until(() => healed.length === 2, 'the resync to report both grants');
+    expect(healed.map((e) => e.split(' ').slice(0, 2).join(' ')).sort()).toEqual([
+      'ADDED ssh-0a000a01',
+      'ADDED ssh-0a000a02',
+    ]);
+    expect((await healing.get('ssh-0a000a01'))?.status?.phase).toBe('Active');
+    await expectCacheEqualsServer(healing, c);
+    expect(missed).toEqual([]); // the same silent watch, no resync: nothing arrives
+    expectNoDuplicates(healed);
   });
 });
 
