@@ -32,6 +32,7 @@ interface KnockFlags {
 const MAX_DELAY_MS = 60 * 60 * 1000;
 const MAX_REPEAT = 100;
 const MAX_KNOCKS = 64;
+const TCP_KNOCK_MAX_WAIT_MS = 1000;
 /** Errors that show the SYN went out (the server, or something on the way, answered). */
 const DELIVERED = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT']);
 
@@ -77,9 +78,12 @@ function tcpKnock(address: string, family: 4 | 6, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = new Socket();
     let settled = false;
+    // Never wait on the network: should no event come at all, the knock is abandoned all the same.
+    const fallback = setTimeout(() => finish(), TCP_KNOCK_MAX_WAIT_MS);
     const finish = (err?: NodeJS.ErrnoException) => {
       if (settled) return;
       settled = true;
+      clearTimeout(fallback);
       socket.destroy();
       if (err && !DELIVERED.has(err.code ?? '')) reject(err);
       else resolve();
