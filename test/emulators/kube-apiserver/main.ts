@@ -4,7 +4,7 @@
 // Prints one ready line with the URL, writes a kubeconfig usable by kubectl and the product, and
 // runs until SIGINT/SIGTERM. Faults: POST /emulator/v1/faults with the admin (first user's) token.
 
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { loadCrdDirectory } from './crds.js';
 import { loadRbacFile } from './rbac.js';
@@ -38,7 +38,10 @@ const program = new Command('kube-apiserver-emulator')
     intOption('--bookmark-interval-ms', 10, 3_600_000),
     5000,
   )
-  .showHelpAfterError(false);
+  .showHelpAfterError(false)
+  // Usage errors end as one line and exit 2, like every other error (see main().catch).
+  .exitOverride()
+  .configureOutput({ writeErr: () => undefined });
 
 async function main(): Promise<void> {
   program.parse();
@@ -70,6 +73,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof CommanderError && err.exitCode === 0) process.exit(0); // --help, --version
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`kube-apiserver-emulator: ${message.split('\n')[0]}\n`);
   process.exit(2);
