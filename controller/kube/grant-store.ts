@@ -126,6 +126,11 @@ export class KubeGrantStore implements GrantStore {
     return this.informer.list().map((g) => structuredClone(g));
   }
 
+  /**
+   * Changes after the informer's first list (what exists by then is state: read it with list()).
+   * After a relist (410, resync) each object that changed meanwhile gets one event with its latest
+   * state; one deleted meanwhile gets DELETED with the last state this store saw.
+   */
   watch(onEvent: (event: GrantEvent) => void): () => void {
     this.informer.start();
     return this.informer.subscribe((e) => onEvent({ type: e.type, grant: structuredClone(e.object) }));

@@ -14,6 +14,10 @@
 //   older one) is not delivered again. Events from a superseded ListWatch are ignored.
 // - waiting: for the first list (get/list before it fail after a timeout), and for the cache to
 //   reach a resourceVersion (so a store's own writes are visible when the write resolves).
+//
+// Known limit: after a watch that ends cleanly ListWatch reconnects at once, without backoff; a server
+// (or proxy) that accepted and closed every watch immediately would see a fast reconnect loop. The
+// Kubernetes API server does not do that (it ends watches after minutes, or with an error).
 
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { makeInformer, type Informer, type ObjectCache } from '@kubernetes/client-node';
