@@ -34,7 +34,9 @@ const POLICIES = [
   policy('tcp-door', ['7101/tcp', '7102/tcp', '7103/tcp'], { tcpFlags: ['syn'] }),
   policy('udp-door', ['7201/udp', '7202/udp', '7203/udp']),
   policy('mixed-door', ['7301/tcp', '7302/udp', '7303/tcp'], { tcpFlags: ['syn', '!ack'] }),
-  policy('slow-door', ['7401/tcp', '7402/tcp', '7403/tcp'], { sequenceTimeoutSeconds: 1 }),
+  // The sniffer stamps packets when it handles them (cap gives no capture time), so the slow sequence
+  // below is spread wide enough that no stall of a loaded machine can squeeze it into the timeout.
+  policy('slow-door', ['7401/tcp', '7402/tcp', '7403/tcp'], { sequenceTimeoutSeconds: 2 }),
   // `knock` sends SYNs: a door that wants ACK never sees a knock.
   policy('ack-door', ['7501/tcp', '7502/tcp', '7503/tcp'], { tcpFlags: ['ack'] }),
   policy('sentinel', ['7901/udp', '7902/udp']),
@@ -141,7 +143,7 @@ describe.skipIf(skipWithoutNetns('live knock capture'))('live capture: real knoc
 
   it('a sequence slower than sequenceTimeoutSeconds does not complete; the same one in time does', async () => {
     const src = `${cli2.addr4['srv']}/32`;
-    await knock(cli2, ['-d', '800', srv.addr4['cli2']!, '7401', '7402', '7403']);
+    await knock(cli2, ['-d', '2500', srv.addr4['cli2']!, '7401', '7402', '7403']);
     await barrier(cli2, 4);
     expect(grantsFor('slow-door', src)).toHaveLength(0);
     await knock(cli2, [srv.addr4['cli2']!, '7401', '7402', '7403']);
