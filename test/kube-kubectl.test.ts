@@ -5,7 +5,7 @@
 // When a kubectl call fails unexpectedly, the test reruns it with -v=8 and shows what kubectl sent.
 
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,6 +95,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // KG_KUBECTL_RECORD=file.json keeps what kubectl sent (method, URL, Accept, Content-Type, status).
+  if (process.env.KG_KUBECTL_RECORD)
+    writeFileSync(process.env.KG_KUBECTL_RECORD, JSON.stringify(server.requests, null, 1));
   await server?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -125,6 +128,37 @@ describe('kubectl 1.32 against the emulator', () => {
     expect(await kubectlOk(['api-resources', '--api-group=knockgate.io', '--no-headers'])).toMatch(
       /accessgrants\s+ag\s+knockgate.io\/v1alpha1\s+false\s+AccessGrant/,
     );
+  });
+
+  it('kubectl apply -f crds/ again with a changed CRD updates it (an upgrade)', async () => {
+    const upgraded = join(dir, 'crds-upgraded');
+    mkdirSync(upgraded);
+    for (const f of readdirSync(CRDS)) {
+      let text = readFileSync(join(CRDS, f), 'utf8');
+      if (f === 'knockgate.io_replayclaims.yaml')
+        text = text.replace(
+          '        - name: AGE\n',
+          '        - name: NODE\n          type: string\n          priority: 1\n          jsonPath: .spec.claimedBy\n        - name: AGE\n',
+        );
+      writeFileSync(join(upgraded, f), text);
+    }
+    const out = await kubectlOk(['apply', '-f', upgraded]);
+    expect(out).toContain(
+      'customresourcedefinition.apiextensions.k8s.io/replayclaims.knockgate.io configured',
+    );
+    expect(out).toContain(
+      'customresourcedefinition.apiextensions.k8s.io/accessgrants.knockgate.io unchanged',
+    );
+    const cols = await kubectlOk([
+      'get',
+      'crd',
+      'replayclaims.knockgate.io',
+      '-o',
+      'jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}',
+    ]);
+    expect(cols).toBe('POLICY CLAIMED-BY EXPIRES NODE AGE');
+    // And back to the committed CRDs.
+    expect(await kubectlOk(['apply', '-f', CRDS])).toContain('replayclaims.knockgate.io configured');
   });
 
   it('a manual AccessGrant applies and a policy-made one is listed with its policy', async () => {
@@ -416,5 +450,26 @@ describe('kubectl 1.32 against the emulator', () => {
     expect(policies.stderr.trim()).toBe(
       'Error from server (Forbidden): knockpolicies.knockgate.io is forbidden: User "reader" cannot list resource "knockpolicies" in API group "knockgate.io" at the cluster scope',
     );
+  });
+  it('understood every request kubectl sent (recorded by the emulator)', () => {
+    const byKubectl = server.requests.filter((r) => r.userAgent?.startsWith('kubectl/v1.32'));
+    expect(byKubectl.length).toBeGreaterThan(50);
+    const unexpected = byKubectl.filter((r) => {
+      if (r.status === undefined || r.status < 400) return false;
+      if (r.status === 403 && r.user === 'reader') return false; // the RBAC test
+      if (r.status === 422) return false; // the invalid objects
+      // apply/create look an object up before creating it; get/delete of a deleted grant.
+      if (
+        r.status === 404 &&
+        r.method === 'GET' &&
+        /\/(accessgrants|knockpolicies|customresourcedefinitions)\/[^/?]+(\?|$)/.test(r.url)
+      )
+        return false;
+      // kubectl's fallback to OpenAPI v2 (protobuf only) when a v3 document has no patch strategy:
+      // the emulator serves v3 only, and kubectl then uses a JSON merge patch, as it does for CRDs.
+      if (r.status === 404 && r.url.startsWith('/openapi/v2')) return false;
+      return true;
+    });
+    expect(unexpected).toEqual([]);
   });
 });

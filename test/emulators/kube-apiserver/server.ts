@@ -51,6 +51,8 @@ export interface RecordedRequest {
   contentType?: string;
   userAgent?: string;
   user?: string;
+  /** The HTTP status answered (set when the response is sent; a watch's is 200 from its start). */
+  status?: number;
 }
 
 const MAX_BODY_BYTES = 3 * 1024 * 1024;
@@ -197,15 +199,22 @@ export class KubeApiServer {
     return n;
   }
 
-  private record(req: IncomingMessage, user?: string): void {
-    this.requests.push({
+  private record(req: IncomingMessage, res: ServerResponse, user?: string): void {
+    const entry: RecordedRequest = {
       method: req.method ?? '',
       url: req.url ?? '',
       accept: req.headers.accept,
       contentType: req.headers['content-type'],
       userAgent: req.headers['user-agent'],
       user,
-    });
+    };
+    this.requests.push(entry);
+    const done = () => (entry.status = res.statusCode);
+    if (res.headersSent) done();
+    else {
+      res.once('finish', done);
+      res.once('close', done);
+    }
     if (this.requests.length > MAX_RECORDED) this.requests.splice(0, this.requests.length - MAX_RECORDED);
   }
 
@@ -225,9 +234,9 @@ export class KubeApiServer {
       let user: RbacUser;
       try {
         user = this.authorizer.authenticate(req.headers.authorization);
-        this.record(req, user.name);
+        this.record(req, res, user.name);
       } catch (err) {
-        this.record(req);
+        this.record(req, res);
         throw err;
       }
       if (url.pathname === '/emulator/v1/faults') return await this.handleFaults(req, res, user, body);
