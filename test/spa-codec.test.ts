@@ -3,13 +3,14 @@
 // FakeClock. Packets made by the real fwknop client (test/fixtures/spa) pin the wire format even
 // where fwknop is not installed; test/spa-fwknop-client.test.ts drives the client itself.
 
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../api/clock.js';
 import type { KnockPolicy, SpaSpec, GrantTemplate } from '../api/types.js';
 import type { AccessDecision, InboundPacket, Refusal, Verdict } from '../sniffer/decision.js';
 import { MemoryReplayStore, ReplayStoreFullError } from '../sniffer/replay-memory.js';
-import { b64DecodeStrict, b64EncodeNoPad } from '../sniffer/spa/base64.js';
+import { b64DecodeBytes, b64DecodeStrict, b64EncodeNoPad } from '../sniffer/spa/base64.js';
 import { decodeSpa, type SpaDecodeOptions } from '../sniffer/spa/decode.js';
 import { digestB64 } from '../sniffer/spa/digest.js';
 import { encodeSpa, SpaEncodeError, type SpaEncodeOptions, type SpaRequest } from '../sniffer/spa/encode.js';
@@ -18,7 +19,9 @@ import { SpaHmac } from '../sniffer/spa/hmac.js';
 import { spaKeysFromSecretData, SpaKeyError, type SpaKeys } from '../sniffer/spa/keys.js';
 import { B64_SALTED_PREFIX } from '../sniffer/spa/limits.js';
 import { DIGEST_TYPES, type DigestType, type EncryptionMode } from '../sniffer/spa/types.js';
+import { parseIpv4, SourceMatcher } from '../sniffer/spa/source-match.js';
 import { createSpaVerifier, SpaPolicyError } from '../sniffer/spa/verifier.js';
+import { CidrSet } from '../api/addresses.js';
 
 const KEY = Buffer.from('yc4kOxn0Vu5ouLQG3ahkJL6dQbkCUFfM+dgIrzdE1P0=', 'base64');
 const HMAC_KEY = Buffer.from(
@@ -367,6 +370,34 @@ describe('SPA decode refusals', () => {
     expect(b64DecodeStrict('Q')).toBeUndefined();
     expect(b64DecodeStrict('Q*==')).toBeUndefined();
   });
+
+  it('decoding base64 held as bytes agrees with decoding it as a string', () => {
+    let seed = 7;
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=*- \u00ff';
+    for (let i = 0; i < 5000; i++) {
+      const text =
+        i % 2 === 0
+          ? b64EncodeNoPad(randomBytes(rand(60)))
+          : Array.from({ length: rand(40) }, () => chars[rand(chars.length)]).join('');
+      if (i % 3 === 0 && text.length > 0) {
+        // Flip one character to exercise the spare-bit and alphabet checks.
+        const pos = rand(text.length);
+        const bytes = Buffer.from(text, 'latin1');
+        bytes[pos] = chars.charCodeAt(rand(chars.length));
+        const mutated = bytes.toString('latin1');
+        const padded = Buffer.from(`xx${mutated}yy`, 'latin1');
+        expect(b64DecodeBytes(padded, 2, padded.length - 2), mutated).toEqual(
+          mutated.includes('=') ? undefined : b64DecodeStrict(mutated),
+        );
+        continue;
+      }
+      const bytes = Buffer.from(text, 'latin1');
+      expect(b64DecodeBytes(bytes, 0, bytes.length), text).toEqual(
+        text.includes('=') ? undefined : b64DecodeStrict(text),
+      );
+    }
+  });
 });
 
 describe('SPA verifier', () => {
@@ -556,5 +587,40 @@ describe('SPA verifier', () => {
       { clock },
     );
     expect(granted(vl.verify(inbound(Buffer.from(legacy.packet)))).source).toBe('10.9.9.9/32');
+  });
+});
+
+describe('SPA source matching (the fast path agrees with node:net BlockList)', () => {
+  it('parses dotted quads exactly as isIPv4 accepts them', () => {
+    expect(parseIpv4('10.1.2.3')).toBe(0x0a010203);
+    expect(parseIpv4('255.255.255.255')).toBe(0xffffffff);
+    expect(parseIpv4('0.0.0.0')).toBe(0);
+    for (const bad of [
+      '010.1.2.3',
+      '1.2.3',
+      '1.2.3.4.5',
+      '256.1.1.1',
+      '1..2.3',
+      '1.2.3.4 ',
+      'a.b.c.d',
+      '',
+      '::1',
+    ])
+      expect(parseIpv4(bad), bad).toBe(-1);
+  });
+
+  it('answers like CidrSet for random addresses and CIDR lists, both families', () => {
+    let seed = 99;
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const v4 = () => [rand(256), rand(256), rand(256), rand(256)].join('.');
+    for (let round = 0; round < 200; round++) {
+      const cidrs = Array.from({ length: 1 + rand(4) }, () => `${v4()}/${rand(33)}`);
+      if (round % 5 === 0) cidrs.push(`fd00:${rand(65536).toString(16)}::/${rand(129)}`);
+      const fast = new SourceMatcher(cidrs);
+      const reference = new CidrSet(cidrs);
+      const probes = [v4(), v4(), cidrs[0]!.split('/')[0]!, `fd00:${rand(65536).toString(16)}::${rand(9)}`];
+      probes.push('::ffff:' + v4(), '010.1.2.3', 'junk', '');
+      for (const a of probes) expect(fast.has(a), `${a} in ${cidrs.join(',')}`).toBe(reference.has(a));
+    }
   });
 });

@@ -5,6 +5,7 @@
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const INVALID = 0xff;
+const EQUALS = 0x3d;
 
 /** Character code → 6-bit value, or 0xff. */
 export const B64_VALUE: Uint8Array = (() => {
@@ -34,7 +35,10 @@ export function b64EncodeNoPad(data: Uint8Array | string): string {
 
 /** Decode unpadded (or padded) base64; undefined when it is not the canonical form of some bytes. */
 export function b64DecodeStrict(text: string): Buffer | undefined {
-  const body = text.replace(/={1,2}$/, '');
+  let end = text.length;
+  if (end > 0 && text.charCodeAt(end - 1) === EQUALS) end--;
+  if (end > 0 && text.charCodeAt(end - 1) === EQUALS) end--;
+  const body = end === text.length ? text : text.slice(0, end);
   const rest = body.length % 4;
   if (rest === 1) return undefined;
   for (let i = 0; i < body.length; i++) {
@@ -48,4 +52,44 @@ export function b64DecodeStrict(text: string): Buffer | undefined {
     if ((last & spareMask) !== 0) return undefined;
   }
   return Buffer.from(body, 'base64');
+}
+
+/**
+ * Decode unpadded base64 text held as bytes, text[start, end), into a new Buffer; undefined unless
+ * every byte is in the alphabet and the text is the canonical form of its bytes (as
+ * b64DecodeStrict). The packet path uses this: no string is built from the packet to decode it.
+ */
+export function b64DecodeBytes(text: Uint8Array, start: number, end: number): Buffer | undefined {
+  const n = end - start;
+  const rest = n % 4;
+  if (n < 0 || rest === 1) return undefined;
+  const out = Buffer.allocUnsafe((n * 3) >> 2);
+  let o = 0;
+  let i = start;
+  for (const full = end - rest; i < full; i += 4) {
+    const a = B64_VALUE[text[i]!]!;
+    const b = B64_VALUE[text[i + 1]!]!;
+    const c = B64_VALUE[text[i + 2]!]!;
+    const d = B64_VALUE[text[i + 3]!]!;
+    // INVALID (0xff) is the only table value with either of the two top bits set.
+    if ((a | b | c | d) & 0xc0) return undefined;
+    const v = (a << 18) | (b << 12) | (c << 6) | d;
+    out[o++] = v >> 16;
+    out[o++] = (v >> 8) & 0xff;
+    out[o++] = v & 0xff;
+  }
+  if (rest === 2) {
+    const a = B64_VALUE[text[i]!]!;
+    const b = B64_VALUE[text[i + 1]!]!;
+    if ((a | b) & 0xc0 || b & 0x0f) return undefined;
+    out[o++] = (a << 2) | (b >> 4);
+  } else if (rest === 3) {
+    const a = B64_VALUE[text[i]!]!;
+    const b = B64_VALUE[text[i + 1]!]!;
+    const c = B64_VALUE[text[i + 2]!]!;
+    if ((a | b | c) & 0xc0 || c & 0x03) return undefined;
+    out[o++] = (a << 2) | (b >> 4);
+    out[o++] = ((b & 0x0f) << 4) | (c >> 2);
+  }
+  return out;
 }

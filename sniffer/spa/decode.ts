@@ -23,7 +23,7 @@
 import { B64_SALTED_PREFIX, SPA_LIMITS } from './limits.js';
 import { isB64Text } from './base64.js';
 import { digestB64, digestTypesForB64Length } from './digest.js';
-import { decryptSpa } from './encryption.js';
+import { decryptSpaBytes } from './encryption.js';
 import type { SpaHmac } from './hmac.js';
 import { parseAccessMessage, decodeAccessMessage } from './fields/access-message.js';
 import { decodeB64Field } from './fields/b64-field.js';
@@ -86,11 +86,7 @@ export function decodeSpa(packet: Uint8Array, opts: SpaDecodeOptions): SpaDecode
 
   let plain: string | undefined;
   try {
-    plain = decryptSpa(
-      Buffer.from(packet.buffer, packet.byteOffset, bodyEnd).toString('latin1'),
-      opts.key,
-      opts.encryptionMode,
-    );
+    plain = decryptSpaBytes(packet, bodyEnd, opts.key, opts.encryptionMode);
   } catch {
     plain = undefined;
   }

@@ -4,7 +4,7 @@
 // the SHA-2 digest is tried first and then the SHA-3 one, as fwknopd does.
 
 import { createHash } from 'node:crypto';
-import { b64EncodeNoPad, b64Length } from './base64.js';
+import { b64Length } from './base64.js';
 import type { DigestType } from './types.js';
 
 interface DigestInfo {
@@ -42,5 +42,7 @@ export function digestTypesForB64Length(length: number): readonly DigestType[] {
 
 /** The digest of `data` as fwknop writes it: base64 without padding. */
 export function digestB64(type: DigestType, data: string): string {
-  return b64EncodeNoPad(createHash(DIGESTS[type].algorithm).update(data, 'latin1').digest());
+  const text = createHash(DIGESTS[type].algorithm).update(data, 'latin1').digest('base64');
+  const pad = text.indexOf('=');
+  return pad === -1 ? text : text.slice(0, pad);
 }

@@ -11,7 +11,7 @@
 // bytes is first padded with '0' characters to 16.
 
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { b64DecodeStrict, b64EncodeNoPad } from './base64.js';
+import { b64DecodeBytes, b64EncodeNoPad } from './base64.js';
 import { B64_SALTED_PREFIX, SALTED_MAGIC, SPA_LIMITS } from './limits.js';
 import type { EncryptionMode } from './types.js';
 
@@ -37,12 +37,15 @@ export function deriveKeyIv(
   mode: EncryptionMode,
 ): { key: Buffer; iv: Buffer } {
   const pw = passphraseBytes(key, mode);
-  const material = Buffer.concat([pw, salt]);
-  const out = Buffer.alloc(maxKeyBytes + blockSize);
-  let prev = Buffer.alloc(0);
-  for (let filled = 0; filled < out.length; filled += md5Size) {
-    prev = createHash('md5').update(prev).update(material).digest();
-    prev.copy(out, filled);
+  // [D(i-1) | pw | salt] in one buffer, so each MD5 is one update() (each is a call into OpenSSL).
+  const material = Buffer.allocUnsafe(md5Size + pw.length + salt.length);
+  pw.copy(material, md5Size);
+  material.set(salt, md5Size + pw.length);
+  const out = Buffer.allocUnsafe(maxKeyBytes + blockSize);
+  createHash('md5').update(material.subarray(md5Size)).digest().copy(out, 0);
+  for (let filled = md5Size; filled < out.length; filled += md5Size) {
+    out.copy(material, 0, filled - md5Size, filled);
+    createHash('md5').update(material).digest().copy(out, filled);
   }
   return { key: out.subarray(0, maxKeyBytes), iv: out.subarray(maxKeyBytes) };
 }
@@ -61,20 +64,43 @@ export function encryptSpa(
   return text.slice(B64_SALTED_PREFIX.length);
 }
 
+/** The salted prefix followed by the packet text, decoded in one pass (decryptSpaBytes is synchronous). */
+const scratch = Buffer.alloc(B64_SALTED_PREFIX.length + SPA_LIMITS.maxEncodedMsgSize);
+scratch.write(B64_SALTED_PREFIX, 'latin1');
+
 /**
- * Decrypt a packet's wire text (HMAC already removed). Returns the plaintext, or undefined when the
- * text is not a well-formed ciphertext or does not decrypt with this key (bad padding). Never throws
- * for bad data; throws SpaKeyLengthError only for a key that could never work.
+ * Decrypt a packet's wire text, packet[0, bodyEnd) (the HMAC after it already checked and left
+ * out). Returns the plaintext, or undefined when the text is not a well-formed ciphertext or does
+ * not decrypt with this key (bad padding). Never throws for bad data; throws SpaKeyLengthError only
+ * for a key that could never work.
  */
-export function decryptSpa(wireText: string, key: Uint8Array, mode: EncryptionMode): string | undefined {
-  const raw = b64DecodeStrict(B64_SALTED_PREFIX + wireText);
+export function decryptSpaBytes(
+  packet: Uint8Array,
+  bodyEnd: number,
+  key: Uint8Array,
+  mode: EncryptionMode,
+): string | undefined {
+  if (bodyEnd < 0 || bodyEnd > SPA_LIMITS.maxEncodedMsgSize) return undefined;
+  const prefixLength = B64_SALTED_PREFIX.length;
+  scratch.set(packet.subarray(0, bodyEnd), prefixLength);
+  const raw = b64DecodeBytes(scratch, 0, prefixLength + bodyEnd);
   if (!raw || raw.length < 2 * blockSize || raw.length % blockSize !== 0) return undefined;
   if (!raw.subarray(0, saltSize).equals(MAGIC)) return undefined;
   const derived = deriveKeyIv(key, raw.subarray(saltSize, 2 * saltSize), mode);
+  // Without automatic padding, update() returns every block of block-aligned input and final()
+  // has nothing left to add; the padding is checked here, as fwknop checks it.
   const decipher = createDecipheriv('aes-256-cbc', derived.key, derived.iv).setAutoPadding(false);
-  const plain = Buffer.concat([decipher.update(raw.subarray(2 * saltSize)), decipher.final()]);
+  const plain = decipher.update(raw.subarray(2 * saltSize));
+  if (plain.length !== raw.length - 2 * saltSize) return undefined;
   const pad = plain[plain.length - 1]!;
   if (pad < 1 || pad > blockSize) return undefined;
   for (let i = plain.length - pad; i < plain.length; i++) if (plain[i] !== pad) return undefined;
   return plain.toString('latin1', 0, plain.length - pad);
+}
+
+/** decryptSpaBytes for wire text held in a string. */
+export function decryptSpa(wireText: string, key: Uint8Array, mode: EncryptionMode): string | undefined {
+  if (wireText.length > SPA_LIMITS.maxEncodedMsgSize) return undefined;
+  const bytes = Buffer.from(wireText, 'latin1');
+  return decryptSpaBytes(bytes, bytes.length, key, mode);
 }

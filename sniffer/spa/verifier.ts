@@ -13,7 +13,7 @@
 
 import { createHash } from 'node:crypto';
 import { SocketAddress } from 'node:net';
-import { ALWAYS_NEVER_GRANT, CidrSet, hostCidr } from '../../api/addresses.js';
+import { ALWAYS_NEVER_GRANT, hostCidr } from '../../api/addresses.js';
 import type { Clock } from '../../api/clock.js';
 import { BOUNDS, DEFAULTS } from '../../api/limits.js';
 import { formatPort, parsePort } from '../../api/ports.js';
@@ -25,6 +25,7 @@ import { SpaHmac } from './hmac.js';
 import type { SpaKeys } from './keys.js';
 import { SPA_LIMITS } from './limits.js';
 import { SPA_REFUSALS, type SpaRefusalReason } from './reasons.js';
+import { parseIpv4, SourceMatcher } from './source-match.js';
 import { isNatType } from './types.js';
 
 export interface SpaVerifier {
@@ -37,10 +38,15 @@ export class SpaPolicyError extends Error {}
 
 const DEFAULT_SOURCES = ['0.0.0.0/0', '::/0'];
 const UNSPECIFIED_V4 = '0.0.0.0';
-const neverGrant = new CidrSet(ALWAYS_NEVER_GRANT);
+const neverGrant = new SourceMatcher(ALWAYS_NEVER_GRANT);
 
 function canonicalIp(ip: string): string {
   return ip.includes(':') ? new SocketAddress({ address: ip, family: 'ipv6' }).address : ip;
+}
+
+/** The grant's source: "10.1.2.3/32", "fd00::7/128" (IPv6 in canonical form). */
+function hostSource(ip: string): string {
+  return parseIpv4(ip) >= 0 ? `${ip}/32` : hostCidr(canonicalIp(ip));
 }
 
 export function createSpaVerifier(policy: KnockPolicy, keys: SpaKeys, opts: { clock: Clock }): SpaVerifier {
@@ -49,11 +55,11 @@ export function createSpaVerifier(policy: KnockPolicy, keys: SpaKeys, opts: { cl
   const where = `KnockPolicy ${name}`;
   if (!spa) throw new SpaPolicyError(`${where}: not an SPA policy (spec.spa is missing)`);
   let port: ReturnType<typeof parsePort>;
-  let sources: CidrSet;
+  let sources: SourceMatcher;
   let grantPorts: Set<string>;
   try {
     port = parsePort(spa.port, 'udp');
-    sources = new CidrSet(spa.allowedSources ?? DEFAULT_SOURCES);
+    sources = new SourceMatcher(spa.allowedSources ?? DEFAULT_SOURCES);
     grantPorts = new Set(policy.spec.grant.ports.map((p) => formatPort(parsePort(p))));
   } catch (err) {
     throw new SpaPolicyError(`${where}: ${(err as Error).message}`);
@@ -133,7 +139,7 @@ export function createSpaVerifier(policy: KnockPolicy, keys: SpaKeys, opts: { cl
       kind: 'grant',
       policy: name,
       method: 'spa',
-      source: hostCidr(canonicalIp(host)),
+      source: hostSource(host),
       ports: [...ports],
       durationSeconds: msg.clientTimeout > 0 ? Math.min(msg.clientTimeout, maxDuration) : duration,
       user: msg.username,

@@ -1,0 +1,254 @@
+// `npm run bench:spa`: the per-packet cost of the sniffer's SPA path, in microseconds (median of
+// several runs, see spa-measure.ts), and one comparison of node:crypto with @noble/hashes for the
+// primitives the codec uses. Prints markdown tables. Not a test: it asserts only that each case
+// takes the path it claims to measure (a refusal for the right reason, a grant), so a broken codec
+// cannot pass for a fast one.
+//
+// Aim (issue 2): refusals under 2 µs, valid packets under 20 µs.
+
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
+import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
+import { md5 as nobleMd5 } from '@noble/hashes/legacy.js';
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { FakeClock } from '../api/clock.js';
+import type { KnockPolicy } from '../api/types.js';
+import type { InboundPacket, Verdict } from '../sniffer/decision.js';
+import { DecodedFrame, decodeFrame, LinkType, toInboundPacket } from '../sniffer/frames/index.js';
+import { parsePlaintext } from '../sniffer/spa/decode.js';
+import { encodeSpa } from '../sniffer/spa/encode.js';
+import { decryptSpa, deriveKeyIv } from '../sniffer/spa/encryption.js';
+import { SpaHmac } from '../sniffer/spa/hmac.js';
+import { createSpaVerifier } from '../sniffer/spa/verifier.js';
+import { consume, formatUs, measureAll, type BenchCase, type Measurement } from './spa-measure.js';
+
+const SPA_PORT = 62201;
+const CLIENT = '10.1.2.3';
+const SERVER = '10.0.0.1';
+
+/** An Ethernet II / IPv4 / UDP frame carrying `payload`, as a capture hands it over. */
+function udpFrame(payload: Buffer): Buffer {
+  const frame = Buffer.alloc(14 + 20 + 8 + payload.length);
+  frame.writeUInt16BE(0x0800, 12);
+  const ip = 14;
+  frame[ip] = 0x45;
+  frame.writeUInt16BE(20 + 8 + payload.length, ip + 2);
+  frame[ip + 8] = 64;
+  frame[ip + 9] = 17;
+  Buffer.from(CLIENT.split('.').map(Number)).copy(frame, ip + 12);
+  Buffer.from(SERVER.split('.').map(Number)).copy(frame, ip + 16);
+  const udp = ip + 20;
+  frame.writeUInt16BE(40000, udp);
+  frame.writeUInt16BE(SPA_PORT, udp + 2);
+  frame.writeUInt16BE(8 + payload.length, udp + 4);
+  payload.copy(frame, udp + 8);
+  return frame;
+}
+
+function inbound(payload: Buffer, at: number): InboundPacket {
+  return {
+    src: CLIENT,
+    dst: SERVER,
+    family: 4,
+    proto: 'udp',
+    srcPort: 40000,
+    dstPort: SPA_PORT,
+    tcpFlags: 0,
+    payload,
+    at,
+  };
+}
+
+function expectVerdict(what: string, v: Verdict, kind: 'grant' | string): void {
+  const got = v.kind === 'grant' ? 'grant' : v.reason;
+  if (got !== kind) throw new Error(`bench case "${what}" takes the wrong path: ${got}, expected ${kind}`);
+}
+
+function pipelineCases(): { m: Measurement; aim: string }[] {
+  const key = randomBytes(32);
+  const hmacKey = randomBytes(64);
+  const now = Math.floor(Date.now() / 1000);
+  const clock = new FakeClock(now * 1000);
+  const policy: KnockPolicy = {
+    apiVersion: 'knockgate.io/v1alpha1',
+    kind: 'KnockPolicy',
+    metadata: { name: 'bench' },
+    spec: {
+      spa: { keySecretRef: { name: 'bench' }, port: `${SPA_PORT}/udp` },
+      grant: { ports: ['22/tcp'], durationSeconds: 60 },
+    },
+  };
+  const verifier = createSpaVerifier(policy, { key, hmacKey }, { clock });
+
+  const valid = Buffer.from(
+    encodeSpa(
+      { allowIp: CLIENT, access: ['tcp/22'], username: 'alice', timestamp: now },
+      { key, hmacKey, hmacType: 'sha256', digestType: 'sha256' },
+    ),
+    'latin1',
+  );
+  const badHmac = Buffer.from(valid);
+  badHmac[badHmac.length - 5] = badHmac[badHmac.length - 5] === 0x41 ? 0x42 : 0x41;
+  // Random bytes of an SPA packet's size: what a port scan or stray traffic puts on the SPA port.
+  const junk = randomBytes(valid.length);
+
+  const at = clock.now();
+  const validPacket = inbound(valid, at);
+  const badPacket = inbound(badHmac, at);
+  const junkPacket = inbound(junk, at);
+  expectVerdict('valid', verifier.verify(validPacket), 'grant');
+  expectVerdict('bad HMAC', verifier.verify(badPacket), 'bad-hmac');
+  expectVerdict('junk', verifier.verify(junkPacket), 'not-spa');
+
+  const validFrame = udpFrame(valid);
+  const frame = new DecodedFrame();
+  if (!decodeFrame(validFrame, validFrame.length, LinkType.Ethernet, frame) || frame.dstPort !== SPA_PORT)
+    throw new Error('bench frame does not decode');
+  expectVerdict('whole path', verifier.verify(toInboundPacket(frame, at)), 'grant');
+
+  const cases: (BenchCase & { aim: string })[] = [
+    {
+      name: `frame decode (Ethernet/IPv4/UDP, ${validFrame.length} B, sniffer/frames)`,
+      fn: () => consume(decodeFrame(validFrame, validFrame.length, LinkType.Ethernet, frame)),
+      aim: '',
+    },
+    {
+      name: 'frame decode + InboundPacket (address strings, payload view)',
+      fn: () => {
+        decodeFrame(validFrame, validFrame.length, LinkType.Ethernet, frame);
+        consume(toInboundPacket(frame, at));
+      },
+      aim: '',
+    },
+    {
+      name: `junk UDP payload refused (${junk.length} random bytes)`,
+      fn: () => consume(verifier.verify(junkPacket)),
+      aim: '< 2',
+    },
+    {
+      name: `well-formed packet, bad HMAC refused (${badHmac.length} B, HMAC-SHA256)`,
+      fn: () => consume(verifier.verify(badPacket)),
+      aim: '< 2',
+    },
+    {
+      name: `valid packet verified and decrypted (${valid.length} B)`,
+      fn: () => consume(verifier.verify(validPacket)),
+      aim: '< 20',
+    },
+    {
+      name: 'valid packet, whole path: frame decode → InboundPacket → verify',
+      fn: () => {
+        decodeFrame(validFrame, validFrame.length, LinkType.Ethernet, frame);
+        consume(verifier.verify(toInboundPacket(frame, at)));
+      },
+      aim: '< 20',
+    },
+  ];
+  // Where a valid packet's time goes: the steps decodeSpa takes, one by one.
+  const hmac = new SpaHmac('sha256', hmacKey);
+  const body = valid.subarray(0, valid.length - hmac.b64Length).toString('latin1');
+  const plaintext = decryptSpa(body, key, 'cbc');
+  if (plaintext === undefined || typeof parsePlaintext(plaintext) === 'string')
+    throw new Error('bench packet does not decrypt');
+  const salt = randomBytes(8);
+  cases.push(
+    { name: '… of which: HMAC check', fn: () => consume(hmac.verify(valid)), aim: '' },
+    {
+      name: '… of which: key/IV derivation (3 × MD5)',
+      fn: () => consume(deriveKeyIv(key, salt, 'cbc')),
+      aim: '',
+    },
+    {
+      name: '… of which: base64 + key/IV + AES-256-CBC',
+      fn: () => consume(decryptSpa(body, key, 'cbc')),
+      aim: '',
+    },
+    { name: '… of which: fields + message digest', fn: () => consume(parsePlaintext(plaintext)), aim: '' },
+    {
+      name: '… of which: replay claim digest (SHA-256 hex)',
+      fn: () => consume(createHash('sha256').update(valid).digest('hex')),
+      aim: '',
+    },
+  );
+  const results = measureAll(cases);
+  return results.map((m, k) => ({ m, aim: cases[k]!.aim }));
+}
+
+function cryptoComparisons(): { what: string; node: Measurement; noble: Measurement }[] {
+  const hmacKey = randomBytes(64);
+  const msg160 = randomBytes(160);
+  const packet = randomBytes(200);
+  const kdfInput = randomBytes(16 + 32 + 8);
+  const rows: { what: string; node: Measurement; noble: Measurement }[] = [];
+  const check = (a: Uint8Array, b: Uint8Array, what: string) => {
+    if (!Buffer.from(a).equals(Buffer.from(b))) throw new Error(`${what}: node:crypto and noble disagree`);
+  };
+
+  check(
+    createHmac('sha256', hmacKey).update(msg160).digest(),
+    nobleHmac(nobleSha256, hmacKey, msg160),
+    'HMAC',
+  );
+  check(createHash('sha256').update(packet).digest(), nobleSha256(packet), 'SHA-256');
+  check(createHash('md5').update(kdfInput).digest(), nobleMd5(kdfInput), 'MD5');
+  const pairs: { what: string; node: () => unknown; noble: () => unknown }[] = [
+    {
+      what: 'HMAC-SHA256 of 160 bytes (the packet HMAC)',
+      node: () => createHmac('sha256', hmacKey).update(msg160).digest(),
+      noble: () => nobleHmac(nobleSha256, hmacKey, msg160),
+    },
+    {
+      what: 'SHA-256 of 200 bytes (replay claim, message digest)',
+      node: () => createHash('sha256').update(packet).digest(),
+      noble: () => nobleSha256(packet),
+    },
+    {
+      what: 'MD5 of 56 bytes (one step of the key/IV derivation, 3 per packet)',
+      node: () => createHash('md5').update(kdfInput).digest(),
+      noble: () => nobleMd5(kdfInput),
+    },
+  ];
+  const results = measureAll(
+    pairs.flatMap((p) => [
+      { name: `${p.what} node`, fn: () => consume(p.node()) },
+      { name: `${p.what} noble`, fn: () => consume(p.noble()) },
+    ]),
+  );
+  for (const [k, p] of pairs.entries())
+    rows.push({ what: p.what, node: results[2 * k]!, noble: results[2 * k + 1]! });
+  return rows;
+}
+
+function main(): void {
+  const started = Date.now();
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  console.log(`# knockgate SPA benchmark\n`);
+  console.log(
+    `node ${process.version}, ${cpu}, ${cpus().length} CPUs, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}\n`,
+  );
+
+  console.log('| per packet | µs (median) | min–max µs | aim µs |');
+  console.log('|---|---:|---:|---:|');
+  for (const { m, aim } of pipelineCases()) {
+    console.log(
+      `| ${m.name} | ${formatUs(m.medianUs)} | ${formatUs(m.minUs)}–${formatUs(m.maxUs)} | ${aim} |`,
+    );
+  }
+
+  console.log('\n| primitive | node:crypto µs | @noble/hashes µs | faster |');
+  console.log('|---|---:|---:|---|');
+  for (const { what, node, noble } of cryptoComparisons()) {
+    const ratio = noble.medianUs / node.medianUs;
+    const faster =
+      ratio >= 1 ? `node:crypto ×${ratio.toFixed(1)}` : `@noble/hashes ×${(1 / ratio).toFixed(1)}`;
+    console.log(`| ${what} | ${formatUs(node.medianUs)} | ${formatUs(noble.medianUs)} | ${faster} |`);
+  }
+  console.log(
+    '\nAES-256-CBC: node:crypto only (no AES in @noble/hashes; @noble/ciphers is not a dependency).',
+  );
+  console.log(`\n(${((Date.now() - started) / 1000).toFixed(1)} s)`);
+}
+
+main();
