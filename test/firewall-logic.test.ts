@@ -265,13 +265,42 @@ describe('Firewall grants', () => {
     expect(fw.grants().map((g) => g.name)).toEqual(['a']);
   });
 
-  it('serialises concurrent operations', async () => {
-    const { fw, grant } = setup();
+  it('coalesces concurrent operations into few backend changes; a bad one fails alone', async () => {
+    const { fw, backend, grant } = setup();
     await fw.install();
-    await Promise.all(
-      Array.from({ length: 50 }, (_, i) => fw.add(grant(`g${i}`, `10.0.1.${i + 1}`, ['22/tcp'], 60))),
-    );
-    expect(fw.stats().grants).toBe(50);
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 50 }, (_, i) => fw.add(grant(`g${i}`, `10.0.1.${i + 1}`, ['22/tcp'], 60))),
+      fw.add(grant('bad', '10.0.0.0/8', ['22/tcp'], 60)),
+      fw.remove({ name: 'g3' }, 'revoked'),
+    ]);
+    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1);
+    expect(fw.stats().grants).toBe(49);
+    // The first add runs alone; everything that arrived meanwhile is one change.
+    expect(backend.calls.filter((c) => c === 'applyChanges').length).toBeLessThanOrEqual(2);
+  });
+
+  it('a refused batch is retried one operation at a time', async () => {
+    const { fw, backend, grant } = setup();
+    await fw.install();
+    await fw.add(grant('a', '10.0.0.1', ['22/tcp'], 60));
+    const real = backend.applyChanges.bind(backend);
+    backend.applyChanges = async (c, changes) => {
+      // The kernel refuses any change that involves 10.0.0.66.
+      if (changes.some((x) => x.key.address === '10.0.0.66')) throw new FirewallApplyError('refused');
+      return real(c, changes);
+    };
+    const results = await Promise.allSettled([
+      fw.add(grant('b', '10.0.0.2', ['22/tcp'], 60)),
+      fw.add(grant('c', '10.0.0.66', ['22/tcp'], 60)),
+      fw.add(grant('d', '10.0.0.4', ['22/tcp'], 60)),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(
+      fw
+        .grants()
+        .map((g) => g.name)
+        .sort(),
+    ).toEqual(['a', 'b', 'd']);
   });
 });
 

@@ -18,9 +18,15 @@ export interface Backend {
   applyAll(config: ValidConfig, elements: Element[], now: number): Promise<void>;
   /**
    * Apply per-grant element changes through the long-lived process (iptables: an atomic rewrite of
-   * the grant chain from `all`). Throws FirewallApplyError with the tool's message.
+   * the grant chain from `all()`, computed only when asked: it costs time linear in the grants).
+   * Throws FirewallApplyError with the tool's message.
    */
-  applyChanges(config: ValidConfig, changes: ElementChange[], all: Element[], now: number): Promise<void>;
+  applyChanges(
+    config: ValidConfig,
+    changes: ElementChange[],
+    all: () => Element[],
+    now: number,
+  ): Promise<void>;
   /** Remove what this backend installs (idempotent; nothing else is touched). */
   removeOwn(): Promise<void>;
   /** Whether this backend's tool is installed at all (a missing tool means nothing of ours to clean). */

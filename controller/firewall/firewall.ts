@@ -10,7 +10,8 @@ import { FIREWALL_BACKENDS } from '../../api/standalone.js';
 import type { Backend } from './backend.js';
 import { Commands } from './command.js';
 import { flushConntrack } from './conntrack.js';
-import { GrantTable, keyString, type ElementChange, type ElementKey } from './elements.js';
+import { GrantTable, grantKeys, keyString, type ElementChange, type ElementKey } from './elements.js';
+import { FIREWALL_LIMITS } from './limits.js';
 import { IpsetBackend } from './ipset.js';
 import { IptablesBackend } from './iptables.js';
 import { NftablesBackend } from './nftables.js';
@@ -38,6 +39,26 @@ export interface KernelFirewallDeps {
   config?: FirewallConfig;
 }
 
+type GrantOp =
+  { kind: 'add'; grant: FirewallGrant } | { kind: 'remove'; name: unknown; reason: RemoveReason };
+
+interface Pending {
+  op: GrantOp;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/** One staged operation of a batch: the table already holds its result. */
+interface Done {
+  pending: Pending;
+  keys: ElementKey[];
+  undo: () => void;
+  added?: ValidGrant;
+  extended?: boolean;
+  removed?: ValidGrant;
+  reason?: RemoveReason;
+}
+
 export class KernelFirewall implements Firewall {
   readonly backend: FirewallBackend;
   private config: ValidConfig | undefined;
@@ -46,6 +67,8 @@ export class KernelFirewall implements Firewall {
   private applyFailures = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Grant operations waiting for their batch to start (joined by those that arrive meanwhile). */
+  private openBatch: Pending[] | undefined;
 
   constructor(private readonly deps: KernelFirewallDeps) {
     this.backend = deps.backend.name;
@@ -53,6 +76,8 @@ export class KernelFirewall implements Firewall {
 
   /** Run `op` after every earlier operation has finished (whatever its outcome). */
   private serial<T>(op: () => Promise<T>): Promise<T> {
+    // Grant operations that arrive after this one start a new batch behind it.
+    this.openBatch = undefined;
     const run = this.queue.then(() => {
       if (this.closed) throw new FirewallApplyError('firewall: closed');
       return op();
@@ -118,63 +143,141 @@ export class KernelFirewall implements Firewall {
   }
 
   add(grant: FirewallGrant): Promise<void> {
-    return this.serial(async () => {
-      const config = this.requireConfig();
-      const now = this.deps.clock.now();
-      const valid = validateGrant(grant, now);
-      if (valid.expiresAt <= now)
-        throw new FirewallInputError(`grant ${valid.name}: already expired, nothing applied`);
-      if (!this.table.has(valid.name) && this.table.size >= config.maxGrants) {
-        this.refusedMaxGrants++;
-        this.deps.logger.warn(
-          { grant: valid.name, source: valid.address, maxGrants: config.maxGrants },
-          'grant refused: maxGrants reached',
-        );
-        throw new MaxGrantsError(
-          `grant ${valid.name}: refused, ${config.maxGrants} grants (maxGrants) already open`,
-        );
-      }
-      const previous = this.table.get(valid.name);
-      const changes = this.changesFor(this.table.put(valid));
-      try {
-        await this.applyChanges(config, changes, now);
-      } catch (err) {
-        // Nothing of this grant counts as applied: the table goes back to what the kernel holds.
-        this.table.delete(valid.name);
-        if (previous) this.table.put(previous);
-        await this.recover(config, now);
-        throw err;
-      }
-      this.deps.logger.debug(
-        { grant: valid.name, source: valid.address, ports: valid.ports.length, expiresAt: valid.expiresAt },
-        previous ? 'firewall grant extended' : 'firewall grant opened',
-      );
-    });
+    return this.enqueue({ kind: 'add', grant });
   }
 
   remove(grant: Pick<FirewallGrant, 'name'>, reason: RemoveReason): Promise<void> {
-    return this.serial(async () => {
-      const config = this.requireConfig();
-      const name = grant?.name;
-      const removed = typeof name === 'string' ? this.table.get(name) : undefined;
-      if (!removed) return;
-      const now = this.deps.clock.now();
-      const changes = this.changesFor(this.table.delete(removed.name));
-      try {
-        await this.applyChanges(config, changes, now);
-      } catch (err) {
-        // Closing must not be lost: the whole state (without this grant) is applied instead.
-        this.deps.logger.warn({ grant: removed.name, err: (err as Error).message }, 'grant close: resyncing');
-        try {
-          await this.applyWhole(config, this.table, now);
-        } catch (again) {
-          this.table.put(removed);
-          throw again;
-        }
-      }
-      this.deps.logger.debug({ grant: removed.name, reason }, 'firewall grant closed');
-      if (config.conntrackFlush) await this.flush(removed, changes, reason);
+    return this.enqueue({ kind: 'remove', name: grant?.name, reason });
+  }
+
+  /**
+   * Per-grant operations that arrive while another operation runs are coalesced into one backend
+   * change (one nft transaction, one run of ipset lines): the cost of a flood of grants grows with
+   * the number of batches, not of grants. Order is kept: a batch never passes an earlier sync.
+   */
+  private enqueue(op: GrantOp): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const pending: Pending = { op, resolve, reject };
+      if (this.openBatch) return void this.openBatch.push(pending);
+      const batch: Pending[] = [pending];
+      const started = this.serial(async () => {
+        if (this.openBatch === batch) this.openBatch = undefined;
+        const config = this.requireConfig();
+        for (let i = 0; i < batch.length; i += FIREWALL_LIMITS.maxOpsPerBatch)
+          await this.runBatch(config, batch.slice(i, i + FIREWALL_LIMITS.maxOpsPerBatch));
+      });
+      // Open for joiners only now: serial() closes whatever batch was open before it.
+      this.openBatch = batch;
+      started.catch((err: unknown) => {
+        // Only reached when the batch could not start (closed, not installed): all of it fails.
+        for (const p of batch) p.reject(err as Error);
+      });
     });
+  }
+
+  private async runBatch(config: ValidConfig, batch: Pending[]): Promise<void> {
+    const now = this.deps.clock.now();
+    const done: Done[] = [];
+    const touched: ElementKey[] = [];
+    for (const p of batch) {
+      try {
+        const d = this.stage(config, p, now);
+        if (!d) continue;
+        done.push(d);
+        touched.push(...d.keys);
+      } catch (err) {
+        p.reject(err as Error);
+      }
+    }
+    if (done.length === 0) return;
+    const changes = this.changesFor(touched);
+    try {
+      await this.applyChanges(config, changes, now);
+    } catch (err) {
+      for (const d of [...done].reverse()) d.undo();
+      if (done.length > 1) {
+        // One bad change must not fail the others: each is tried on its own.
+        await this.recover(config, now);
+        for (const d of done) await this.runBatch(config, [d.pending]);
+        return;
+      }
+      await this.failedAlone(config, done[0]!, err as Error, now);
+      return;
+    }
+    for (const d of done) {
+      this.logDone(d);
+      if (config.conntrackFlush && d.removed) await this.flush(d.removed, d.reason!);
+      d.pending.resolve();
+    }
+  }
+
+  /** Apply one operation to the table; returns what to undo, or undefined for a no-op. */
+  private stage(config: ValidConfig, p: Pending, now: number): Done | undefined {
+    const op = p.op;
+    if (op.kind === 'remove') {
+      const removed = typeof op.name === 'string' ? this.table.get(op.name) : undefined;
+      if (!removed) {
+        p.resolve();
+        return undefined;
+      }
+      const keys = this.table.delete(removed.name);
+      return { pending: p, keys, removed, reason: op.reason, undo: () => void this.table.put(removed) };
+    }
+    const valid = validateGrant(op.grant, now);
+    if (valid.expiresAt <= now)
+      throw new FirewallInputError(`grant ${valid.name}: already expired, nothing applied`);
+    if (!this.table.has(valid.name) && this.table.size >= config.maxGrants) {
+      this.refusedMaxGrants++;
+      this.deps.logger.warn(
+        { grant: valid.name, source: valid.address, maxGrants: config.maxGrants },
+        'grant refused: maxGrants reached',
+      );
+      throw new MaxGrantsError(
+        `grant ${valid.name}: refused, ${config.maxGrants} grants (maxGrants) already open`,
+      );
+    }
+    const previous = this.table.get(valid.name);
+    const keys = this.table.put(valid);
+    const undo = () => {
+      this.table.delete(valid.name);
+      if (previous) this.table.put(previous);
+    };
+    return { pending: p, keys, added: valid, extended: previous !== undefined, undo };
+  }
+
+  /** A single change the backend refused (its table change is already undone). */
+  private async failedAlone(config: ValidConfig, d: Done, err: Error, now: number): Promise<void> {
+    if (d.added) {
+      await this.recover(config, now);
+      return d.pending.reject(err);
+    }
+    // Closing must not be lost: the whole state without this grant is applied instead.
+    const removed = d.removed!;
+    this.deps.logger.warn({ grant: removed.name, err: err.message }, 'grant close: resyncing');
+    this.table.delete(removed.name);
+    try {
+      await this.applyWhole(config, this.table, now);
+    } catch (again) {
+      this.table.put(removed);
+      return d.pending.reject(again as Error);
+    }
+    this.logDone(d);
+    if (config.conntrackFlush) await this.flush(removed, d.reason!);
+    d.pending.resolve();
+  }
+
+  private logDone(d: Done): void {
+    if (d.added)
+      this.deps.logger.debug(
+        {
+          grant: d.added.name,
+          source: d.added.address,
+          ports: d.added.ports.length,
+          expiresAt: d.added.expiresAt,
+        },
+        d.extended ? 'firewall grant extended' : 'firewall grant opened',
+      );
+    else this.deps.logger.debug({ grant: d.removed!.name, reason: d.reason }, 'firewall grant closed');
   }
 
   grants(): FirewallGrant[] {
@@ -231,7 +334,7 @@ export class KernelFirewall implements Firewall {
 
   private async applyChanges(config: ValidConfig, changes: ElementChange[], now: number): Promise<void> {
     try {
-      await this.deps.backend.applyChanges(config, changes, this.table.elements(), now);
+      await this.deps.backend.applyChanges(config, changes, () => this.table.elements(), now);
     } catch (err) {
       this.applyFailures++;
       throw err;
@@ -248,11 +351,11 @@ export class KernelFirewall implements Firewall {
     }
   }
 
-  /** Revoke: every port that is now closed; expiry: only UDP ones (TCP ends by itself). */
-  private async flush(g: ValidGrant, changes: ElementChange[], reason: RemoveReason): Promise<void> {
-    const closed = changes
-      .filter((c) => c.element === undefined && (reason === 'revoked' || c.key.proto === 'udp'))
-      .map((c) => c.key);
+  /** Revoke: every port no grant covers any more; expiry: only UDP ones (TCP ends by itself). */
+  private async flush(g: ValidGrant, reason: RemoveReason): Promise<void> {
+    const closed = grantKeys(g).filter(
+      (k) => this.table.element(k) === undefined && (reason === 'revoked' || k.proto === 'udp'),
+    );
     if (closed.length === 0) return;
     await flushConntrack(this.deps.commands, this.deps.logger, g.family, g.address, closed);
   }

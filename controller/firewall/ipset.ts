@@ -164,7 +164,7 @@ export class IpsetBackend implements Backend {
   async applyChanges(
     _config: ValidConfig,
     changes: ElementChange[],
-    _all: Element[],
+    _all: () => Element[],
     now: number,
   ): Promise<void> {
     const lines = renderIpsetChanges(changes, now);

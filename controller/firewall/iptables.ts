@@ -96,14 +96,15 @@ export class IptablesBackend implements Backend {
   async applyChanges(
     config: ValidConfig,
     changes: ElementChange[],
-    all: Element[],
+    all: () => Element[],
     now: number,
   ): Promise<void> {
     const families = new Set(changes.map((c) => c.key.family));
+    const elements = all();
     for (const family of [4, 6] as const) {
       if (!families.has(family)) continue;
       try {
-        await this.xtables.restore(toolOf(family), renderGrantChain(config, all, family, now));
+        await this.xtables.restore(toolOf(family), renderGrantChain(config, elements, family, now));
       } catch (err) {
         throw new FirewallApplyError(`iptables: grant change refused: ${(err as Error).message}`);
       }

@@ -185,7 +185,7 @@ export class NftablesBackend implements Backend {
   async applyChanges(
     _config: ValidConfig,
     changes: ElementChange[],
-    _all: Element[],
+    _all: () => Element[],
     now: number,
   ): Promise<void> {
     if (changes.length === 0) return;
