@@ -1,5 +1,5 @@
 // A cache of one cluster-scoped collection, kept current by @kubernetes/client-node's ListWatch
-// (makeInformer): list, then watch from the list's resourceVersion; a 410 Gone (the server compacted
+// (what makeInformer builds): list, then watch from the list's resourceVersion; a 410 Gone (the server compacted
 // past it) makes ListWatch relist.
 //
 // What this wrapper adds, because ListWatch alone leaves it to the caller:
@@ -15,18 +15,19 @@
 // - waiting: for the first list (get/list before it fail after a timeout), and for the cache to
 //   reach a resourceVersion (so a store's own writes are visible when the write resolves).
 //
-// Known limit: after a watch that ends cleanly ListWatch reconnects at once, without backoff; a server
-// (or proxy) that accepted and closed every watch immediately would see a fast reconnect loop. The
-// Kubernetes API server does not do that (it ends watches after minutes, or with an error).
+// - pacing (paced-watch.ts): ListWatch reconnects at once after a watch that ends cleanly; watches
+//   that keep ending right after opening are spaced out with backoff, and a watch is never opened
+//   for a ListWatch that was superseded or stopped meanwhile.
 
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
-import { makeInformer, type Informer, type ObjectCache } from '@kubernetes/client-node';
+import { ListWatch } from '@kubernetes/client-node';
 import type { Clock, TimerHandle } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import type { WatchEventType } from '../../api/store.js';
 import { Backoff } from './backoff.js';
 import { KubeApiError, toKubeApiError } from './errors.js';
 import { KUBE_STORE_DEFAULTS } from './limits.js';
+import { PacedWatch } from './paced-watch.js';
 
 /** What the cache needs of an object (cluster-scoped: the name is the key). */
 export interface CachedObject {
@@ -55,7 +56,7 @@ export interface KubeInformerOptions<T extends CachedObject> {
   random?: () => number;
 }
 
-type ListWatchLike = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
+type ListWatchLike = ListWatch<KubernetesObject>;
 
 interface Waiter {
   test(): boolean;
@@ -208,11 +209,23 @@ export class KubeInformer<T extends CachedObject> {
   private launch(): void {
     const token = {};
     this.token = token;
-    // Objects are the API's JSON as is (client-node does not convert custom objects).
-    const lw = makeInformer<KubernetesObject>(
-      this.opts.kubeConfig,
+    // What makeInformer builds, with a PacedWatch in place of the plain Watch. Objects are the
+    // API's JSON as is (client-node does not convert custom objects).
+    const watch = new PacedWatch(this.opts.kubeConfig, {
+      clock: this.opts.clock,
+      backoff: new Backoff({
+        initialMs: this.opts.backoffInitialMs ?? KUBE_STORE_DEFAULTS.watchBackoffInitialMs,
+        maxMs: this.opts.backoffMaxMs ?? KUBE_STORE_DEFAULTS.watchBackoffMaxMs,
+        random: this.opts.random,
+      }),
+      minLifetimeMs: KUBE_STORE_DEFAULTS.watchMinLifetimeMs,
+      isCurrent: () => token === this.token,
+    });
+    const lw: ListWatchLike = new ListWatch<KubernetesObject>(
       this.opts.path,
+      watch,
       () => this.listFor(token) as Promise<KubernetesListObject<KubernetesObject>>,
+      false,
     );
     lw.on('add', (o) => this.onWatchEvent(token, 'ADDED', o as T));
     lw.on('update', (o) => this.onWatchEvent(token, 'MODIFIED', o as T));

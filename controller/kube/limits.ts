@@ -5,6 +5,8 @@ export const KUBE_STORE_DEFAULTS = {
   watchBackoffInitialMs: 800,
   /** Longest wait between list/watch attempts (client-go's reflector uses 30 s as well). */
   watchBackoffMaxMs: 30_000,
+  /** A watch that ends without an error sooner than this after opening makes the next one back off. */
+  watchMinLifetimeMs: 1_000,
   /**
    * How often the informer relists from scratch. A watch can stop delivering without ending (a
    * half-open connection): the relist replaces it and turns whatever was missed into events.
