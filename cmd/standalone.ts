@@ -94,8 +94,15 @@ async function run(opts: StandaloneCliOptions): Promise<void> {
     try {
       await daemon.start();
     } catch (err) {
-      // Leave no rule behind a daemon that never ran.
-      await firewall.cleanup().catch(() => undefined);
+      // Leave no rule behind a daemon that never ran. The daemon closed its firewall on the way
+      // out (a closed one refuses every operation), so a fresh one removes what was installed.
+      const cleaner = firewallFor(config.settings.backend, logger);
+      await cleaner
+        .cleanup()
+        .catch((e: Error) =>
+          logger.error({ event: 'cleanup-error' }, `cleanup after a failed start: ${e.message}`),
+        );
+      await cleaner.close().catch(() => undefined);
       throw err;
     }
     const metricsServer =
