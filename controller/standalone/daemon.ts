@@ -43,7 +43,7 @@ import { StateDir } from '../local/state-dir.js';
 import { neverGrantSet } from './admission.js';
 import { listenControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
 import { firewallConfig, firewallGrant } from './firewall-view.js';
-import { runGrantHook } from './grant-hooks.js';
+import { grantHookCommand, runGrantHook } from './grant-hooks.js';
 import { KeyedQueue, SerialQueue } from './queues.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import type { StandaloneMetrics } from './metrics.js';
@@ -359,7 +359,12 @@ export class StandaloneDaemon {
     const audit = this.config.settings.mode === 'Audit';
     if (!extending) {
       if (audit) {
-        this.log.info({ event: 'audit', grant: name }, `audit mode: would run the start command for ${name}`);
+        const command = grantHookCommand(this.hooksOf(stored), 'start', stored);
+        if (command !== undefined)
+          this.log.info(
+            { event: 'audit', grant: name, command },
+            `audit mode: would run the start command for ${name}: ${command}`,
+          );
       } else {
         const hook = await runGrantHook(this.hooksOf(stored), 'start', stored, this.log);
         if (!hook.ok) return this.fail(stored, hook.message!);

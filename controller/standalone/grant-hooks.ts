@@ -38,6 +38,21 @@ function varsFor(grant: AccessGrant): HookVars {
   return vars;
 }
 
+/**
+ * The command line `phase` would run for `grant`, rendered (for Audit mode's log), or undefined when
+ * its policy has none for this family.
+ */
+export function grantHookCommand(hooks: Hooks | undefined, phase: HookPhase, grant: AccessGrant) {
+  if (!hooks) return undefined;
+  const template = templateFor(hooks, phase, isIP(grant.spec.source.split('/')[0]!));
+  if (template === undefined) return undefined;
+  try {
+    return renderCommand(template, varsFor(grant));
+  } catch (err) {
+    return `(not runnable: ${(err as HookError).message})`;
+  }
+}
+
 /** Run the grant's policy hook for `phase`; resolves ok when there is none. Never throws. */
 export async function runGrantHook(
   hooks: Hooks | undefined,
