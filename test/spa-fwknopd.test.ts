@@ -235,7 +235,7 @@ describe.skipIf(skipWithoutNetns('knockgate spa against fwknopd'))('knockgate sp
       throw new Error(`${err.message}\nfwknopd output:\n${log}`);
     });
     // fwknopd took the client's 45 s, not the stanza's 60 s.
-    const expiresIn = Number(match[1]) - sentAt;
+    const expiresIn = Number(match![1]) - sentAt;
     expect(expiresIn).toBeGreaterThan(30);
     expect(expiresIn).toBeLessThan(55);
     expect(log).toContain('Client Timeout: 45\n');
