@@ -8,7 +8,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 export class KubeConfigError extends Error {}
 
 export interface KubeConfigOptions {
-  /** A kubeconfig file. Default: $KUBECONFIG, else the in-cluster service account. */
+  /** A kubeconfig file. Default: $KUBECONFIG (its first file), else the in-cluster service account. */
   kubeconfig?: string;
   /** A context of that file other than its current-context. */
   context?: string;
