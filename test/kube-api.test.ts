@@ -443,7 +443,65 @@ describe('writes', () => {
       }),
     );
     expect(bad.status).toBe(422);
-    expect(bad.body.details.causes[0].field).toBe('metadata.ownerReferences[0].uid');
+    expect(bad.body.details.causes[0]).toMatchObject({
+      field: 'metadata.ownerReferences.uid',
+      message: 'Invalid value: "": uid must not be empty',
+    });
+  });
+
+  it('validates labels, annotations and finalizers as the real server does', async () => {
+    const refused = async (metadata: Json) => {
+      const r = await post(AG, grant(unique('meta'), { metadata }));
+      expect(r.status).toBe(422);
+      return r.body.details.causes as { field: string; message: string }[];
+    };
+    // An IPv6 address is not a label value (a product that labels grants by source must encode it).
+    expect(await refused({ labels: { 'knockgate.io/source': '2001:db8::1' } })).toEqual([
+      {
+        reason: 'FieldValueInvalid',
+        field: 'metadata.labels',
+        message: expect.stringMatching(
+          /^Invalid value: "2001:db8::1": a valid label must be an empty string/,
+        ),
+      },
+    ]);
+    expect((await refused({ labels: { 'a/b/c': 'x' } }))[0].message).toMatch(
+      /^Invalid value: "a\/b\/c": a qualified name/,
+    );
+    expect((await refused({ labels: { x: 'v'.repeat(64) } }))[0].message).toMatch(
+      /must be no more than 63 characters/,
+    );
+    expect((await refused({ annotations: { 'Bad_Prefix.io/x': 'y' } }))[0].message).toMatch(
+      /prefix part a lowercase RFC 1123/,
+    );
+    expect(await refused({ annotations: { big: 'x'.repeat(256 * 1024) } })).toEqual([
+      {
+        reason: 'FieldValueTooLong',
+        field: 'metadata.annotations',
+        message: 'Too long: must have at most 262144 bytes',
+      },
+    ]);
+    const dup = await refused({ finalizers: ['knockgate.io/firewall', 'knockgate.io/firewall'] });
+    expect(dup).toEqual([
+      {
+        reason: 'FieldValueDuplicate',
+        field: 'metadata.finalizers[1]',
+        message: 'Duplicate value: "knockgate.io/firewall"',
+      },
+    ]);
+    expect((await refused({ finalizers: ['not valid'] }))[0].field).toBe('metadata.finalizers[0]');
+    // Good metadata passes.
+    const ok = await post(
+      AG,
+      grant(unique('meta-ok'), {
+        metadata: {
+          labels: { 'knockgate.io/policy': 'ssh', 'knockgate.io/source': '2001-db8--1', empty: '' },
+          annotations: { 'knockgate.io/note': 'any text: 2001:db8::1, spaces and all' },
+          finalizers: ['knockgate.io/firewall'],
+        },
+      }),
+    );
+    expect(ok.status).toBe(201);
   });
 
   it('filters lists and watches with label selectors', async () => {

@@ -18,6 +18,7 @@ import {
   type FieldError,
 } from './status.js';
 import type { KubeObject, Storage } from './storage.js';
+import { metadataErrors } from './metadata.js';
 import { structuralProblems } from './structural.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 
@@ -413,14 +414,7 @@ export class ObjectApi {
         reason: 'FieldValueInvalid',
         detail: `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`,
       });
-    for (const [i, ref] of ((obj.metadata.ownerReferences as Json[] | undefined) ?? []).entries())
-      for (const key of ['apiVersion', 'kind', 'name', 'uid'])
-        if (typeof ref?.[key] !== 'string' || !ref[key])
-          errors.push({
-            field: `metadata.ownerReferences[${i}].${key}`,
-            reason: 'FieldValueRequired',
-            detail: 'Required value',
-          });
+    errors.push(...metadataErrors(obj.metadata));
     const warnings: string[] = [];
     if (type.custom && type.schema) {
       const compiled = this.compiledSchemas.get(type);

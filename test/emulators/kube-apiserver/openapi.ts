@@ -29,11 +29,8 @@ export function gvDocument(group: string, version: string, types: ResourceType[]
     });
     const writeParams = [param('dryRun'), param('fieldManager'), param('fieldValidation')];
     const base = `/${gvPath(group, version)}${t.namespaced ? '/namespaces/{namespace}' : ''}/${t.plural}`;
-    const patchTypes = [
-      'application/json-patch+json',
-      'application/merge-patch+json',
-      'application/apply-patch+yaml',
-    ];
+    // No apply-patch+yaml: the emulator does not implement server-side apply (managedFields).
+    const patchTypes = ['application/json-patch+json', 'application/merge-patch+json'];
     if (!t.custom) patchTypes.push('application/strategic-merge-patch+json');
     paths[`${base}/{name}`] = {
       get: {
