@@ -11,11 +11,13 @@ import { createFirewall, KernelFirewall } from '../controller/firewall/firewall.
 import {
   FirewallApplyError,
   FirewallInputError,
+  FirewallUnavailableError,
   MaxGrantsError,
   type FirewallConfig,
   type FirewallGrant,
 } from '../controller/firewall/types.js';
 import { validateGrant } from '../controller/firewall/validate.js';
+import { Xtables } from '../controller/firewall/xtables.js';
 
 class RecordingBackend implements Backend {
   readonly name = 'nftables' as const;
@@ -301,6 +303,38 @@ describe('Firewall grants', () => {
         .map((g) => g.name)
         .sort(),
     ).toEqual(['a', 'b', 'd']);
+  });
+});
+
+describe('Firewall preflight', () => {
+  it('says which tool is missing, for every backend, and applies nothing', async () => {
+    const expected = {
+      nftables: /nftables backend: the nft program is not installed/,
+      ipset: /ipset backend: the ipset program is not installed/,
+      iptables: /iptables backend: iptables is not usable .*not installed/,
+    };
+    for (const backend of ['nftables', 'ipset', 'iptables'] as const) {
+      const fw = createFirewall({
+        backend,
+        config: config(),
+        logger: pino({ level: 'silent' }),
+        clock: new FakeClock(),
+        // No program can be found: the tools are "not installed".
+        commandPrefix: ['env', 'PATH=/nonexistent'],
+      });
+      const err = await fw.install().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FirewallUnavailableError);
+      expect((err as Error).message).toMatch(expected[backend]);
+      await fw.close();
+    }
+  });
+
+  it('waits for /run/xtables.lock and never flushes foreign rules (iptables-restore -w --noflush)', async () => {
+    const clock = new FakeClock();
+    const commands = new RecordingCommands([], pino({ level: 'silent' }), clock);
+    commands.answer = { code: 0, stdout: '', stderr: '' };
+    await new Xtables(commands, 'legacy').restore('ip6tables', '*mangle\nCOMMIT\n');
+    expect(commands.runs).toEqual(['ip6tables-legacy-restore -w 10 --noflush']);
   });
 });
 

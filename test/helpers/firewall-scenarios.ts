@@ -7,7 +7,12 @@ import { pino } from 'pino';
 import { systemClock } from '../../api/clock.js';
 import type { FirewallBackend } from '../../api/standalone.js';
 import { createFirewall } from '../../controller/firewall/firewall.js';
-import type { Firewall, FirewallConfig, FirewallGrant } from '../../controller/firewall/types.js';
+import type {
+  Firewall,
+  FirewallConfig,
+  FirewallGrant,
+  IptablesMode,
+} from '../../controller/firewall/types.js';
 import { Prober, startEchoServer } from './firewall-net.js';
 import { skipWithoutNetns, Topology, waitFor, type Host } from './netns.js';
 
@@ -146,180 +151,198 @@ export function grantFor(name: string, source: string, ports: number[], ms: numb
   return { name, source, ports: ports.map((port) => ({ port, proto: 'tcp' })), expiresAt: Date.now() + ms };
 }
 
-export function newFirewall(lab: Lab, backend: FirewallBackend, config = baseConfig()): Firewall {
+export function newFirewall(
+  lab: Lab,
+  backend: FirewallBackend,
+  config = baseConfig(),
+  iptablesMode?: IptablesMode,
+): Firewall {
   return createFirewall({
     backend,
     config,
+    ...(iptablesMode ? { iptablesMode } : {}),
     logger: silentLogger,
     clock: systemClock,
     commandPrefix: ['ip', 'netns', 'exec', lab.srv.netns],
   });
 }
 
-export function backendScenarios(backend: FirewallBackend, otherBackend: FirewallBackend): void {
-  describe.skipIf(skipWithoutNetns(`firewall ${backend} e2e`))(
-    `firewall ${backend} backend (namespaces)`,
-    () => {
-      let lab: Lab;
-      let fw: Firewall;
-      let cli4: string;
-      let cli6: string;
+/** `iptablesMode` forces the iptables flavour (ipset and iptables backends); default: detected. */
+export function backendScenarios(
+  backend: FirewallBackend,
+  otherBackend: FirewallBackend,
+  iptablesMode?: IptablesMode,
+): void {
+  const title = `${backend}${iptablesMode ? ` (iptables-${iptablesMode})` : ''}`;
+  describe.skipIf(skipWithoutNetns(`firewall ${title} e2e`))(`firewall ${title} backend (namespaces)`, () => {
+    let lab: Lab;
+    let fw: Firewall;
+    let cli4: string;
+    let cli6: string;
 
-      beforeAll(async () => {
-        lab = await makeLab();
-        await addForeignObjects(lab);
-        cli4 = lab.cli.addr4.srv!;
-        cli6 = lab.cli.addr6.srv!;
-        fw = newFirewall(lab, backend);
-        await fw.install();
+    beforeAll(async () => {
+      lab = await makeLab();
+      await addForeignObjects(lab);
+      cli4 = lab.cli.addr4.srv!;
+      cli6 = lab.cli.addr6.srv!;
+      fw = newFirewall(lab, backend, baseConfig(), iptablesMode);
+      await fw.install();
+    });
+
+    afterAll(async () => {
+      await fw?.cleanup().catch(() => undefined);
+      await fw?.close();
+      await lab?.net.destroy();
+    });
+
+    const { service, dnat, dnatTarget, knockTcp, spaUdp } = PORTS;
+
+    if (iptablesMode)
+      it(`installs its chains with iptables-${iptablesMode} only`, async () => {
+        const objects = await knockgateObjects(lab.srv);
+        const other = iptablesMode === 'nft' ? 'legacy' : 'nft';
+        expect(objects.some((l) => l.startsWith(`iptables-${iptablesMode}-save: :KNOCKGATE`))).toBe(true);
+        expect(objects.some((l) => l.startsWith(`ip6tables-${iptablesMode}-save: :KNOCKGATE`))).toBe(true);
+        expect(objects.filter((l) => l.includes(`-${other}-save`))).toEqual([]);
       });
 
-      afterAll(async () => {
-        await fw?.cleanup().catch(() => undefined);
-        await fw?.close();
-        await lab?.net.destroy();
-      });
+    it('before any grant, protected ports are closed to everyone (the unprotected one is open)', async () => {
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('timeout');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[6], service)).toBe('timeout');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], dnat)).toBe('timeout');
+      expect(await lab.thirdProbe.connect(lab.srvFromThird[4], service)).toBe('timeout');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], dnatTarget)).toBe('ok');
+    });
 
-      const { service, dnat, dnatTarget, knockTcp, spaUdp } = PORTS;
+    it('knock and SPA ports answer nothing (no RST, no ICMP) and leave no conntrack entry', async () => {
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], knockTcp)).toBe('timeout');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[6], knockTcp)).toBe('timeout');
+      expect(await lab.cliProbe.udp(lab.srvFromCli[4], spaUdp)).toBe('silence');
+      // Control: a closed port that is not a knock port answers with RST / ICMP.
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], knockTcp + 1)).toBe('refused');
+      expect(await lab.cliProbe.udp(lab.srvFromCli[4], spaUdp + 1)).toBe('refused');
+      const ct = await lab.srv.run('conntrack', ['-L']);
+      expect(ct.stdout).not.toMatch(new RegExp(`dport=(${knockTcp}|${spaUdp})\\b`));
+    });
 
-      it('before any grant, protected ports are closed to everyone (the unprotected one is open)', async () => {
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('timeout');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[6], service)).toBe('timeout');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], dnat)).toBe('timeout');
-        expect(await lab.thirdProbe.connect(lab.srvFromThird[4], service)).toBe('timeout');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], dnatTarget)).toBe('ok');
-      });
+    it('a grant opens the ports for its source only, IPv4 and IPv6, DNAT target included', async () => {
+      await fw.add(grantFor('g-v4', cli4, [service, dnat], 60_000));
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('ok');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], dnat)).toBe('ok');
+      expect(await lab.thirdProbe.connect(lab.srvFromThird[4], service)).toBe('timeout');
+      expect(await lab.thirdProbe.connect(lab.srvFromThird[4], dnat)).toBe('timeout');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[6], service)).toBe('timeout');
+      await fw.add(grantFor('g-v6', cli6, [service], 60_000));
+      expect(await lab.cliProbe.connect(lab.srvFromCli[6], service)).toBe('ok');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[6], dnat)).toBe('timeout');
+      expect(await lab.thirdProbe.connect(lab.srvFromThird[6], service)).toBe('timeout');
+      expect(fw.stats().grants).toBe(2);
+    });
 
-      it('knock and SPA ports answer nothing (no RST, no ICMP) and leave no conntrack entry', async () => {
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], knockTcp)).toBe('timeout');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[6], knockTcp)).toBe('timeout');
-        expect(await lab.cliProbe.udp(lab.srvFromCli[4], spaUdp)).toBe('silence');
-        // Control: a closed port that is not a knock port answers with RST / ICMP.
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], knockTcp + 1)).toBe('refused');
-        expect(await lab.cliProbe.udp(lab.srvFromCli[4], spaUdp + 1)).toBe('refused');
-        const ct = await lab.srv.run('conntrack', ['-L']);
-        expect(ct.stdout).not.toMatch(new RegExp(`dport=(${knockTcp}|${spaUdp})\\b`));
-      });
+    it('remove closes at once for new connections; an established one survives', async () => {
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], service, { hold: 'r4' })).toBe('ok');
+      await fw.remove({ name: 'g-v4' }, 'revoked');
+      await fw.remove({ name: 'g-v6' }, 'revoked');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('timeout');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], dnat)).toBe('timeout');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[6], service)).toBe('timeout');
+      expect(await lab.cliProbe.echo('r4')).toBe('ok');
+      await lab.cliProbe.drop('r4');
+      expect(fw.stats().grants).toBe(0);
+    });
 
-      it('a grant opens the ports for its source only, IPv4 and IPv6, DNAT target included', async () => {
-        await fw.add(grantFor('g-v4', cli4, [service, dnat], 60_000));
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('ok');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], dnat)).toBe('ok');
-        expect(await lab.thirdProbe.connect(lab.srvFromThird[4], service)).toBe('timeout');
-        expect(await lab.thirdProbe.connect(lab.srvFromThird[4], dnat)).toBe('timeout');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[6], service)).toBe('timeout');
-        await fw.add(grantFor('g-v6', cli6, [service], 60_000));
-        expect(await lab.cliProbe.connect(lab.srvFromCli[6], service)).toBe('ok');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[6], dnat)).toBe('timeout');
-        expect(await lab.thirdProbe.connect(lab.srvFromThird[6], service)).toBe('timeout');
-        expect(fw.stats().grants).toBe(2);
-      });
+    it('the kernel ends a grant on its own: new connects fail, established ones survive', async () => {
+      await fw.add(grantFor('g-exp4', cli4, [service], 3_000));
+      await fw.add(grantFor('g-exp6', cli6, [service], 3_000));
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], service, { hold: 'e4' })).toBe('ok');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[6], service, { hold: 'e6' })).toBe('ok');
+      await waitFor(
+        async () =>
+          (await lab.cliProbe.connect(lab.srvFromCli[4], service, { timeoutMs: 400 })) === 'timeout',
+        {
+          timeoutMs: 15_000,
+          intervalMs: 200,
+          what: 'IPv4 grant to expire in the kernel',
+        },
+      );
+      await waitFor(
+        async () =>
+          (await lab.cliProbe.connect(lab.srvFromCli[6], service, { timeoutMs: 400 })) === 'timeout',
+        {
+          timeoutMs: 15_000,
+          intervalMs: 200,
+          what: 'IPv6 grant to expire in the kernel',
+        },
+      );
+      expect(await lab.cliProbe.echo('e4')).toBe('ok');
+      expect(await lab.cliProbe.echo('e6')).toBe('ok');
+      await lab.cliProbe.drop('e4');
+      await lab.cliProbe.drop('e6');
+      await fw.remove({ name: 'g-exp4' }, 'expired');
+      await fw.remove({ name: 'g-exp6' }, 'expired');
+    });
 
-      it('remove closes at once for new connections; an established one survives', async () => {
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], service, { hold: 'r4' })).toBe('ok');
-        await fw.remove({ name: 'g-v4' }, 'revoked');
-        await fw.remove({ name: 'g-v6' }, 'revoked');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('timeout');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], dnat)).toBe('timeout');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[6], service)).toBe('timeout');
-        expect(await lab.cliProbe.echo('r4')).toBe('ok');
-        await lab.cliProbe.drop('r4');
-        expect(fw.stats().grants).toBe(0);
-      });
+    it('with conntrackFlush, a revoke also cuts the established connection', async () => {
+      await fw.install({ ...baseConfig(), conntrackFlush: true });
+      await fw.add(grantFor('g-ct', cli4, [service], 60_000));
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], service, { hold: 'c4' })).toBe('ok');
+      expect(await lab.cliProbe.echo('c4')).toBe('ok');
+      await fw.remove({ name: 'g-ct' }, 'revoked');
+      expect(await lab.cliProbe.echo('c4', 1500)).not.toBe('ok');
+      await lab.cliProbe.drop('c4');
+    });
 
-      it('the kernel ends a grant on its own: new connects fail, established ones survive', async () => {
-        await fw.add(grantFor('g-exp4', cli4, [service], 3_000));
-        await fw.add(grantFor('g-exp6', cli6, [service], 3_000));
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], service, { hold: 'e4' })).toBe('ok');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[6], service, { hold: 'e6' })).toBe('ok');
-        await waitFor(
-          async () =>
-            (await lab.cliProbe.connect(lab.srvFromCli[4], service, { timeoutMs: 400 })) === 'timeout',
-          {
-            timeoutMs: 15_000,
-            intervalMs: 200,
-            what: 'IPv4 grant to expire in the kernel',
-          },
-        );
-        await waitFor(
-          async () =>
-            (await lab.cliProbe.connect(lab.srvFromCli[6], service, { timeoutMs: 400 })) === 'timeout',
-          {
-            timeoutMs: 15_000,
-            intervalMs: 200,
-            what: 'IPv6 grant to expire in the kernel',
-          },
-        );
-        expect(await lab.cliProbe.echo('e4')).toBe('ok');
-        expect(await lab.cliProbe.echo('e6')).toBe('ok');
-        await lab.cliProbe.drop('e4');
-        await lab.cliProbe.drop('e6');
-        await fw.remove({ name: 'g-exp4' }, 'expired');
-        await fw.remove({ name: 'g-exp6' }, 'expired');
-      });
+    it('sync replaces the whole grant set atomically and is idempotent', async () => {
+      await fw.install(baseConfig());
+      const g = grantFor('g-sync', cli4, [service], 60_000);
+      await fw.sync([g]);
+      await fw.sync([g]);
+      expect(fw.grants().map((x) => x.name)).toEqual(['g-sync']);
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('ok');
+      await fw.sync([]);
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('timeout');
+    });
 
-      it('with conntrackFlush, a revoke also cuts the established connection', async () => {
-        await fw.install({ ...baseConfig(), conntrackFlush: true });
-        await fw.add(grantFor('g-ct', cli4, [service], 60_000));
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], service, { hold: 'c4' })).toBe('ok');
-        expect(await lab.cliProbe.echo('c4')).toBe('ok');
-        await fw.remove({ name: 'g-ct' }, 'revoked');
-        expect(await lab.cliProbe.echo('c4', 1500)).not.toBe('ok');
-        await lab.cliProbe.drop('c4');
+    it('alwaysAllow sources connect with no grant; others still cannot', async () => {
+      await fw.install({
+        ...baseConfig(),
+        alwaysAllow: [`${lab.third.addr4.srv}/32`, `${lab.third.addr6.srv}/128`],
       });
+      expect(await lab.thirdProbe.connect(lab.srvFromThird[4], service)).toBe('ok');
+      expect(await lab.thirdProbe.connect(lab.srvFromThird[6], service)).toBe('ok');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('timeout');
+    });
 
-      it('sync replaces the whole grant set atomically and is idempotent', async () => {
-        await fw.install(baseConfig());
-        const g = grantFor('g-sync', cli4, [service], 60_000);
-        await fw.sync([g]);
-        await fw.sync([g]);
-        expect(fw.grants().map((x) => x.name)).toEqual(['g-sync']);
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('ok');
-        await fw.sync([]);
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('timeout');
-      });
+    it('Audit mode opens nothing and drops nothing', async () => {
+      await fw.install({ ...baseConfig(), mode: 'Audit' });
+      expect(fw.stats().grants).toBe(0);
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('ok');
+      expect(await lab.thirdProbe.connect(lab.srvFromThird[6], service)).toBe('ok');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], knockTcp)).toBe('refused');
+      await fw.install(baseConfig());
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('timeout');
+    });
 
-      it('alwaysAllow sources connect with no grant; others still cannot', async () => {
-        await fw.install({
-          ...baseConfig(),
-          alwaysAllow: [`${lab.third.addr4.srv}/32`, `${lab.third.addr6.srv}/128`],
-        });
-        expect(await lab.thirdProbe.connect(lab.srvFromThird[4], service)).toBe('ok');
-        expect(await lab.thirdProbe.connect(lab.srvFromThird[6], service)).toBe('ok');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('timeout');
-      });
-
-      it('Audit mode opens nothing and drops nothing', async () => {
-        await fw.install({ ...baseConfig(), mode: 'Audit' });
-        expect(fw.stats().grants).toBe(0);
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('ok');
-        expect(await lab.thirdProbe.connect(lab.srvFromThird[6], service)).toBe('ok');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], knockTcp)).toBe('refused');
-        await fw.install(baseConfig());
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], service)).toBe('timeout');
-      });
-
-      it(`cleanup removes every knockgate object (also the ${otherBackend} backend's) and nothing else`, async () => {
-        await fw.add(grantFor('g-left', cli4, [service], 60_000));
-        const other = newFirewall(lab, otherBackend);
-        await other.install();
-        await other.add(grantFor('g-other', cli6, [service], 60_000));
-        await other.close();
-        expect((await knockgateObjects(lab.srv)).length).toBeGreaterThan(0);
-        await fw.cleanup();
-        expect(await knockgateObjects(lab.srv)).toEqual([]);
-        expect(fw.stats().grants).toBe(0);
-        // Foreign objects survive.
-        expect((await lab.srv.run('nft', ['list', 'tables'])).stdout).toContain('foreignnat');
-        expect((await lab.srv.run('iptables-save', [])).stdout).toContain('--dport 9999 -j ACCEPT');
-        expect((await lab.srv.run('ip6tables-save', [])).stdout).toContain('--dport 9998 -j ACCEPT');
-        expect((await lab.srv.run('ipset', ['list', '-n'])).stdout).toContain('foreign-set');
-        // With nothing of ours left, the service is reachable again (nothing else was blocking it).
-        expect(await lab.thirdProbe.connect(lab.srvFromThird[4], service)).toBe('ok');
-        expect(await lab.cliProbe.connect(lab.srvFromCli[4], dnat)).toBe('ok');
-        // And a second cleanup is a no-op.
-        await fw.cleanup();
-      });
-    },
-  );
+    it(`cleanup removes every knockgate object (also the ${otherBackend} backend's) and nothing else`, async () => {
+      await fw.add(grantFor('g-left', cli4, [service], 60_000));
+      const other = newFirewall(lab, otherBackend);
+      await other.install();
+      await other.add(grantFor('g-other', cli6, [service], 60_000));
+      await other.close();
+      expect((await knockgateObjects(lab.srv)).length).toBeGreaterThan(0);
+      await fw.cleanup();
+      expect(await knockgateObjects(lab.srv)).toEqual([]);
+      expect(fw.stats().grants).toBe(0);
+      // Foreign objects survive.
+      expect((await lab.srv.run('nft', ['list', 'tables'])).stdout).toContain('foreignnat');
+      expect((await lab.srv.run('iptables-save', [])).stdout).toContain('--dport 9999 -j ACCEPT');
+      expect((await lab.srv.run('ip6tables-save', [])).stdout).toContain('--dport 9998 -j ACCEPT');
+      expect((await lab.srv.run('ipset', ['list', '-n'])).stdout).toContain('foreign-set');
+      // With nothing of ours left, the service is reachable again (nothing else was blocking it).
+      expect(await lab.thirdProbe.connect(lab.srvFromThird[4], service)).toBe('ok');
+      expect(await lab.cliProbe.connect(lab.srvFromCli[4], dnat)).toBe('ok');
+      // And a second cleanup is a no-op.
+      await fw.cleanup();
+    });
+  });
 }
