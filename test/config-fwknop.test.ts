@@ -289,7 +289,7 @@ describe('broken access.conf variants: FILE:LINE: what is wrong', () => {
     ['NAT', head + 'FORCE_NAT 192.168.1.2 22\n', 5, /knockgate does no NAT/],
     ['command execution', head + 'ENABLE_CMD_EXEC Y\n', 5, /refuses SPA command messages/],
     ['DESTINATION', head + 'DESTINATION 10.0.0.1\n', 5, /DESTINATION other than ANY/],
-    ['REQUIRE_USERNAME with a space', head + 'REQUIRE_USERNAME al ice\n', 5, /holds a space/],
+    ['REQUIRE_USERNAME with a space', head + 'REQUIRE_USERNAME al ice\n', 5, /is not a user name/],
     ['RESTRICT_PORTS removes everything', head + 'RESTRICT_PORTS tcp/22\n', 1, /removes every port/],
     [
       'CMD_CYCLE_OPEN without CLOSE',

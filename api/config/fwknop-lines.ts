@@ -3,6 +3,8 @@
 // them: sscanf("%s %[^;\n\r]") then one trailing ":" dropped from the name. Lines starting with "#"
 // or ";" and blank lines are skipped.
 
+import { shown } from './errors.js';
+
 export interface FwknopLine {
   /** 1-based line number. */
   line: number;
@@ -17,11 +19,13 @@ export function fwknopLines(text: string): FwknopLine[] {
   text.split(/\r?\n/).forEach((raw, i) => {
     const trimmed = raw.trim();
     if (trimmed === '' || trimmed.startsWith('#') || trimmed.startsWith(';')) return;
-    const m = /^(\S+)\s*(.*)$/.exec(trimmed)!;
+    const m = /^(\S+)\s*([\s\S]*)$/.exec(trimmed)!;
     const token = m[1]!;
     // "KEY:value;" with no space: the name ends at the first colon or semicolon.
-    const split = /^([^:;]+)[:;]?(.*)$/.exec(token)!;
-    const name = split[1]!.toUpperCase();
+    const split = /^([^:;]*)[:;]?([\s\S]*)$/.exec(token)!;
+    const upper = split[1]!.toUpperCase();
+    // A name that is not one (a value run into it) is shown only in part: it may hold a key.
+    const name = /^%?[A-Z0-9_]{1,48}$/.test(upper) ? upper : shown(upper, true) || '(none)';
     const rest = (split[2] ? `${split[2]} ${m[2]}` : m[2]!).trim();
     const value = rest.split(';')[0]!.trim();
     out.push({ line: i + 1, name, value });

@@ -1,6 +1,7 @@
 // fwknopd's SOURCE value: a comma list of addresses, CIDRs, address/dotted-mask, or ANY.
 
 import { parseCidr, AddressError } from '../addresses.js';
+import { shown } from './errors.js';
 
 /** Both families, for SOURCE ANY. */
 export const ANY_SOURCE = ['0.0.0.0/0', '::/0'];
@@ -15,12 +16,12 @@ export function parseSources(value: string, fail: (what: string) => never): stri
     const [address = '', mask] = item.split('/');
     const prefix = mask !== undefined && mask.includes('.') ? dottedMaskPrefix(mask) : mask;
     if (prefix === undefined && mask !== undefined)
-      fail(`SOURCE "${item}": "${mask}" is not a contiguous netmask`);
+      fail(`SOURCE "${shown(item, true)}": "${shown(mask, true)}" is not a contiguous netmask`);
     try {
       const c = parseCidr(prefix === undefined ? address : `${address}/${prefix}`);
       out.push(`${c.address}/${c.prefix}`);
     } catch (err) {
-      if (err instanceof AddressError) fail(`SOURCE "${item}" is not an address, a CIDR or ANY`);
+      if (err instanceof AddressError) fail(`SOURCE "${shown(item, true)}" is not an address, a CIDR or ANY`);
       throw err;
     }
   }

@@ -6,8 +6,9 @@
 import { readdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { BOUNDS } from '../limits.js';
-import { ENCRYPTION_MODES, HMAC_DIGEST_TYPES } from '../validate.js';
-import { ConfigError, where } from './errors.js';
+import { ENCRYPTION_MODES, HMAC_DIGEST_TYPES, MAX_USERNAME_LENGTH } from '../validate.js';
+import { hasControlChars } from '../validate-fields.js';
+import { ConfigError, shown, where } from './errors.js';
 import { MAX_INCLUDE_DEPTH } from './defaults.js';
 import { fwknopLines, yes, type FwknopLine } from './fwknop-lines.js';
 import { parseSources } from './fwknop-sources.js';
@@ -214,7 +215,10 @@ export class StanzaReader {
         s.maxFwTimeout = wholeSeconds(v, 1, BOUNDS.maxDurationSeconds, name, fail);
         return;
       case 'REQUIRE_USERNAME':
-        if (/\s/.test(v)) fail(`REQUIRE_USERNAME "${v}" holds a space`);
+        if (/\s/.test(v) || hasControlChars(v) || v.length > MAX_USERNAME_LENGTH)
+          fail(
+            `REQUIRE_USERNAME "${shown(v)}" is not a user name (no spaces, at most ${MAX_USERNAME_LENGTH} characters)`,
+          );
         s.requireUsername = v;
         return;
       case 'REQUIRE_SOURCE_ADDRESS':
@@ -292,10 +296,11 @@ export class StanzaReader {
     if (l.name === 'ACCESS_EXPIRE') {
       // fwknopd: MM/DD/YYYY, local midnight.
       const m = /^(\d{1,2})\/(\d{1,2})\/(\d{4})$/.exec(l.value);
-      if (!m) fail(`ACCESS_EXPIRE "${l.value}" is not MM/DD/YYYY`);
+      if (!m) fail(`ACCESS_EXPIRE "${shown(l.value, true)}" is not MM/DD/YYYY`);
       at = new Date(Number(m![3]), Number(m![1]) - 1, Number(m![2])).getTime();
     } else {
-      if (!/^\d+$/.test(l.value)) fail(`ACCESS_EXPIRE_EPOCH "${l.value}" is not seconds since the epoch`);
+      if (!/^\d+$/.test(l.value))
+        fail(`ACCESS_EXPIRE_EPOCH "${shown(l.value, true)}" is not seconds since the epoch`);
       at = Number(l.value) * 1000;
     }
     if (at > this.opts.now) {

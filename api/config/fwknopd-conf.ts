@@ -10,7 +10,7 @@
 
 import { BOUNDS } from '../limits.js';
 import { INTERFACE_NAME } from '../validate-fields.js';
-import { ConfigError, where } from './errors.js';
+import { ConfigError, shown, where } from './errors.js';
 import { FWKNOPD_DEFAULTS } from './defaults.js';
 import { fwknopLines, yes } from './fwknop-lines.js';
 
@@ -72,7 +72,7 @@ export function parseFwknopdConf(file: string, text: string): FwknopdSettings {
     if (NO_COUNTERPART.has(l.name) || l.name === 'SNAT_TRANSLATE_IP') continue;
     switch (l.name) {
       case 'PCAP_INTF':
-        if (!INTERFACE_NAME.test(v)) fail(`PCAP_INTF "${v}" is not an interface name`);
+        if (!INTERFACE_NAME.test(v)) fail(`PCAP_INTF "${shown(v)}" is not an interface name`);
         out.interface = v;
         break;
       case 'PCAP_FILTER':
@@ -80,7 +80,7 @@ export function parseFwknopdConf(file: string, text: string): FwknopdSettings {
         break;
       case 'MAX_SPA_PACKET_AGE': {
         if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > BOUNDS.maxPacketAgeSeconds) {
-          fail(`MAX_SPA_PACKET_AGE "${v}" must be 1 to ${BOUNDS.maxPacketAgeSeconds} seconds`);
+          fail(`MAX_SPA_PACKET_AGE "${shown(v, true)}" must be 1 to ${BOUNDS.maxPacketAgeSeconds} seconds`);
         }
         out.maxPacketAgeSeconds = Number(v);
         break;
@@ -103,7 +103,8 @@ export function parseFwknopdConf(file: string, text: string): FwknopdSettings {
         udpServer = yes(v);
         break;
       case 'UDPSERV_PORT':
-        if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 65535) fail(`UDPSERV_PORT "${v}" is not a port`);
+        if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 65535)
+          fail(`UDPSERV_PORT "${shown(v, true)}" is not a port`);
         udpPort = `${Number(v)}/udp`;
         break;
       default:
@@ -120,7 +121,9 @@ function portFromFilter(filter: string, fail: (what: string) => never): string {
   const m = /^(?:(udp|tcp)\s+)?(?:dst\s+)?port\s+(\d{1,5})$/i.exec(filter.trim().replace(/\s+/g, ' '));
   const port = m ? Number(m[2]) : 0;
   if (!m || port < 1 || port > 65535) {
-    fail(`PCAP_FILTER "${filter}": knockgate needs one SPA port, written as "udp port N" or "tcp port N"`);
+    fail(
+      `PCAP_FILTER "${shown(filter)}": knockgate needs one SPA port, written as "udp port N" or "tcp port N"`,
+    );
   }
   return `${port}/${(m![1] ?? 'udp').toLowerCase()}`;
 }

@@ -24,6 +24,7 @@ import type { Hooks } from '../standalone.js';
 import { ConfigError, where } from './errors.js';
 import { ASSUMED_GRANT_PORTS, KNOCKD_DEFAULTS } from './defaults.js';
 import { portsOpenedBy } from './command-ports.js';
+import { oneLine } from './fwknop-values.js';
 import { toDnsLabel } from './names.js';
 import { readConfigText } from './read.js';
 import type { ParsedConfig } from './types.js';
@@ -186,16 +187,16 @@ function doorDirective(
       door.tcpFlags = parseTcpFlags(value, (what) => fail(`tcpflags: ${what}`));
       return;
     case 'start_command':
-      door.start = value;
+      door.start = oneLine(value, (what) => fail(`${key}: ${what}`));
       return;
     case 'start_command_6':
-      door.start6 = value;
+      door.start6 = oneLine(value, (what) => fail(`${key}: ${what}`));
       return;
     case 'stop_command':
-      door.stop = value;
+      door.stop = oneLine(value, (what) => fail(`${key}: ${what}`));
       return;
     case 'stop_command_6':
-      door.stop6 = value;
+      door.stop6 = oneLine(value, (what) => fail(`${key}: ${what}`));
       return;
     case 'target':
       // knockd matches the sequence on this address instead of the interface's (a router waking a
