@@ -11,9 +11,7 @@ import {
   keygen,
   knockgate,
   Lab,
-  runCommand,
   yamlConfig,
-  type Backend,
   type SpaKeys,
 } from './helpers/standalone-harness.js';
 
@@ -35,14 +33,6 @@ describe.skipIf(skipWithoutNetns('standalone e2e (ipset, iptables)'))(
       await lab?.destroy();
     });
 
-    /** What the backend installed, as its own tools list it. */
-    async function kernelState(backend: Backend): Promise<string> {
-      const v4 = await runCommand(lab.srv, 'iptables-save', []);
-      const v6 = await runCommand(lab.srv, 'ip6tables-save', []);
-      const sets = backend === 'ipset' ? (await runCommand(lab.srv, 'ipset', ['list', '-n'])).stdout : '';
-      return `${v4.stdout}\n${v6.stdout}\n${sets}`;
-    }
-
     for (const backend of ['ipset', 'iptables'] as const) {
       it(`${backend}: knock and SPA, IPv4 and IPv6`, async () => {
         const spaPort = backend === 'ipset' ? 40201 : 40202;
@@ -50,7 +40,7 @@ describe.skipIf(skipWithoutNetns('standalone e2e (ipset, iptables)'))(
         const d = await lab.startDaemon({ config, backend, stateDir: `${lab.dir}/state-${backend}` });
         try {
           expect(d.events('reconcile')[0]).toMatchObject({ backend });
-          const installed = await kernelState(backend);
+          const installed = await lab.firewallState(backend);
           expect(installed).toMatch(/KNOCKGATE/i);
           // No nftables table of knockgate's own: this backend is what guards the port.
           expect(await lab.ruleset()).not.toContain('table inet knockgate');
@@ -71,7 +61,7 @@ describe.skipIf(skipWithoutNetns('standalone e2e (ipset, iptables)'))(
         expect(await lab.connect('cli', PORT)).toBe('closed');
         const cleanup = await knockgate(lab.srv, ['standalone', '--cleanup', '--backend', backend]);
         expect(cleanup.code, cleanup.stderr).toBe(0);
-        expect(await kernelState(backend)).not.toMatch(/KNOCKGATE/i);
+        expect(await lab.firewallState(backend)).not.toMatch(/KNOCKGATE/i);
         expect(await lab.connect('cli', PORT)).toBe('open');
       });
     }

@@ -419,9 +419,23 @@ export class Lab {
     return r.stdout;
   }
 
+  /** srv's firewall as the backend's own tools list it (rules of both families, sets with members). */
+  async firewallState(backend: Backend): Promise<string> {
+    if (backend === 'nftables') return this.ruleset();
+    const out = await Promise.all(
+      ['iptables-save', 'ip6tables-save', ...(backend === 'ipset' ? ['ipset list'] : [])].map(async (c) => {
+        const [cmd, ...args] = c.split(' ');
+        const r = await runCommand(this.srv, cmd!, args);
+        if (r.code !== 0) throw new Error(`${c}: ${r.stderr}`);
+        return r.stdout;
+      }),
+    );
+    return out.join('\n');
+  }
+
   /** `knockgate grants --state-dir` (run outside the namespace: it reads files only). */
-  async grants(extra: string[] = []): Promise<string> {
-    const r = await knockgate(undefined, ['grants', '--state-dir', this.stateDir, ...extra]);
+  async grants(stateDir = this.stateDir, extra: string[] = []): Promise<string> {
+    const r = await knockgate(undefined, ['grants', '--state-dir', stateDir, ...extra]);
     if (r.code !== 0) throw new Error(`knockgate grants: ${r.stderr}`);
     return r.stdout;
   }
