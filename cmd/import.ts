@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { loadConfig, ConfigError, type LoadedConfig } from '../api/config/load.js';
+import { where } from '../api/config/errors.js';
 import { DNS1123_LABEL } from '../api/validate-fields.js';
 import { CliError } from './errors.js';
 
@@ -61,6 +62,15 @@ export function register(program: Command): void {
 /** What a cluster cannot take from this config. */
 function clusterWarnings(file: string, config: LoadedConfig): string[] {
   const out: string[] = [];
+  if (config.settingsLine !== undefined) {
+    out.push(
+      where(
+        file,
+        config.settingsLine,
+        'the StandaloneConfig is not imported: in a cluster, protected ports, alwaysAllow, neverGrant, mode and backend are the Helm values of the agent',
+      ),
+    );
+  }
   const withHooks = Object.keys(config.hooks);
   if (withHooks.length) {
     out.push(

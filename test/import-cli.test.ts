@@ -155,6 +155,21 @@ describe('the three reference examples', () => {
     }
   });
 
+  it('knockgate YAML: policies and Secrets kept, the StandaloneConfig and hooks said to stay behind', () => {
+    const file = join(FIXTURES, 'knockgate.yaml');
+    const r = knockgate('import', file);
+    expect(r.status).toBe(0);
+    const out = docs(r.stdout);
+    checkOutput(out);
+    expect(out.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual([
+      'KnockPolicy/ssh-knock',
+      'KnockPolicy/ssh-spa',
+      'Secret/ssh-spa-keys',
+    ]);
+    expect(r.stderr).toContain(`warning: ${file}:36: the StandaloneConfig is not imported`);
+    expect(r.stderr).toContain('commands of ssh-knock are not imported');
+  });
+
   it('-o writes the YAML to a 0600 file, and --fwknopd-conf sets port and interface', () => {
     const output = join(tmp, 'out.yaml');
     const r = knockgate(

@@ -107,6 +107,7 @@ export function parseKnockgateYaml(file: string, text: string): ParsedConfig {
       throw new ConfigError(file, line, `${errors[0].path ? `${errors[0].path}: ` : ''}${errors[0].message}`);
     }
     out.settings = settings as StandaloneSettings;
+    out.settingsLine = settingsAt!;
     out.hooks = { ...(settings!.hooks ?? {}) } as Record<string, Hooks>;
   }
   checkSecretRefs(file, out, secretLines);

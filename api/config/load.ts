@@ -31,6 +31,7 @@
 //                StandaloneConfig.interfaces; [] = the default-route interface), hooks (= hooks).
 //              SPA ports and packet age come from fwknopd.conf (PCAP_FILTER / UDPSERV_PORT,
 //              MAX_SPA_PACKET_AGE) into each policy's spec.spa.
+//   settingsLine  the StandaloneConfig's line, when there is one
 //   warnings   "FILE:LINE: what" lines: what the old daemon did that knockgate does differently or
 //              ignores, assumed ports, missing HMAC keys. Never key material.
 
@@ -120,6 +121,7 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
     keys,
     hooks: settings.hooks,
     settings,
+    ...(parsed.settingsLine === undefined ? {} : { settingsLine: parsed.settingsLine }),
     warnings: parsed.warnings,
   };
 }

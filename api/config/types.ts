@@ -24,6 +24,8 @@ export interface LoadedConfig {
   /** By policy name; the same object as settings.hooks. */
   hooks: Record<string, Hooks>;
   settings: ResolvedSettings;
+  /** Line of the StandaloneConfig object, when the file (knockgate YAML) has one. */
+  settingsLine?: number;
   /** One line each, "FILE:LINE: what". Never holds key material. */
   warnings: string[];
 }
@@ -44,6 +46,8 @@ export interface ParsedConfig {
   secrets: Record<string, SecretData>;
   hooks: Record<string, Hooks>;
   settings: StandaloneSettings;
+  /** Line of the StandaloneConfig object, when there is one. */
+  settingsLine?: number;
   warnings: string[];
   /**
    * Grant ports the parser had to assume: not protected by default (see resolveSettings), unless
