@@ -112,20 +112,22 @@ describe('nftables rendering', () => {
 describe('ipset rendering', () => {
   it('fills fresh -next sets and swaps them in last; creates live sets only when missing', () => {
     const existing = new Set(['knockgate-grants4', 'knockgate-grants6-next']);
-    expect(renderIpsetRestore(config, [v4, v6, gone], now, existing)).toBe(
-      lines(
+    expect(renderIpsetRestore(config, [v4, v6, gone], now, existing)).toEqual({
+      fill: lines(
         'create knockgate-grants4-next hash:ip,port family inet timeout 0 maxelem 4194304',
         'add knockgate-grants4-next 203.0.113.7,tcp:22 timeout 30',
         'create knockgate-grants6 hash:ip,port family inet6 timeout 0 maxelem 4194304',
         'destroy knockgate-grants6-next',
         'create knockgate-grants6-next hash:ip,port family inet6 timeout 0 maxelem 4194304',
         'add knockgate-grants6-next 2001:db8::7,tcp:22 timeout 1',
+      ),
+      swap: lines(
         'swap knockgate-grants4-next knockgate-grants4',
         'destroy knockgate-grants4-next',
         'swap knockgate-grants6-next knockgate-grants6',
         'destroy knockgate-grants6-next',
       ),
-    );
+    });
   });
 
   it('renders session lines; an element with under a second left is deleted, never made permanent', () => {

@@ -2,9 +2,9 @@
 // timeouts, so the kernel drops them at their end even if knockgate is gone; iptables/ip6tables
 // rules in knockgate's own raw/mangle chains (xtables.ts) match the sets.
 //
-// Whole state: one `ipset restore` fills fresh "-next" sets and swaps them in (each swap is atomic;
-// nothing live changes before the swaps, which come last), then one `iptables-restore --noflush`
-// per family rewrites the chains. Per-grant changes are lines on a long-lived `ipset -` process.
+// Whole state: one `ipset restore` fills fresh "-next" sets (nothing live changes), one
+// `iptables-restore --noflush` per family rewrites the chains, and a last `ipset restore` swaps
+// the filled sets in (each swap is atomic). Per-grant changes are lines on a long-lived `ipset -` process.
 
 import type { Clock } from '../../api/clock.js';
 import { BOUNDS } from '../../api/limits.js';
@@ -42,32 +42,33 @@ function maxElements(config: ValidConfig): number {
 }
 
 /**
- * The `ipset restore` input for the whole state. `existing` are the set names present now: a live
- * set is created only when missing (iptables rules may reference it), a stale "-next" is destroyed.
+ * The whole state in two `ipset restore` inputs. `fill` creates a live set only when missing
+ * (iptables rules reference them), replaces any stale "-next" set and fills fresh ones; nothing
+ * live changes. `swap` then exchanges each pair atomically and drops the old contents.
  */
 export function renderIpsetRestore(
   config: ValidConfig,
   elements: Element[],
   now: number,
   existing: ReadonlySet<string>,
-): string {
-  const out: string[] = [];
-  const swaps: string[] = [];
+): { fill: string; swap: string } {
+  const fill: string[] = [];
+  const swap: string[] = [];
   for (const family of [4, 6] as const) {
     const live = ipsetName(family);
     const next = `${live}${NAMES.ipsetNextSuffix}`;
     const maxelem = maxElements(config);
-    if (!existing.has(live)) out.push(createLine(live, family, maxelem));
-    if (existing.has(next)) out.push(`destroy ${next}`);
-    out.push(createLine(next, family, maxelem));
+    if (!existing.has(live)) fill.push(createLine(live, family, maxelem));
+    if (existing.has(next)) fill.push(`destroy ${next}`);
+    fill.push(createLine(next, family, maxelem));
     for (const e of elements) {
       if (e.family !== family) continue;
       const s = ipsetTimeout(e, now);
-      if (s !== undefined) out.push(`add ${next} ${ipsetEntry(e)} timeout ${s}`);
+      if (s !== undefined) fill.push(`add ${next} ${ipsetEntry(e)} timeout ${s}`);
     }
-    swaps.push(`swap ${next} ${live}`, `destroy ${next}`);
+    swap.push(`swap ${next} ${live}`, `destroy ${next}`);
   }
-  return [...out, ...swaps, ''].join('\n');
+  return { fill: [...fill, ''].join('\n'), swap: [...swap, ''].join('\n') };
 }
 
 /** Session lines: `add -exist` replaces an element's timeout; `del -exist` is quiet when it is gone. */
@@ -147,15 +148,19 @@ export class IpsetBackend implements Backend {
   }
 
   async applyAll(config: ValidConfig, elements: Element[], now: number): Promise<void> {
+    // Sets filled first, then the rules, then the swap: a failure before the swap leaves the
+    // grants in the kernel as they were.
     try {
-      const input = renderIpsetRestore(config, elements, now, await this.setNames());
-      await this.commands.run('ipset', ['restore'], { input, timeoutMs: FIREWALL_LIMITS.applyTimeoutMs });
+      const { fill, swap } = renderIpsetRestore(config, elements, now, await this.setNames());
+      const timeoutMs = FIREWALL_LIMITS.applyTimeoutMs;
+      await this.commands.run('ipset', ['restore'], { input: fill, timeoutMs });
       for (const family of [4, 6] as const) {
         const tool = toolOf(family);
         const existing = parseSave(await this.xtables.save(tool));
         const grants = { kind: 'set', set: ipsetName(family) } as const;
         await this.xtables.restore(tool, renderChains(config, family, grants, existing));
       }
+      await this.commands.run('ipset', ['restore'], { input: swap, timeoutMs });
     } catch (err) {
       throw new FirewallApplyError(`ipset: state not applied: ${(err as Error).message}`);
     }

@@ -210,6 +210,9 @@ export function renderChains(
   return out.join('\n');
 }
 
+/** What *-save says when the kernel has no tables of its flavour (module missing or not loaded). */
+const KERNEL_ABSENT = /insmod|does not exist|not supported|Protocol not supported|can't initialize/i;
+
 /** Remove our chains and jumps in every flavour installed here (legacy and nf_tables). */
 export async function removeOwnChains(commands: Commands): Promise<void> {
   const errors: string[] = [];
@@ -221,7 +224,8 @@ export async function removeOwnChains(commands: Commands): Promise<void> {
       try {
         saved = (await commands.run(`${tool}${suffix}-save`, [])).stdout;
       } catch (err) {
-        if (err instanceof CommandError && err.notFound) continue;
+        // Not installed, or this flavour's kernel side is absent (nothing of ours can be there).
+        if (err instanceof CommandError && (err.notFound || KERNEL_ABSENT.test(err.message))) continue;
         errors.push((err as Error).message);
         continue;
       }
