@@ -6,7 +6,7 @@
 //
 // Aim (issue 2): refusals under 2 µs, valid packets under 20 µs.
 
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, hash, randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
 import { md5 as nobleMd5 } from '@noble/hashes/legacy.js';
@@ -15,7 +15,7 @@ import { FakeClock } from '../api/clock.js';
 import type { KnockPolicy } from '../api/types.js';
 import type { InboundPacket, Verdict } from '../sniffer/decision.js';
 import { DecodedFrame, decodeFrame, LinkType, toInboundPacket } from '../sniffer/frames/index.js';
-import { parsePlaintext } from '../sniffer/spa/decode.js';
+import { decodeSpa, parsePlaintext } from '../sniffer/spa/decode.js';
 import { encodeSpa } from '../sniffer/spa/encode.js';
 import { decryptSpa, deriveKeyIv } from '../sniffer/spa/encryption.js';
 import { SpaHmac } from '../sniffer/spa/hmac.js';
@@ -151,7 +151,14 @@ function pipelineCases(): { m: Measurement; aim: string }[] {
   if (plaintext === undefined || typeof parsePlaintext(plaintext) === 'string')
     throw new Error('bench packet does not decrypt');
   const salt = randomBytes(8);
+  const decodeOptions = { key, hmac, encryptionMode: 'cbc' as const, allowMissingHmac: false };
+  if (!decodeSpa(valid, decodeOptions).ok) throw new Error('bench packet does not decode');
   cases.push(
+    {
+      name: '… of which: decodeSpa (all the steps below but the claim)',
+      fn: () => consume(decodeSpa(valid, decodeOptions)),
+      aim: '',
+    },
     { name: '… of which: HMAC check', fn: () => consume(hmac.verify(valid)), aim: '' },
     {
       name: '… of which: key/IV derivation (3 × MD5)',
@@ -166,7 +173,7 @@ function pipelineCases(): { m: Measurement; aim: string }[] {
     { name: '… of which: fields + message digest', fn: () => consume(parsePlaintext(plaintext)), aim: '' },
     {
       name: '… of which: replay claim digest (SHA-256 hex)',
-      fn: () => consume(createHash('sha256').update(valid).digest('hex')),
+      fn: () => consume(hash('sha256', valid, 'hex')),
       aim: '',
     },
   );
@@ -174,49 +181,90 @@ function pipelineCases(): { m: Measurement; aim: string }[] {
   return results.map((m, k) => ({ m, aim: cases[k]!.aim }));
 }
 
-function cryptoComparisons(): { what: string; node: Measurement; noble: Measurement }[] {
+interface Comparison {
+  what: string;
+  /** createHash / createHmac: a Hash object per digest. */
+  streaming: Measurement;
+  /** crypto.hash(): one-shot, no object (no HMAC form exists). */
+  oneShot?: Measurement;
+  noble: Measurement;
+  /** What sniffer/spa uses for it. */
+  used: string;
+}
+
+function cryptoComparisons(): Comparison[] {
   const hmacKey = randomBytes(64);
   const msg160 = randomBytes(160);
   const packet = randomBytes(200);
   const kdfInput = randomBytes(16 + 32 + 8);
-  const rows: { what: string; node: Measurement; noble: Measurement }[] = [];
-  const check = (a: Uint8Array, b: Uint8Array, what: string) => {
-    if (!Buffer.from(a).equals(Buffer.from(b))) throw new Error(`${what}: node:crypto and noble disagree`);
+  const check = (what: string, ...outs: Uint8Array[]) => {
+    for (const o of outs.slice(1))
+      if (!Buffer.from(outs[0]!).equals(Buffer.from(o))) throw new Error(`${what}: implementations disagree`);
   };
-
   check(
+    'HMAC',
     createHmac('sha256', hmacKey).update(msg160).digest(),
     nobleHmac(nobleSha256, hmacKey, msg160),
-    'HMAC',
   );
-  check(createHash('sha256').update(packet).digest(), nobleSha256(packet), 'SHA-256');
-  check(createHash('md5').update(kdfInput).digest(), nobleMd5(kdfInput), 'MD5');
-  const pairs: { what: string; node: () => unknown; noble: () => unknown }[] = [
+  check(
+    'SHA-256',
+    createHash('sha256').update(packet).digest(),
+    hash('sha256', packet, 'buffer'),
+    nobleSha256(packet),
+  );
+  check(
+    'MD5',
+    createHash('md5').update(kdfInput).digest(),
+    hash('md5', kdfInput, 'buffer'),
+    nobleMd5(kdfInput),
+  );
+
+  const rows: {
+    what: string;
+    streaming: () => unknown;
+    oneShot?: () => unknown;
+    noble: () => unknown;
+    used: string;
+  }[] = [
     {
       what: 'HMAC-SHA256 of 160 bytes (the packet HMAC)',
-      node: () => createHmac('sha256', hmacKey).update(msg160).digest(),
+      streaming: () => createHmac('sha256', hmacKey).update(msg160).digest(),
       noble: () => nobleHmac(nobleSha256, hmacKey, msg160),
+      used: 'createHmac',
     },
     {
       what: 'SHA-256 of 200 bytes (replay claim, message digest)',
-      node: () => createHash('sha256').update(packet).digest(),
+      streaming: () => createHash('sha256').update(packet).digest(),
+      oneShot: () => hash('sha256', packet, 'buffer'),
       noble: () => nobleSha256(packet),
+      used: 'crypto.hash',
     },
     {
       what: 'MD5 of 56 bytes (one step of the key/IV derivation, 3 per packet)',
-      node: () => createHash('md5').update(kdfInput).digest(),
+      streaming: () => createHash('md5').update(kdfInput).digest(),
+      oneShot: () => hash('md5', kdfInput, 'buffer'),
       noble: () => nobleMd5(kdfInput),
+      used: 'crypto.hash',
     },
   ];
-  const results = measureAll(
-    pairs.flatMap((p) => [
-      { name: `${p.what} node`, fn: () => consume(p.node()) },
-      { name: `${p.what} noble`, fn: () => consume(p.noble()) },
-    ]),
-  );
-  for (const [k, p] of pairs.entries())
-    rows.push({ what: p.what, node: results[2 * k]!, noble: results[2 * k + 1]! });
-  return rows;
+  const cases: BenchCase[] = [];
+  for (const r of rows) {
+    cases.push({ name: `${r.what} streaming`, fn: () => consume(r.streaming()) });
+    if (r.oneShot) cases.push({ name: `${r.what} one-shot`, fn: () => consume(r.oneShot!()) });
+    cases.push({ name: `${r.what} noble`, fn: () => consume(r.noble()) });
+  }
+  const results = new Map(measureAll(cases).map((m) => [m.name, m]));
+  return rows.map((r) => {
+    const c: Comparison = {
+      what: r.what,
+      streaming: results.get(`${r.what} streaming`)!,
+      noble: results.get(`${r.what} noble`)!,
+      used: r.used,
+    };
+    const oneShot = results.get(`${r.what} one-shot`);
+    if (oneShot) c.oneShot = oneShot;
+    return c;
+  });
 }
 
 function main(): void {
@@ -237,13 +285,15 @@ function main(): void {
     );
   }
 
-  console.log('\n| primitive | node:crypto µs | @noble/hashes µs | faster |');
-  console.log('|---|---:|---:|---|');
-  for (const { what, node, noble } of cryptoComparisons()) {
-    const ratio = noble.medianUs / node.medianUs;
-    const faster =
-      ratio >= 1 ? `node:crypto ×${ratio.toFixed(1)}` : `@noble/hashes ×${(1 / ratio).toFixed(1)}`;
-    console.log(`| ${what} | ${formatUs(node.medianUs)} | ${formatUs(noble.medianUs)} | ${faster} |`);
+  console.log(
+    '\n| primitive | node:crypto createHash/createHmac µs | node:crypto hash() µs | @noble/hashes µs | noble ÷ best node | used |',
+  );
+  console.log('|---|---:|---:|---:|---:|---|');
+  for (const c of cryptoComparisons()) {
+    const bestNode = Math.min(c.streaming.medianUs, c.oneShot?.medianUs ?? Infinity);
+    console.log(
+      `| ${c.what} | ${formatUs(c.streaming.medianUs)} | ${c.oneShot ? formatUs(c.oneShot.medianUs) : '—'} | ${formatUs(c.noble.medianUs)} | ×${(c.noble.medianUs / bestNode).toFixed(1)} | ${c.used} |`,
+    );
   }
   console.log(
     '\nAES-256-CBC: node:crypto only (no AES in @noble/hashes; @noble/ciphers is not a dependency).',

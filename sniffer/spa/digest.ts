@@ -3,7 +3,7 @@
 // of that text; SHA-256 and SHA3-256 (43 chars), SHA-512 and SHA3-512 (86 chars) share a length, so
 // the SHA-2 digest is tried first and then the SHA-3 one, as fwknopd does.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { b64Length } from './base64.js';
 import type { DigestType } from './types.js';
 
@@ -40,9 +40,13 @@ export function digestTypesForB64Length(length: number): readonly DigestType[] {
   return BY_B64_LENGTH.get(length) ?? [];
 }
 
-/** The digest of `data` as fwknop writes it: base64 without padding. */
+/**
+ * The digest of `data` as fwknop writes it: base64 without padding. `data` is printable ASCII (the
+ * encoded fields; decode.ts checks the plaintext before it gets here), so its UTF-8 bytes, which
+ * the one-shot crypto.hash digests, are its latin1 bytes.
+ */
 export function digestB64(type: DigestType, data: string): string {
-  const text = createHash(DIGESTS[type].algorithm).update(data, 'latin1').digest('base64');
+  const text = hash(DIGESTS[type].algorithm, data, 'base64');
   const pad = text.indexOf('=');
   return pad === -1 ? text : text.slice(0, pad);
 }

@@ -10,7 +10,7 @@
 // most 32 bytes. In legacy mode (ENCRYPTION_MODE legacy, fwknop before 2.5) a pw shorter than 16
 // bytes is first padded with '0' characters to 16.
 
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hash, randomBytes } from 'node:crypto';
 import { b64DecodeBytes, b64EncodeNoPad } from './base64.js';
 import { B64_SALTED_PREFIX, SALTED_MAGIC, SPA_LIMITS } from './limits.js';
 import type { EncryptionMode } from './types.js';
@@ -37,15 +37,16 @@ export function deriveKeyIv(
   mode: EncryptionMode,
 ): { key: Buffer; iv: Buffer } {
   const pw = passphraseBytes(key, mode);
-  // [D(i-1) | pw | salt] in one buffer, so each MD5 is one update() (each is a call into OpenSSL).
+  // [D(i-1) | pw | salt] in one buffer, each MD5 one-shot (crypto.hash: no Hash object per step,
+  // about half the cost of createHash here; see npm run bench:spa).
   const material = Buffer.allocUnsafe(md5Size + pw.length + salt.length);
   pw.copy(material, md5Size);
   material.set(salt, md5Size + pw.length);
   const out = Buffer.allocUnsafe(maxKeyBytes + blockSize);
-  createHash('md5').update(material.subarray(md5Size)).digest().copy(out, 0);
+  hash('md5', material.subarray(md5Size), 'buffer').copy(out, 0);
   for (let filled = md5Size; filled < out.length; filled += md5Size) {
     out.copy(material, 0, filled - md5Size, filled);
-    createHash('md5').update(material).digest().copy(out, filled);
+    hash('md5', material, 'buffer').copy(out, filled);
   }
   return { key: out.subarray(0, maxKeyBytes), iv: out.subarray(maxKeyBytes) };
 }

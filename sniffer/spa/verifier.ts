@@ -11,7 +11,7 @@
 //
 // Refusals are built once per verifier, so the refusal path allocates nothing; verify() never throws.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { SocketAddress } from 'node:net';
 import { ALWAYS_NEVER_GRANT, hostCidr } from '../../api/addresses.js';
 import type { Clock } from '../../api/clock.js';
@@ -144,7 +144,7 @@ export function createSpaVerifier(policy: KnockPolicy, keys: SpaKeys, opts: { cl
       durationSeconds: msg.clientTimeout > 0 ? Math.min(msg.clientTimeout, maxDuration) : duration,
       user: msg.username,
       claim: {
-        digest: createHash('sha256').update(packet.payload).digest('hex'),
+        digest: hash('sha256', packet.payload, 'hex'),
         expiresAt: new Date((msg.timestamp + maxAge + DEFAULTS.replayClockSkewSeconds) * 1000),
       },
     };
