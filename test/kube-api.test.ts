@@ -604,6 +604,42 @@ describe('writes', () => {
   });
 });
 
+describe('request bodies', () => {
+  it('refuses a body it cannot read with 400 or 415, and keeps serving', async () => {
+    const ssar = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
+    const proto = 'application/vnd.kubernetes.protobuf';
+    const garbage = await call('POST', ssar, { body: 'not protobuf', contentType: proto });
+    expect(garbage.status).toBe(400);
+    expect(garbage.body.message).toMatch(/^protobuf: /);
+    // "k8s\0" and a length that runs past the end.
+    const truncated = await new Promise<number>((done, fail) => {
+      const body = Buffer.from([0x6b, 0x38, 0x73, 0x00, 0x12, 0x7f, 0x01]);
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: server.port,
+          method: 'POST',
+          path: ssar,
+          ca: server.caCert,
+          headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': proto, 'Content-Length': body.length },
+        },
+        (res) => {
+          res.resume();
+          done(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', fail);
+      req.end(body);
+    });
+    expect(truncated).toBe(400);
+    const protoCreate = await call('POST', AG, { body: 'x', contentType: proto });
+    expect(protoCreate.status).toBe(415);
+    const notJson = await call('POST', AG, { body: undefined, contentType: 'application/json' });
+    expect(notJson.status).toBe(400);
+    expect((await get(AG)).status).toBe(200);
+  });
+});
+
 describe('faults', () => {
   it('drops open watches', async () => {
     const w = await watch(`${AG}?watch=true&resourceVersion=${server.storage.currentRevision}`);

@@ -4,6 +4,7 @@
 
 import {
   ApiException,
+  AuthorizationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -297,6 +298,30 @@ describe('client-node CustomObjectsApi against the emulator', () => {
     );
     const own = await refusal(core.readNamespacedSecret({ name: 'ssh-spa', namespace: 'knockgate' }));
     expect(own.code).toBe(404);
+  });
+
+  it('SelfSubjectAccessReview tells a component what its token may do', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromString(server.kubeconfig('system:serviceaccount:knockgate:sniffer'));
+    const authz = kc.makeApiClient(AuthorizationV1Api);
+    const ask = async (resourceAttributes: Record<string, string>) =>
+      (
+        await authz.createSelfSubjectAccessReview({
+          body: {
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SelfSubjectAccessReview',
+            spec: { resourceAttributes },
+          },
+        })
+      ).status?.allowed;
+    expect(await ask({ verb: 'create', group: 'knockgate.io', resource: 'accessgrants' })).toBe(true);
+    expect(await ask({ verb: 'delete', group: 'knockgate.io', resource: 'accessgrants' })).toBe(false);
+    expect(
+      await ask({ verb: 'get', group: '', resource: 'secrets', namespace: 'knockgate', name: 'ssh-spa' }),
+    ).toBe(true);
+    expect(
+      await ask({ verb: 'get', group: '', resource: 'secrets', namespace: 'default', name: 'ssh-spa' }),
+    ).toBe(false);
   });
 
   it('an unknown token gets 401', async () => {

@@ -85,6 +85,13 @@ beforeAll(async () => {
         token: 'reader-token-kubectl-test',
         rules: [
           { apiGroups: ['knockgate.io'], resources: ['accessgrants'], verbs: ['get', 'list', 'watch'] },
+          { apiGroups: [''], resources: ['secrets'], verbs: ['get'], namespaces: ['knockgate'] },
+          {
+            apiGroups: ['knockgate.io'],
+            resources: ['knockpolicies/status'],
+            verbs: ['patch'],
+            resourceNames: ['ssh'],
+          },
         ],
       },
     ],
@@ -451,6 +458,27 @@ describe('kubectl 1.32 against the emulator', () => {
       'Error from server (Forbidden): knockpolicies.knockgate.io is forbidden: User "reader" cannot list resource "knockpolicies" in API group "knockgate.io" at the cluster scope',
     );
   });
+  it('kubectl auth can-i answers from the same RBAC rules (SelfSubjectAccessReview, sent as protobuf)', async () => {
+    const canI = async (...args: string[]) => {
+      const r = await kubectl(['auth', 'can-i', ...args], { context: 'reader' });
+      return `${r.stdout.trim()} ${r.code}`;
+    };
+    expect(await canI('list', 'accessgrants')).toBe('yes 0');
+    expect(await canI('watch', 'accessgrants.knockgate.io')).toBe('yes 0');
+    expect(await canI('create', 'accessgrants')).toBe('no 1');
+    expect(await canI('patch', 'accessgrants', '--subresource=status')).toBe('no 1');
+    expect(await canI('get', 'secrets', '-n', 'knockgate')).toBe('yes 0');
+    expect(await canI('get', 'secrets', '-n', 'default')).toBe('no 1');
+    expect(await canI('patch', 'knockpolicies/ssh', '--subresource=status')).toBe('yes 0');
+    expect(await canI('patch', 'knockpolicies/other', '--subresource=status')).toBe('no 1');
+    expect(await canI('get', '/version')).toBe('yes 0');
+    expect(await canI('get', '/metrics')).toBe('no 1');
+    expect(await kubectl(['auth', 'can-i', 'delete', 'accessgrants'])).toMatchObject({
+      code: 0,
+      stdout: 'yes\n',
+    });
+  });
+
   it('understood every request kubectl sent (recorded by the emulator)', () => {
     const byKubectl = server.requests.filter((r) => r.userAgent?.startsWith('kubectl/v1.32'));
     expect(byKubectl.length).toBeGreaterThan(50);

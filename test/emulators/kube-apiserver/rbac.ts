@@ -90,10 +90,10 @@ export class Authorizer {
     return user;
   }
 
-  /** 403 in the real server's shape when no rule allows the request. */
-  authorize(user: RbacUser, a: RequestAttributes): void {
+  /** Whether one of the user's rules allows the request. */
+  allows(user: RbacUser, a: RequestAttributes): boolean {
     const resource = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
-    const allowed = user.rules.some(
+    return user.rules.some(
       (r) =>
         has(r.apiGroups, a.group) &&
         has(r.resources, resource) &&
@@ -101,7 +101,12 @@ export class Authorizer {
         (!r.resourceNames?.length || (a.name !== undefined && r.resourceNames.includes(a.name))) &&
         (!r.namespaces || (a.namespace !== undefined && has(r.namespaces, a.namespace))),
     );
-    if (allowed) return;
+  }
+
+  /** 403 in the real server's shape when no rule allows the request. */
+  authorize(user: RbacUser, a: RequestAttributes): void {
+    if (this.allows(user, a)) return;
+    const resource = a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
     const scope = a.namespace ? `in the namespace "${a.namespace}"` : 'at the cluster scope';
     const why = `User "${user.name}" cannot ${a.verb} resource "${resource}" in API group "${a.group}" ${scope}`;
     const what = qualifiedResource(a.group, a.resource);

@@ -71,6 +71,9 @@ export const BUILTIN_TYPES: ResourceType[] = [
   builtin('', 'v1', 'ConfigMap', 'configmaps', true, { shortNames: ['cm'] }),
   builtin('events.k8s.io', 'v1', 'Event', 'events', true, { shortNames: ['ev'] }),
   builtin('coordination.k8s.io', 'v1', 'Lease', 'leases', true),
+  builtin('authorization.k8s.io', 'v1', 'SelfSubjectAccessReview', 'selfsubjectaccessreviews', false, {
+    verbs: ['create'],
+  }),
   builtin('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', false, {
     shortNames: ['crd', 'crds'],
     categories: ['api-extensions'],

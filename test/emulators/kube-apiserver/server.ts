@@ -8,6 +8,8 @@ import { createServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { stringify } from 'yaml';
 import { systemClock, type Clock, type TimerHandle } from '../../../api/clock.js';
+import { selfSubjectAccessReview } from './access-review.js';
+import { decodeEnvelope, decodeSelfSubjectAccessReview } from './protobuf.js';
 import {
   aggregated,
   AGGREGATED_CONTENT_TYPE,
@@ -220,7 +222,8 @@ export class KubeApiServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const body = await readBody(req);
+      const raw = await readBody(req);
+      const body = raw.toString('utf8');
       if (this.faults.latencyMs > 0)
         await new Promise<void>((r) => this.clock.setTimeout(r, this.faults.latencyMs));
       if (this.stopped) {
@@ -241,7 +244,7 @@ export class KubeApiServer {
       }
       if (url.pathname === '/emulator/v1/faults') return await this.handleFaults(req, res, user, body);
       if (injected) throw injected;
-      await this.route(req, res, url, user, body);
+      await this.route(req, res, url, user, body, raw);
     } catch (err) {
       this.sendError(res, err);
     }
@@ -291,6 +294,7 @@ export class KubeApiServer {
     url: URL,
     user: RbacUser,
     body: string,
+    raw: Buffer,
   ): Promise<void> {
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     const accept = req.headers.accept;
@@ -344,6 +348,14 @@ export class KubeApiServer {
     if (!type || extra.length || (namespace !== undefined && !type.namespaced)) throw notFoundPath();
     const isWatch = ['true', '1'].includes(url.searchParams.get('watch') ?? '');
     const verb = verbOf(method, name !== undefined, isWatch);
+    // Every authenticated user may ask what it may do (system:basic-user).
+    if (type.kind === 'SelfSubjectAccessReview') {
+      if (verb !== 'create') throw methodNotAllowed();
+      const review = isProtobuf(req)
+        ? decodeSelfSubjectAccessReview(decodeEnvelope(raw).raw)
+        : parseJson(body);
+      return send(res, 201, selfSubjectAccessReview(this.authorizer, user, review));
+    }
     this.authorizer.authorize(user, {
       verb,
       group: groupName,
@@ -352,6 +364,14 @@ export class KubeApiServer {
       namespace,
       name,
     });
+    // The emulator reads JSON only (and the protobuf of SelfSubjectAccessReview above).
+    if (isProtobuf(req)) {
+      throw new ApiError(
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`,
+      );
+    }
     const q = url.searchParams;
     const writeOpts: WriteOptions = {
       fieldValidation: (['Strict', 'Warn', 'Ignore'].includes(q.get('fieldValidation') ?? '')
@@ -567,6 +587,10 @@ function verbOf(method: string, named: boolean, isWatch: boolean): string {
   }
 }
 
+function isProtobuf(req: IncomingMessage): boolean {
+  return (req.headers['content-type'] ?? '').startsWith('application/vnd.kubernetes.protobuf');
+}
+
 function notFoundPath(): ApiError {
   return new ApiError(404, 'NotFound', 'the server could not find the requested resource', {
     causes: [{ reason: 'UnexpectedServerResponse', message: '404 page not found' }],
@@ -581,7 +605,7 @@ function parseJson(body: string): unknown {
   }
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -592,7 +616,7 @@ function readBody(req: IncomingMessage): Promise<string> {
         req.destroy();
       } else chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }

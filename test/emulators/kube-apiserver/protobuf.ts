@@ -1,0 +1,90 @@
+// Just enough of Kubernetes' protobuf encoding to read what kubectl sends as protobuf to the
+// emulator: the "k8s\0" envelope (runtime.Unknown) and the messages named below. kubectl sends
+// built-in kinds such as SelfSubjectAccessReview (`kubectl auth can-i`) as protobuf and accepts JSON
+// back, so only decoding is needed.
+
+import { badRequest } from './status.js';
+
+const MAGIC = Buffer.from([0x6b, 0x38, 0x73, 0x00]); // "k8s\0"
+
+type Field = { no: number; bytes?: Buffer; varint?: bigint };
+
+/** The fields of one protobuf message (wire types varint, 64-bit, length-delimited, 32-bit). */
+function fields(buf: Buffer): Field[] {
+  const out: Field[] = [];
+  let i = 0;
+  const varint = (): bigint => {
+    let result = 0n;
+    for (let shift = 0n; shift < 70n; shift += 7n) {
+      if (i >= buf.length) throw badRequest('protobuf: truncated varint');
+      const b = buf[i++];
+      result |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return result;
+    }
+    throw badRequest('protobuf: varint too long');
+  };
+  while (i < buf.length) {
+    const key = Number(varint());
+    const no = key >>> 3;
+    switch (key & 7) {
+      case 0:
+        out.push({ no, varint: varint() });
+        break;
+      case 1:
+        i += 8;
+        break;
+      case 2: {
+        const len = Number(varint());
+        if (i + len > buf.length) throw badRequest('protobuf: truncated field');
+        out.push({ no, bytes: buf.subarray(i, i + len) });
+        i += len;
+        break;
+      }
+      case 5:
+        i += 4;
+        break;
+      default:
+        throw badRequest(`protobuf: unsupported wire type ${key & 7}`);
+    }
+    if (i > buf.length) throw badRequest('protobuf: truncated message');
+  }
+  return out;
+}
+
+const bytesOf = (fs: Field[], no: number) => fs.find((f) => f.no === no)?.bytes;
+const stringOf = (fs: Field[], no: number) => bytesOf(fs, no)?.toString('utf8');
+
+/** Unwrap the runtime.Unknown envelope: the kind and the raw message. */
+export function decodeEnvelope(body: Buffer): { apiVersion: string; kind: string; raw: Buffer } {
+  if (body.length < 4 || !body.subarray(0, 4).equals(MAGIC))
+    throw badRequest('protobuf: the body does not start with the k8s\\0 prefix');
+  const unknown = fields(body.subarray(4));
+  const typeMeta = fields(bytesOf(unknown, 1) ?? Buffer.alloc(0));
+  return {
+    apiVersion: stringOf(typeMeta, 1) ?? '',
+    kind: stringOf(typeMeta, 2) ?? '',
+    raw: bytesOf(unknown, 2) ?? Buffer.alloc(0),
+  };
+}
+
+/** A SelfSubjectAccessReview (authorization.k8s.io/v1 generated.proto) as its JSON form. */
+export function decodeSelfSubjectAccessReview(raw: Buffer): Record<string, unknown> {
+  const review = fields(raw);
+  const spec = fields(bytesOf(review, 2) ?? Buffer.alloc(0));
+  const out: Record<string, unknown> = {};
+  const resource = bytesOf(spec, 1);
+  if (resource) {
+    const r = fields(resource);
+    // namespace=1 verb=2 group=3 version=4 resource=5 subresource=6 name=7
+    const names = ['', 'namespace', 'verb', 'group', 'version', 'resource', 'subresource', 'name'];
+    out.resourceAttributes = Object.fromEntries(
+      names.flatMap((n, no) => (n && stringOf(r, no) !== undefined ? [[n, stringOf(r, no)]] : [])),
+    );
+  }
+  const nonResource = bytesOf(spec, 2);
+  if (nonResource) {
+    const r = fields(nonResource);
+    out.nonResourceAttributes = { path: stringOf(r, 1) ?? '', verb: stringOf(r, 2) ?? '' };
+  }
+  return { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: out };
+}
