@@ -17,6 +17,7 @@ import { StandaloneDaemon, StartError } from '../controller/standalone/daemon.js
 import { createStandaloneMetrics, serveMetrics } from '../controller/standalone/metrics.js';
 import { checkInterfaces, checkPrivileges, PreflightError } from '../controller/standalone/preflight.js';
 import { startSniffer } from '../sniffer/capture/sniffer.js';
+import { CAPTURE_BUFFER } from '../sniffer/capture/capture.js';
 import { DEFAULT_STATE_DIR } from '../controller/local/state-dir.js';
 import { CliError } from './errors.js';
 import { intOption, logLevel } from './options.js';
@@ -157,7 +158,11 @@ export function register(program: Command): void {
       'live grants at most; more are refused',
       intOption('--max-grants', 1, 1_000_000),
     )
-    .option('--buffer-size <bytes>', 'capture buffer size', intOption('--buffer-size', 65_536, 1 << 30))
+    .option(
+      '--buffer-size <bytes>',
+      'capture buffer size',
+      intOption('--buffer-size', CAPTURE_BUFFER.minBytes, CAPTURE_BUFFER.maxBytes),
+    )
     .option('--metrics-address <host:port>', 'serve /metrics and /healthz here, e.g. 127.0.0.1:9464')
     .option('--cleanup', 'remove everything knockgate installed in the firewall, then exit')
     .action((opts: StandaloneCliOptions) => run(opts));
