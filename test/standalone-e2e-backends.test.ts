@@ -62,7 +62,7 @@ describe.skipIf(skipWithoutNetns('standalone e2e (ipset, iptables)'))(
         const cleanup = await knockgate(lab.srv, ['standalone', '--cleanup', '--backend', backend]);
         expect(cleanup.code, cleanup.stderr).toBe(0);
         expect(await lab.firewallState(backend)).not.toMatch(/KNOCKGATE/i);
-        expect(await lab.connect('cli', PORT)).toBe('open');
+        await lab.waitReach('cli', PORT, 'open', { timeoutMs: 5000 });
       });
     }
   },

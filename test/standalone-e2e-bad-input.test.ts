@@ -95,7 +95,7 @@ describe.skipIf(skipWithoutNetns('standalone e2e (bad input)'))('knockgate stand
 
     const yamlField = lab.write(
       'field.yaml',
-      yamlConfig(keys, 40501, 2222).replace('durationSeconds: 4}', 'durationSeconds: -4}'),
+      yamlConfig(keys, 40501, 2222).replace(/durationSeconds: \d+}/, 'durationSeconds: -4}'),
     );
     await expectRefused(await standalone(defaults(yamlField)), `${yamlField}:6:`, 2);
 

@@ -51,8 +51,8 @@ describe.skipIf(skipWithoutNetns('standalone e2e (modes, reload)'))(
         expect(d.events('started')[0]).toMatchObject({ mode: 'Audit' });
         // Before: nothing is dropped, for anyone, in either family.
         for (const family of [4, 6] as const) {
-          expect(await lab.connect('cli', PORT, { family })).toBe('open');
-          expect(await lab.connect('third', PORT, { family })).toBe('open');
+          await lab.waitReach('cli', PORT, 'open', { family, timeoutMs: 5000 });
+          await lab.waitReach('third', PORT, 'open', { family, timeoutMs: 5000 });
         }
         // ... but the kernel counts what Enforce would have dropped.
         expect(await deniedPackets()).toBeGreaterThan(0);
@@ -76,11 +76,11 @@ describe.skipIf(skipWithoutNetns('standalone e2e (modes, reload)'))(
         expect(wouldRun[0]!.msg).toMatch(/would run the start command/);
         // During and after the grants: still nothing dropped for the source that did not knock.
         for (const family of [4, 6] as const)
-          expect(await lab.connect('third', PORT, { family })).toBe('open');
+          await lab.waitReach('third', PORT, 'open', { family, timeoutMs: 5000 });
         await d.waitLog((l) => l.event === 'expire', 'an expiry', 20_000, mark);
         for (const family of [4, 6] as const) {
-          expect(await lab.connect('cli', PORT, { family })).toBe('open');
-          expect(await lab.connect('third', PORT, { family })).toBe('open');
+          await lab.waitReach('cli', PORT, 'open', { family, timeoutMs: 5000 });
+          await lab.waitReach('third', PORT, 'open', { family, timeoutMs: 5000 });
         }
         expect(existsSync(hooks)).toBe(false);
       } finally {
@@ -98,7 +98,7 @@ describe.skipIf(skipWithoutNetns('standalone e2e (modes, reload)'))(
       try {
         const both = async (cli: 'open' | 'closed') => {
           for (const family of [4, 6] as const) {
-            expect(await lab.connect('third', PORT, { family })).toBe('open');
+            await lab.waitReach('third', PORT, 'open', { family, timeoutMs: 5000 });
             if (cli === 'closed') expect(await lab.connect('cli', PORT, { family })).toBe('closed');
             else await lab.waitReach('cli', PORT, 'open', { family });
           }

@@ -23,7 +23,7 @@ const PORT = 2222;
 const NAT_PORT = 3333;
 const NAT_TARGET = 8022;
 /** Short grants: the expiry is part of every scenario. */
-const GRANT_SECONDS = 4;
+const GRANT_SECONDS = 5;
 
 describe.skipIf(skipWithoutNetns('standalone e2e (nftables)'))('knockgate standalone, nftables', () => {
   let lab: Lab;
@@ -187,7 +187,7 @@ describe.skipIf(skipWithoutNetns('standalone e2e (nftables)'))('knockgate standa
       await withDaemon('nat', { config }, async (d) => {
         expect(d.events('started')[0]).toMatchObject({ protectedPorts: [`${NAT_PORT}/tcp`] });
         // Nothing listens on NAT_PORT itself: an open connect went through the DNAT rule.
-        expect(await lab.connect('third', NAT_TARGET)).toBe('open');
+        await lab.waitReach('third', NAT_TARGET, 'open', { timeoutMs: 5000 });
         await grantLifecycle(lab, d, {
           port: NAT_PORT,
           families: [4, 6],

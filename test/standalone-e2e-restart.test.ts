@@ -113,7 +113,7 @@ describe.skipIf(skipWithoutNetns('standalone e2e (restart, revoke)'))(
         const expiresAt = Date.parse(String(opened.expiresAt));
         expect(Date.now()).toBeLessThan(expiresAt);
         expect(d2.events('reconcile')[0]).toMatchObject({ live: 1 });
-        expect(await lab.connect('cli', PORT)).toBe('open');
+        await lab.waitReach('cli', PORT, 'open', { timeoutMs: 5000 });
         expect(await lab.grants()).toContain(lab.addr('cli', 4));
         const expired = await d2.waitLog((l) => l.event === 'expire' && l.grant === opened.grant, 'expire');
         // On time: not before its end (pino's time is ms since the epoch).

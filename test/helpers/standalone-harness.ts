@@ -540,9 +540,9 @@ export async function grantLifecycle(lab: Lab, daemon: Daemon, o: LifecycleOptio
         mark,
       );
       await lab.waitReach('cli', o.port, 'open', { family, hold });
+      await o.whileOpen?.(family);
       if ((await lab.connect('third', o.port, { family })) !== 'closed')
         throw new Error(`IPv${family}: third reaches port ${o.port} during cli's grant`);
-      await o.whileOpen?.(family);
       await daemon.waitLog(
         (l) => l.event === 'expire' && l.grant === opened.grant,
         `expire of ${String(opened.grant)}`,
@@ -573,7 +573,7 @@ export function yamlConfig(
   spaPort: number,
   port: number,
   settings: string[] = [],
-  grantSeconds = 4,
+  grantSeconds = 5,
 ): string {
   return [
     'apiVersion: knockgate.io/v1alpha1',
