@@ -99,16 +99,25 @@ export function decodeSpa(packet: Uint8Array, opts: SpaDecodeOptions): SpaDecode
 
   const parsed = parsePlaintext(plain);
   if (typeof parsed === 'string') return fail(parsed);
-  return {
-    ok: true,
-    packet: {
-      ...parsed.fields,
-      digestType: parsed.digestType,
-      digest: parsed.digest,
-      hmacType: opts.hmac ? opts.hmac.type : 'none',
-      encryptionMode: opts.encryptionMode,
-    },
+  // Built field by field: an object spread of the fields cost more than the AES decryption
+  // (profiled with npm run bench:spa).
+  const f = parsed.fields;
+  const decoded: DecodedSpa = {
+    randValue: f.randValue,
+    username: f.username,
+    timestamp: f.timestamp,
+    version: f.version,
+    messageType: f.messageType,
+    accessMessage: f.accessMessage,
+    clientTimeout: f.clientTimeout,
+    digestType: parsed.digestType,
+    digest: parsed.digest,
+    hmacType: opts.hmac ? opts.hmac.type : 'none',
+    encryptionMode: opts.encryptionMode,
   };
+  if (f.natAccess !== undefined) decoded.natAccess = f.natAccess;
+  if (f.serverAuth !== undefined) decoded.serverAuth = f.serverAuth;
+  return { ok: true, packet: decoded };
 }
 
 function startsWithPrefix(packet: Uint8Array): boolean {
