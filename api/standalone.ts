@@ -88,7 +88,8 @@ export const STANDALONE_DEFAULTS = {
 } as const;
 
 /**
- * Apply the defaults. Without protectedPorts, the policies' grant ports are protected, except ports
+ * Apply the defaults. Without protectedPorts, the policies' grant ports are protected — those of
+ * policies whose grants open this host's firewall (node target not None) — except ports
  * that an import had to assume (`unprotectedPorts`, e.g. a knockd door whose command opens something
  * knockgate cannot read): protecting those would lock out a service the old daemon never blocked.
  */
@@ -97,9 +98,10 @@ export function resolveSettings(
   policies: KnockPolicy[],
   unprotectedPorts: ReadonlySet<string> = new Set(),
 ): ResolvedSettings {
+  const opening = policies.filter((p) => p.spec.grant.targets?.node?.mode !== 'None');
   const protectedPorts =
     settings.protectedPorts ??
-    [...new Set(policies.flatMap((p) => p.spec.grant.ports.map((s) => formatPort(parsePort(s)))))].filter(
+    [...new Set(opening.flatMap((p) => p.spec.grant.ports.map((s) => formatPort(parsePort(s)))))].filter(
       (p) => !unprotectedPorts.has(p),
     );
   const hooks: Record<string, Hooks> = {};

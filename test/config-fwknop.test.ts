@@ -92,7 +92,8 @@ describe('the article access.conf (old KEY: value; style)', () => {
     expect(config.warnings.filter((w) => w.includes('passphrase'))).toHaveLength(2);
   });
 
-  it('turns ENABLE_EXTERNAL_CMDS Y + EXTERNAL_CMD_OPEN/CLOSE into $SRC hooks', () => {
+  it('turns ENABLE_EXTERNAL_CMDS Y + EXTERNAL_CMD_OPEN/CLOSE into $SRC hooks, instead of a firewall rule', () => {
+    expect(second!.spec.grant.targets).toEqual({ node: { mode: 'None' } });
     expect(config.hooks).toEqual({
       'access-conf-legacy-example-2': {
         placeholders: 'fwknop',
@@ -196,13 +197,20 @@ describe('the 2.6 layout with every variable the daemon needs, and fwknopd.conf'
     expect(config.hooks['access-conf-fwknop26-1']).toBeUndefined();
   });
 
-  it('protects every OPEN_PORTS port, Enforce, nftables by default', () => {
+  it('protects the OPEN_PORTS of stanzas that open the firewall, Enforce, nftables by default', () => {
     expect(config.settings).toMatchObject({
-      protectedPorts: ['22/tcp', '1194/udp', '3389/tcp'],
+      protectedPorts: ['22/tcp', '1194/udp'],
       mode: 'Enforce',
       backend: 'nftables',
     });
-    expect(config.warnings).toEqual([]);
+  });
+
+  it('a stanza with commands runs them instead of opening the firewall, as fwknopd does', () => {
+    expect(two!.spec.grant.targets).toEqual({ node: { mode: 'None' } });
+    expect(one!.spec.grant.targets).toBeUndefined();
+    expect(config.warnings).toEqual([
+      `${file}:12: stanza runs commands instead of a firewall rule (as fwknopd does with them): its grant opens and protects nothing in knockgate's firewall (grant.targets.node.mode None)`,
+    ]);
   });
 
   it('reads fwknopd.conf UDP server mode as the SPA port', () => {

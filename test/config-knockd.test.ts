@@ -76,10 +76,14 @@ describe('the article knockd.conf', () => {
     expect(config.settings.hooks).toBe(config.hooks);
   });
 
-  it('assumes 22/tcp for the script door, says so, and does not protect the assumed port', () => {
+  it('lets the script door only run its commands: node target None, nothing protected, said so', () => {
     const osiris = config.policies[1]!;
-    expect(osiris.spec.grant).toEqual({ ports: ['22/tcp'], durationSeconds: 60 });
-    expect(config.warnings.some((w) => w.startsWith(`${file}:8: [Osiris]`) && w.includes('22/tcp'))).toBe(
+    expect(osiris.spec.grant).toEqual({
+      ports: ['22/tcp'],
+      durationSeconds: 60,
+      targets: { node: { mode: 'None' } },
+    });
+    expect(config.warnings.some((w) => w.startsWith(`${file}:8: [Osiris]`) && w.includes('mode None'))).toBe(
       true,
     );
     expect(config.settings.protectedPorts).toEqual(['22222/tcp']);
@@ -158,6 +162,83 @@ describe('every knockd directive knockgate reads', () => {
       sequence: ['1/tcp', '2/tcp'],
       sequenceTimeoutSeconds: 3,
     });
+  });
+});
+
+describe("knockd's open/close door pairs", () => {
+  // The knockd.conf Debian ships, with a script door added.
+  const DEBIAN = `[options]
+\tUseSyslog
+
+[openSSH]
+\tsequence    = 7000,8000,9000
+\tseq_timeout = 5
+\tcommand     = /sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
+\ttcpflags    = syn
+
+[closeSSH]
+\tsequence    = 9000,8000,7000
+\tseq_timeout = 5
+\tcommand     = /sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT
+\ttcpflags    = syn
+
+[openHTTPS]
+\tsequence    = 12345,54321,24680,13579
+\tseq_timeout = 5
+\tcommand     = /usr/local/sbin/knock_add -i -c INPUT -p tcp -d 443 -f %IP%
+\ttcpflags    = syn
+`;
+
+  it('the closing door becomes the stop command of the door it undoes, and is not a policy', () => {
+    const path = write(DEBIAN);
+    const c = loadConfig(path);
+    expect(c.policies.map((p) => p.metadata.name)).toEqual(['openssh', 'openhttps']);
+    expect(c.hooks.openssh).toMatchObject({
+      start: '/sbin/iptables -A INPUT -s %IP% -p tcp --dport 22 -j ACCEPT',
+      stop: '/sbin/iptables -D INPUT -s %IP% -p tcp --dport 22 -j ACCEPT',
+    });
+    expect(c.warnings).toContain(
+      `${path}:10: [closeSSH] closes what [openSSH] opens: its command becomes [openSSH]'s stop_command, ` +
+        'run when that grant expires (cmd_timeout) or is revoked; the door itself is not imported',
+    );
+  });
+
+  it("the script door opens nothing in knockgate's firewall, so it cannot open the SSH door", () => {
+    const c = loadConfig(write(DEBIAN));
+    const https = c.policies[1]!;
+    expect(https.spec.grant.targets).toEqual({ node: { mode: 'None' } });
+    expect(c.policies[0]!.spec.grant).toEqual({ ports: ['22/tcp'], durationSeconds: 10 });
+    expect(c.settings.protectedPorts).toEqual(['22/tcp']);
+  });
+
+  it('pairs -I with a position, and long option names', () => {
+    const c = loadConfig(
+      write(
+        '[o]\nsequence = 1\ncommand = iptables -I INPUT 1 -s %IP% -p udp --dport 1194 -j ACCEPT\n' +
+          '[c]\nsequence = 2\ncommand = iptables --delete INPUT -s %IP% -p udp --dport 1194 -j ACCEPT\n',
+      ),
+    );
+    expect(c.policies.map((p) => p.metadata.name)).toEqual(['o']);
+    expect(c.policies[0]!.spec.grant.ports).toEqual(['1194/udp']);
+    expect(c.hooks.o!.stop).toBe('iptables --delete INPUT -s %IP% -p udp --dport 1194 -j ACCEPT');
+  });
+
+  it('a closing door without a partner is left out with a warning, an opening door without a stop is warned about', () => {
+    const path = write(
+      '[o]\nsequence = 1\ncommand = iptables -A INPUT -s %IP% -p tcp --dport 80 -j ACCEPT\n' +
+        '[c]\nsequence = 2\ncommand = iptables -D INPUT -s %IP% -p tcp --dport 443 -j ACCEPT\n',
+    );
+    const c = loadConfig(path);
+    expect(c.policies.map((p) => p.metadata.name)).toEqual(['o']);
+    expect(c.warnings).toContain(
+      `${path}:4: [c] only removes a firewall rule: knockgate closes access itself when a grant expires, ` +
+        'and "knockgate revoke" closes it at once; the door is not imported',
+    );
+    expect(
+      c.warnings.some((w) =>
+        w.startsWith(`${path}:1: [o]: its command adds a firewall rule that no stop_command removes`),
+      ),
+    ).toBe(true);
   });
 });
 

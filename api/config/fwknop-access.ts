@@ -16,7 +16,9 @@
 //   MAX_FW_TIMEOUT      grant.maxDurationSeconds (absent: 300, or the duration when longer)
 //   REQUIRE_USERNAME, REQUIRE_SOURCE_ADDRESS (REQUIRE_SOURCE)   spa.requireUsername / requireSourceAddress
 //   ENABLE_EXTERNAL_CMDS + EXTERNAL_CMD_OPEN/CLOSE/ALARM (old) or CMD_CYCLE_OPEN/CLOSE/TIMER (2.6)
-//                       hooks with $SRC, $PORT, $PROTO; the alarm/timer is the grant's duration
+//                       hooks with $SRC, $PORT, $PROTO; the alarm/timer is the grant's duration. The
+//                       commands replace fwknopd's own firewall rule, so the grant's node target is
+//                       None: knockgate's firewall opens and protects nothing for such a stanza
 //   %include FILE, %include_folder DIR (*.conf), %include_keys FILE (keys of the current stanza)
 // Refused with FILE:LINE, because knockgate cannot honour them and ignoring them would open more
 // than fwknopd would: GPG_* (GPG is unsupported), FORCE_NAT/FORCE_SNAT/FORCE_MASQUERADE (no NAT),
@@ -115,7 +117,13 @@ function addStanza(s: Stanza, name: string, out: ParsedConfig, fwknopd: FwknopdS
   }
 
   const { hooks, duration } = stanzaHooks(s, warn);
-  if (hooks) out.hooks[name] = hooks;
+  if (hooks) {
+    out.hooks[name] = hooks;
+    warn(
+      'stanza runs commands instead of a firewall rule (as fwknopd does with them): its grant opens and protects ' +
+        "nothing in knockgate's firewall (grant.targets.node.mode None)",
+    );
+  }
   if (s.maxFwTimeout !== undefined && s.maxFwTimeout < duration) {
     const at = s.seen.get('MAX_FW_TIMEOUT')!;
     throw new ConfigError(
@@ -148,7 +156,15 @@ function addStanza(s: Stanza, name: string, out: ParsedConfig, fwknopd: FwknopdS
     apiVersion: API_VERSION,
     kind: 'KnockPolicy',
     metadata: { name },
-    spec: { spa, grant: { ports, durationSeconds: duration, maxDurationSeconds: maxDuration } },
+    spec: {
+      spa,
+      grant: {
+        ports,
+        durationSeconds: duration,
+        maxDurationSeconds: maxDuration,
+        ...(hooks ? { targets: { node: { mode: 'None' as const } } } : {}),
+      },
+    },
   };
   if (fwknopd?.interface) policy.spec.interface = fwknopd.interface;
   out.policies.push({ policy, file: s.file, line: s.line, ...(s.openPorts ? {} : { assumedPorts: true }) });

@@ -11,8 +11,10 @@
 // naming FILE:LINE: a door that silently differs from what its author wrote is worse than none.
 //
 // A door's real effect in knockd is its command. The grant opens the ports that command opens when
-// knockgate can read them (iptables/nft/ufw accepting a --dport); otherwise ASSUMED_GRANT_PORTS,
-// with a warning, and those are not protected by default. The commands become hooks, which
+// knockgate can read them (iptables/nft/ufw accepting a --dport); otherwise the door only runs its
+// commands: grant.targets.node.mode None (knockgate's firewall opens and protects nothing for it),
+// ASSUMED_GRANT_PORTS recorded as its ports, and a warning. knockd's closing doors (iptables -D ...)
+// become the stop command of the door they undo. The commands become hooks, which
 // `knockgate standalone` runs itself (with cmd_timeout between start and stop, as knockd does).
 
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -23,7 +25,7 @@ import { INTERFACE_NAME, TCP_FLAGS } from '../validate-fields.js';
 import type { Hooks } from '../standalone.js';
 import { ConfigError, where } from './errors.js';
 import { ASSUMED_GRANT_PORTS, KNOCKD_DEFAULTS } from './defaults.js';
-import { portsOpenedBy } from './command-ports.js';
+import { closesAccess, portsOpenedBy, sameCommand, undoOf } from './command-ports.js';
 import { oneLine } from './fwknop-values.js';
 import { toDnsLabel } from './names.js';
 import { readConfigText } from './read.js';
@@ -111,7 +113,7 @@ export function parseKnockdConf(file: string, text: string): ParsedConfig {
     doorDirective(file, n, section, canonical, value, out);
   });
 
-  for (const door of doors) addDoor(file, door, out);
+  for (const door of withoutClosingDoors(file, doors, out.warnings)) addDoor(file, door, out);
   if (out.policies.length === 0) {
     throw new ConfigError(
       file,
@@ -273,6 +275,51 @@ function readOneTimeSequences(file: string, n: number, value: string): string[][
   return sequences;
 }
 
+/**
+ * knockd's usual pair of doors — [openSSH] runs `iptables -A ... -j ACCEPT`, [closeSSH] runs the
+ * same with `-D` — becomes one policy: knockgate closes access itself when the grant expires, so the
+ * closing door's command becomes the opening door's stop command (run at expiry, as knockd runs
+ * stop_command after cmd_timeout). A door that only removes a rule with no partner to pair with is
+ * left out too: importing it would open a port on the knock meant to close it.
+ */
+function withoutClosingDoors(file: string, doors: Door[], warnings: string[]): Door[] {
+  const keep: Door[] = [];
+  for (const d of doors) {
+    const cmds = [d.start, d.start6].filter((c): c is string => c !== undefined && c !== '');
+    if (cmds.length === 0 || !cmds.every(closesAccess)) {
+      keep.push(d);
+      continue;
+    }
+    const undoes = (open: string | undefined, close: string | undefined) =>
+      open !== undefined && close !== undefined && sameCommand(undoOf(open) ?? '', close);
+    const partner = doors.find(
+      (o) => o !== d && o.stop === undefined && (undoes(o.start, d.start) || undoes(o.start6, d.start6)),
+    );
+    if (partner) {
+      if (undoes(partner.start, d.start)) partner.stop = d.start;
+      if (undoes(partner.start6, d.start6)) partner.stop6 = d.start6;
+      warnings.push(
+        where(
+          file,
+          d.line,
+          `[${d.section}] closes what [${partner.section}] opens: its command becomes [${partner.section}]'s stop_command, ` +
+            'run when that grant expires (cmd_timeout) or is revoked; the door itself is not imported',
+        ),
+      );
+    } else {
+      warnings.push(
+        where(
+          file,
+          d.line,
+          `[${d.section}] only removes a firewall rule: knockgate closes access itself when a grant expires, ` +
+            'and "knockgate revoke" closes it at once; the door is not imported',
+        ),
+      );
+    }
+  }
+  return keep;
+}
+
 function addDoor(file: string, door: Door, out: ParsedConfig): void {
   const name = toDnsLabel(door.section);
   const fail = (what: string): never => {
@@ -293,8 +340,9 @@ function addDoor(file: string, door: Door, out: ParsedConfig): void {
   let ports = [...new Set(opened.flat())];
   const assumedPorts = ports.length === 0;
   if (assumedPorts) {
+    // The door's effect is its command alone, as in knockd: the grant opens nothing in knockgate's
+    // firewall (node target None) and protects nothing; its ports are only a record.
     ports = [...ASSUMED_GRANT_PORTS];
-    for (const p of ports) out.unprotectedPorts.add(p);
     const why = commands.length
       ? 'knockgate cannot tell which port its start_command opens'
       : 'it has no start_command';
@@ -302,12 +350,23 @@ function addDoor(file: string, door: Door, out: ParsedConfig): void {
       where(
         file,
         door.line,
-        `[${door.section}]: ${why}; the grant assumes ${ports.join(', ')} (not protected by default). ` +
-          'Set grant.ports (or protectedPorts in a StandaloneConfig) to what this door should open',
+        `[${door.section}]: ${why}, so the door only runs its commands: its grant opens and protects nothing in ` +
+          `knockgate's firewall (grant.targets.node.mode None; ${ports.join(', ')} is recorded, not opened). ` +
+          'In a cluster, give it grant.ports and targets (e.g. awsSecurityGroups) instead',
       ),
     );
   } else if (ports.length > BOUNDS.maxPortsPerGrant) {
     fail(`[${door.section}]: its commands open ${ports.length} ports, at most ${BOUNDS.maxPortsPerGrant}`);
+  }
+  if (door.stop === undefined && commands.some((c) => portsOpenedBy(c) !== undefined)) {
+    out.warnings.push(
+      where(
+        file,
+        door.line,
+        `[${door.section}]: its command adds a firewall rule that no stop_command removes: knockgate closes its own ` +
+          'grant after cmd_timeout, but that rule stays until removed by hand. Add a stop_command',
+      ),
+    );
   }
   if (door.stop !== undefined && door.cmdTimeout === undefined) {
     out.warnings.push(
@@ -333,6 +392,7 @@ function addDoor(file: string, door: Door, out: ParsedConfig): void {
         ports,
         // knockd runs stop_command cmd_timeout seconds after start_command: the grant's lifetime.
         durationSeconds: door.cmdTimeout ?? KNOCKD_DEFAULTS.cmdTimeoutSeconds,
+        ...(assumedPorts ? { targets: { node: { mode: 'None' as const } } } : {}),
       },
     },
   };

@@ -14,7 +14,8 @@
 //              policy sets spa.allowMissingHmac. (Absent for a policy whose key is still the
 //              __CHANGEME__ placeholder, which only `placeholderKeys: 'omit'` lets through.)
 //   hooks      policy name → Hooks: commands run when a grant opens and closes.
-//                knockd:  start_command/command → start, stop_command → stop, *_6 → start6/stop6,
+//                knockd:  start_command/command → start, stop_command → stop, *_6 → start6/stop6
+//                         (a closing door's command → the stop of the door it undoes),
 //                         placeholders 'knockd' (%IP%); cmd_timeout is the policy's
 //                         grant.durationSeconds (stop runs when the grant ends).
 //                fwknop:  EXTERNAL_CMD_OPEN/CLOSE (with ENABLE_EXTERNAL_CMDS Y) or CMD_CYCLE_OPEN/
@@ -23,7 +24,8 @@
 //                YAML:    StandaloneConfig.hooks.
 //              Each has timeoutSeconds (longest run of one command) and placeholders filled in.
 //   settings   ResolvedSettings (api/standalone.ts), every default applied:
-//                protectedPorts  StandaloneConfig.protectedPorts, else every policy's grant ports
+//                protectedPorts  StandaloneConfig.protectedPorts, else the grant ports of every
+//                                policy that opens this host's firewall (node target not None),
 //                                except ports an import had to assume (see defaults.ts)
 //                alwaysAllow, neverGrant (CIDRs), mode (Enforce | Audit, default Enforce),
 //                backend (default nftables), maxGrants (absent: sized per backend by the daemon),
@@ -110,7 +112,9 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
   const keys = resolvePolicyKeys(parsed);
   // An assumed port stays unprotected only while no policy of the file grants it explicitly.
   const explicit = new Set(
-    parsed.policies.filter((p) => !p.assumedPorts).flatMap((p) => p.policy.spec.grant.ports),
+    parsed.policies
+      .filter((p) => !p.assumedPorts && p.policy.spec.grant.targets?.node?.mode !== 'None')
+      .flatMap((p) => p.policy.spec.grant.ports),
   );
   const unprotected = new Set([...parsed.unprotectedPorts].filter((port) => !explicit.has(port)));
   const settings = resolveSettings({ ...parsed.settings, hooks: parsed.hooks }, policies, unprotected);
