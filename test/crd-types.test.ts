@@ -587,6 +587,26 @@ describe('structural-schema lint', () => {
   });
 });
 
+describe('descriptions for kubectl explain', () => {
+  /** Paths of schema nodes under spec, status and metadata.name that have no description. */
+  function undescribed(s: Schema, path: string, out: string[]): string[] {
+    if (!s.description) out.push(path);
+    for (const [k, sub] of Object.entries(s.properties ?? {})) undescribed(sub, `${path}.${k}`, out);
+    if (s.items) undescribed(s.items, `${path}[]`, out);
+    if (typeof s.additionalProperties === 'object') undescribed(s.additionalProperties, `${path}{}`, out);
+    return out;
+  }
+  for (const crd of crds) {
+    it(`${crd.metadata.name}: every field of spec and status is described`, () => {
+      const schema = (crd.spec as Json).versions[0].schema.openAPIV3Schema as Schema;
+      const out: string[] = [];
+      for (const top of ['spec', 'status'])
+        if (schema.properties?.[top]) undescribed(schema.properties[top], top, out);
+      expect(out).toEqual([]);
+    });
+  }
+});
+
 describe('printer columns and names', () => {
   it('AccessGrant prints SOURCE, PORTS, METHOD, POLICY, PHASE, EXPIRES (string), AGE', () => {
     const cols = crdOf('AccessGrant').spec.versions[0].additionalPrinterColumns as Json[];

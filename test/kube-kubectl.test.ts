@@ -255,6 +255,15 @@ describe('kubectl 1.32 against the emulator', () => {
     expect(described).toMatch(/^\s+Phase:\s+Active$/m);
   });
 
+  it('kubectl explain shows the CRD descriptions', async () => {
+    const out = await kubectlOk(['explain', 'accessgrants.spec.source']);
+    expect(out).toMatch(/^KIND:\s+AccessGrant$/m);
+    expect(out).toMatch(/^FIELD: source <string>$/m);
+    expect(out.replace(/\s+/g, ' ')).toContain('A knock or spa grant names one host (/32 or /128).');
+    const age = await kubectlOk(['explain', 'knockpolicy.spec.spa.maxPacketAgeSeconds']);
+    expect(age.replace(/\s+/g, ' ')).toContain('(fwknopd MAX_SPA_PACKET_AGE)');
+  });
+
   it('kubectl patch --type merge changes the spec and bumps the generation', async () => {
     const out = await kubectlOk([
       'patch',
