@@ -197,20 +197,18 @@ describe('the 2.6 layout with every variable the daemon needs, and fwknopd.conf'
     expect(config.hooks['access-conf-fwknop26-1']).toBeUndefined();
   });
 
-  it('protects the OPEN_PORTS of stanzas that open the firewall, Enforce, nftables by default', () => {
+  it('protects every OPEN_PORTS port, Enforce, nftables by default', () => {
     expect(config.settings).toMatchObject({
-      protectedPorts: ['22/tcp', '1194/udp'],
+      protectedPorts: ['22/tcp', '1194/udp', '3389/tcp'],
       mode: 'Enforce',
       backend: 'nftables',
     });
   });
 
-  it('a stanza with commands runs them instead of opening the firewall, as fwknopd does', () => {
-    expect(two!.spec.grant.targets).toEqual({ node: { mode: 'None' } });
+  it('a stanza with commands and OPEN_PORTS opens its ports and runs its commands', () => {
+    expect(two!.spec.grant.targets).toBeUndefined();
     expect(one!.spec.grant.targets).toBeUndefined();
-    expect(config.warnings).toEqual([
-      `${file}:12: stanza runs commands instead of a firewall rule (as fwknopd does with them): its grant opens and protects nothing in knockgate's firewall (grant.targets.node.mode None)`,
-    ]);
+    expect(config.warnings).toEqual([]);
   });
 
   it('reads fwknopd.conf UDP server mode as the SPA port', () => {

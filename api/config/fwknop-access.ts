@@ -16,9 +16,10 @@
 //   MAX_FW_TIMEOUT      grant.maxDurationSeconds (absent: 300, or the duration when longer)
 //   REQUIRE_USERNAME, REQUIRE_SOURCE_ADDRESS (REQUIRE_SOURCE)   spa.requireUsername / requireSourceAddress
 //   ENABLE_EXTERNAL_CMDS + EXTERNAL_CMD_OPEN/CLOSE/ALARM (old) or CMD_CYCLE_OPEN/CLOSE/TIMER (2.6)
-//                       hooks with $SRC, $PORT, $PROTO; the alarm/timer is the grant's duration. The
-//                       commands replace fwknopd's own firewall rule, so the grant's node target is
-//                       None: knockgate's firewall opens and protects nothing for such a stanza
+//                       hooks with $SRC, $PORT, $PROTO; the alarm/timer is the grant's duration.
+//                       Without OPEN_PORTS the commands are all the stanza does (they act where
+//                       knockgate cannot see): grant.targets.node.mode None, nothing opened or
+//                       protected in knockgate's firewall
 //   %include FILE, %include_folder DIR (*.conf), %include_keys FILE (keys of the current stanza)
 // Refused with FILE:LINE, because knockgate cannot honour them and ignoring them would open more
 // than fwknopd would: GPG_* (GPG is unsupported), FORCE_NAT/FORCE_SNAT/FORCE_MASQUERADE (no NAT),
@@ -117,10 +118,13 @@ function addStanza(s: Stanza, name: string, out: ParsedConfig, fwknopd: FwknopdS
   }
 
   const { hooks, duration } = stanzaHooks(s, warn);
-  if (hooks) {
-    out.hooks[name] = hooks;
+  if (hooks) out.hooks[name] = hooks;
+  // Commands without OPEN_PORTS act somewhere knockgate cannot see (the article's remote Windows
+  // host): the stanza only runs them. With OPEN_PORTS, knockgate opens those ports and runs them.
+  const commandsOnly = hooks !== undefined && !s.openPorts;
+  if (commandsOnly) {
     warn(
-      'stanza runs commands instead of a firewall rule (as fwknopd does with them): its grant opens and protects ' +
+      'stanza runs commands and lists no OPEN_PORTS: it only runs its commands; its grant opens and protects ' +
         "nothing in knockgate's firewall (grant.targets.node.mode None)",
     );
   }
@@ -162,7 +166,7 @@ function addStanza(s: Stanza, name: string, out: ParsedConfig, fwknopd: FwknopdS
         ports,
         durationSeconds: duration,
         maxDurationSeconds: maxDuration,
-        ...(hooks ? { targets: { node: { mode: 'None' as const } } } : {}),
+        ...(commandsOnly ? { targets: { node: { mode: 'None' as const } } } : {}),
       },
     },
   };
