@@ -124,7 +124,7 @@ async function latencyRows(net: Topology, dir: string): Promise<Row[]> {
   await cli.run('ip', ['-batch', batch]);
   srv.spawn('node', [
     '-e',
-    `require('net').createServer((s) => s.end('ok\\n')).listen(${PROTECTED_PORT}, '0.0.0.0')`,
+    `require('net').createServer((s) => { s.on('error', () => {}); s.end('ok\\n'); }).listen(${PROTECTED_PORT}, '0.0.0.0')`,
   ]);
   const keys = {
     keyBase64: randomBytes(32).toString('base64'),

@@ -86,7 +86,7 @@ say "server $SRV ($SRV_A, $SRV_B), alice $ALICE_IP, bob $BOB_IP"
 
 step "Starting a small TCP service on port $PORT in the server namespace"
 ip netns exec "$SRV" node -e "
-  require('net').createServer((s) => s.end('hello from the protected service\n'))
+  require('net').createServer((s) => { s.on('error', () => {}); s.end('hello from the protected service\n'); })
     .listen($PORT, '::', () => console.log('listening'));" >"$WORK/service.log" 2>&1 &
 SERVICE_PID=$!
 wait_for "the service" grep -q listening "$WORK/service.log"
