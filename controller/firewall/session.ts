@@ -22,6 +22,9 @@ export interface SessionProtocol {
 
 export class SessionError extends Error {}
 
+/** The process went away (killed, crashed) while or before it was asked. */
+class SessionEndedError extends SessionError {}
+
 interface Pending {
   seq: number;
   answer: RegExp;
@@ -46,9 +49,18 @@ export class LineSession {
     private readonly clock: Clock,
   ) {}
 
-  /** Send `lines`; resolves with the tool's stderr for them ("" when every line succeeded). */
+  /**
+   * Send `lines`; resolves with the tool's stderr for them ("" when every line succeeded). A
+   * process found dead is replaced and the request sent once more: requests set elements to an
+   * exact state (nft add/delete/add, ipset -exist), so a repeat is harmless.
+   */
   request(lines: string[]): Promise<string> {
-    const run = this.queue.then(() => this.send(lines));
+    const run = this.queue.then(() =>
+      this.send(lines).catch((err: unknown) => {
+        if (!(err instanceof SessionEndedError)) throw err;
+        return this.send(lines);
+      }),
+    );
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -70,7 +82,7 @@ export class LineSession {
         { cmd: this.protocol.command, why, stderr: excerpt(this.stderr) },
         'firewall session ended',
       );
-      this.fail(new SessionError(`${this.protocol.command} session ended (${why})`));
+      this.fail(new SessionEndedError(`${this.protocol.command} session ended (${why})`));
     };
     child.on('error', (e) => gone(e.message));
     child.on('exit', (code, signal) => gone(`exit ${code ?? signal}`));

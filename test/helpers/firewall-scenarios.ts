@@ -2,6 +2,7 @@
 // ("srv", the firewall's host, running an echo service), a client that is granted ("cli") and a
 // third host that never is ("third"). Each backend's test file calls backendScenarios(backend).
 
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { systemClock } from '../../api/clock.js';
@@ -14,7 +15,7 @@ import type {
   IptablesMode,
 } from '../../controller/firewall/types.js';
 import { Prober, startEchoServer } from './firewall-net.js';
-import { skipWithoutNetns, Topology, waitFor, type Host } from './netns.js';
+import { sh, skipWithoutNetns, Topology, waitFor, type Host } from './netns.js';
 
 export const PORTS = { service: 2222, dnat: 2223, dnatTarget: 8022, knockTcp: 7000, spaUdp: 62201 };
 
@@ -238,6 +239,34 @@ export function backendScenarios(
       expect(await lab.thirdProbe.connect(lab.srvFromThird[6], service)).toBe('timeout');
       expect(fw.stats().grants).toBe(2);
     });
+
+    if (backend !== 'iptables')
+      it('per-grant changes go through one long-lived process (not a fork per grant), restarted if it dies', async () => {
+        const tool = backend === 'nftables' ? 'nft' : 'ipset';
+        const sessions = async () => {
+          const pids = (await sh('ip', ['netns', 'pids', lab.srv.netns])).stdout.split(/\s+/).filter(Boolean);
+          const named: string[] = [];
+          for (const pid of pids) {
+            const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+            if (comm.trim() === tool) named.push(pid);
+          }
+          return named;
+        };
+        const before = await sessions();
+        expect(before).toHaveLength(1);
+        for (let i = 0; i < 20; i++)
+          await fw.add(grantFor(`g-many-${i}`, `10.77.0.${i + 1}`, [service], 60_000));
+        for (let i = 0; i < 20; i++) await fw.remove({ name: `g-many-${i}` }, 'revoked');
+        expect(await sessions()).toEqual(before);
+        // A session that dies is replaced on the next change.
+        process.kill(Number(before[0]), 'SIGKILL');
+        await waitFor(async () => (await sessions()).length === 0, { what: `${tool} session to end` });
+        await fw.add(grantFor('g-after-kill', lab.third.addr4.srv!, [service], 60_000));
+        expect(await lab.thirdProbe.connect(lab.srvFromThird[4], service)).toBe('ok');
+        await fw.remove({ name: 'g-after-kill' }, 'revoked');
+        expect(await lab.thirdProbe.connect(lab.srvFromThird[4], service)).toBe('timeout');
+        expect(await sessions()).toHaveLength(1);
+      });
 
     it('remove closes at once for new connections; an established one survives', async () => {
       expect(await lab.cliProbe.connect(lab.srvFromCli[4], service, { hold: 'r4' })).toBe('ok');
