@@ -111,9 +111,9 @@ describe.skipIf(skipWithoutNetns('knockgate spa transports'))('knockgate spa: UD
         saved,
       ]);
       expect(sent.code, sent.stderr).toBe(0);
-      const got = await waitFor(() => received.slice(before).find((r) => r.from.endsWith(from)), {
+      const got = (await waitFor(() => received.slice(before).find((r) => r.from.endsWith(from)), {
         what: `the packet from ${from}`,
-      });
+      }))!;
       expect(got.transport).toBe(c.transport === 'tcp' ? 'tcp' : `udp${c.family}`);
       expect(received.length - before).toBe(1);
       // Exactly the saved packet (the file has a trailing newline; the wire has none).
