@@ -273,6 +273,10 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:standalone needs root (network namespaces)');
   const dir = mkdtempSync(join(tmpdir(), 'kg-bench-'));
   const net = await Topology.create(['srv', 'cli']);
+  // Interrupted: tear the namespaces (and everything running in them) down before exiting.
+  const onSignal = () => void net.destroy().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     console.error(`open latency: ${TRIALS} trials per daemon and trigger`);
     const latency = await latencyRows(net, dir);
