@@ -125,7 +125,7 @@ describe.skipIf(skipWithoutNetns('standalone e2e (bad input)'))('knockgate stand
     await expectRefused(await standalone(args), 'kgnosuch0', 1);
   });
 
-  it('an interface with no address: the capture fails after the firewall was installed, which is removed again', async () => {
+  it('an interface with no address: the capture fails after the firewall was installed, which is removed again (every backend)', async () => {
     // A veth end with no address (and down): nothing for the capture to watch.
     const made = await runCommand(lab.srv, 'ip', [
       'link',
@@ -139,11 +139,14 @@ describe.skipIf(skipWithoutNetns('standalone e2e (bad input)'))('knockgate stand
     ]);
     expect(made.code, made.stderr).toBe(0);
     const config = lab.write('ok.conf', KNOCKD_OK);
-    const args = ['--config', config, '--state-dir', join(lab.dir, 'state'), '--interface', 'kgdown0'];
-    const r = await standalone(args);
-    await expectRefused(r, 'kgdown0', 1);
-    // It did get as far as installing (so "no rule left" means it was removed).
-    expect(r.stdout).toContain('firewall installed');
+    for (const backend of ['nftables', 'ipset', 'iptables'] as const) {
+      const args = ['--config', config, '--state-dir', join(lab.dir, 'state'), '--interface', 'kgdown0'];
+      const r = await standalone([...args, '--backend', backend]);
+      await expectRefused(r, 'kgdown0', 1);
+      // It did get as far as installing (so "no rule left" means it was removed).
+      expect(r.stdout).toContain('firewall installed');
+      expect(await lab.firewallState(backend)).not.toMatch(/knockgate/i);
+    }
   });
 
   it('no root: as nobody', async () => {

@@ -50,6 +50,10 @@ describe.skipIf(skipWithoutNetns('standalone e2e (nftables)'))('knockgate standa
       await body(d);
     } finally {
       expect((await d.stop()).code).toBe(0);
+      // Keys never reach the log.
+      const log = JSON.stringify(d.lines) + d.stderr;
+      expect(log).not.toContain(keys.key);
+      expect(log).not.toContain(keys.hmac);
     }
   }
 

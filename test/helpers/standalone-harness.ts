@@ -433,6 +433,12 @@ export class Lab {
     return out.join('\n');
   }
 
+  /** srv's ruleset and connection tracking table, for failure messages. */
+  async diagnose(): Promise<string> {
+    const ct = await runCommand(this.srv, 'conntrack', ['-L']);
+    return `--- nft list ruleset\n${await this.ruleset()}\n--- conntrack -L\n${ct.stdout}${ct.stderr}`;
+  }
+
   /** `knockgate grants --state-dir` (run outside the namespace: it reads files only). */
   async grants(stateDir = this.stateDir, extra: string[] = []): Promise<string> {
     const r = await knockgate(undefined, ['grants', '--state-dir', stateDir, ...extra]);
@@ -530,7 +536,9 @@ export async function grantLifecycle(lab: Lab, daemon: Daemon, o: LifecycleOptio
       const hold = `held-${o.port}-${family}`;
       const source = lab.addr('cli', family);
       if ((await lab.connect('cli', o.port, { family })) !== 'closed')
-        throw new Error(`IPv${family}: port ${o.port} is open for cli before the door was opened`);
+        throw new Error(
+          `IPv${family}: port ${o.port} is open for cli before the door was opened\n${await lab.diagnose()}`,
+        );
       const mark = daemon.lines.length;
       await o.open(family);
       const opened = await daemon.waitLog(
