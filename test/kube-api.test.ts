@@ -604,6 +604,84 @@ describe('writes', () => {
   });
 });
 
+describe('built-in kinds are decoded and validated like the real server does', () => {
+  const LEASES = '/apis/coordination.k8s.io/v1/namespaces/knockgate/leases';
+  const lease = (name: string, spec: Json) => ({
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name },
+    spec,
+  });
+
+  it('a MicroTime needs exactly six fractional digits (400, as JavaScript toISOString() gets it)', async () => {
+    const r = await post(
+      LEASES,
+      lease('ms', { holderIdentity: 'c-0', renewTime: '2026-06-01T00:00:00.123Z' }),
+    );
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ reason: 'BadRequest', code: 400 });
+    expect(r.body.message).toBe(
+      'Lease in version "v1" cannot be handled as a Lease: parsing time "2026-06-01T00:00:00.123Z" as "2006-01-02T15:04:05.000000Z07:00": cannot parse ".123Z" as ".000000"',
+    );
+    const ok = await post(
+      LEASES,
+      lease('us', { holderIdentity: 'c-0', renewTime: '2026-06-01T00:00:00.123000Z' }),
+    );
+    expect(ok.status).toBe(201);
+  });
+
+  it('a wrong JSON type is a 400, a bad value a 422, an unknown field follows fieldValidation', async () => {
+    const typed = await post(LEASES, lease('typed', { leaseDurationSeconds: '15' }));
+    expect(typed.status).toBe(400);
+    expect(typed.body.message).toBe(
+      'Lease in version "v1" cannot be handled as a Lease: json: cannot unmarshal string into Go struct field LeaseSpec.spec.leaseDurationSeconds of type int32',
+    );
+    const zero = await post(LEASES, lease('zero', { leaseDurationSeconds: 0 }));
+    expect(zero.status).toBe(422);
+    expect(zero.body.details.causes).toEqual([
+      {
+        reason: 'FieldValueInvalid',
+        field: 'spec.leaseDurationSeconds',
+        message: 'Invalid value: 0: must be greater than 0',
+      },
+    ]);
+    const strict = await call('POST', `${LEASES}?fieldValidation=Strict`, {
+      body: lease('strict', { holderIdentity: 'c-0', holder: 'typo' }),
+    });
+    expect(strict.status).toBe(400);
+    expect(strict.body.message).toBe('strict decoding error: unknown field "spec.holder"');
+    const warned = await post(LEASES, lease('warned', { holderIdentity: 'c-0', holder: 'typo' }));
+    expect(warned.status).toBe(201);
+    expect(warned.headers.warning).toBe('299 - "unknown field \\"spec.holder\\""');
+    expect(warned.body.spec).toEqual({ holderIdentity: 'c-0' });
+  });
+
+  it('Secret data must be base64; events.k8s.io Events need their required fields', async () => {
+    const secret = await post('/api/v1/namespaces/knockgate/secrets', {
+      metadata: { name: 'not-base64' },
+      data: { KEY_BASE64: 'not base64!' },
+    });
+    expect(secret.status).toBe(400);
+    expect(secret.body.message).toMatch(
+      /^Secret in version "v1" cannot be handled as a Secret: illegal base64 data/,
+    );
+    const ev = await post('/apis/events.k8s.io/v1/namespaces/knockgate/events', {
+      metadata: { name: 'incomplete' },
+      note: 'x',
+      type: 'Info',
+    });
+    expect(ev.status).toBe(422);
+    expect(ev.body.details.causes.map((c: Json) => c.field)).toEqual([
+      'eventTime',
+      'reportingController',
+      'reportingInstance',
+      'action',
+      'reason',
+      'type',
+    ]);
+  });
+});
+
 describe('request bodies', () => {
   it('refuses a body it cannot read with 400 or 415, and keeps serving', async () => {
     const ssar = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews';

@@ -5,6 +5,7 @@
 import {
   ApiException,
   AuthorizationV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -322,6 +323,34 @@ describe('client-node CustomObjectsApi against the emulator', () => {
     expect(
       await ask({ verb: 'get', group: '', resource: 'secrets', namespace: 'default', name: 'ssh-spa' }),
     ).toBe(false);
+  });
+
+  it('a Lease written with a Date is refused, as a real server refuses it; six digits are accepted', async () => {
+    // client-node serializes V1MicroTime with Date.toISOString() (milliseconds); a real apiserver
+    // parses MicroTime with exactly six fractional digits (kubernetes-client/javascript#828). Leader
+    // election must send renewTime/acquireTime as strings with microseconds.
+    const { kc } = client('admin');
+    const leases = kc.makeApiClient(CoordinationV1Api);
+    const withDate = await refusal(
+      leases.createNamespacedLease({
+        namespace: 'knockgate',
+        body: {
+          metadata: { name: 'controller' },
+          spec: { holderIdentity: 'c-0', renewTime: new Date(Date.UTC(2026, 0, 1)) },
+        },
+      }),
+    );
+    expect(withDate.code).toBe(400);
+    expect(withDate.status.message).toContain('cannot parse ".000Z" as ".000000"');
+    const micro = '2026-01-01T00:00:00.000000Z' as unknown as Date;
+    const created = await leases.createNamespacedLease({
+      namespace: 'knockgate',
+      body: {
+        metadata: { name: 'controller' },
+        spec: { holderIdentity: 'c-0', leaseDurationSeconds: 15, renewTime: micro },
+      },
+    });
+    expect(created.spec?.holderIdentity).toBe('c-0');
   });
 
   it('an unknown token gets 401', async () => {

@@ -18,6 +18,7 @@ import {
   type FieldError,
 } from './status.js';
 import type { KubeObject, Storage } from './storage.js';
+import { decodeBuiltin, knowsKind, validateBuiltin } from './builtin-kinds.js';
 import { metadataErrors } from './metadata.js';
 import { structuralProblems } from './structural.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
@@ -407,6 +408,15 @@ export class ObjectApi {
   /** Metadata checks for every type; pruning, defaulting and schema validation for custom resources. */
   private admit(type: ResourceType, obj: KubeObject, opts: WriteOptions): string[] {
     const errors: FieldError[] = [];
+    const warnings: string[] = [];
+    if (!type.custom && knowsKind(type.group, type.kind)) {
+      // Built-in kinds: decoded into their Go types first (a 400), then validated (a 422).
+      const unknown = decodeBuiltin(type.group, type.kind, obj);
+      if (unknown.length && opts.fieldValidation === 'Strict')
+        throw badRequest(`strict decoding error: ${unknown.map((p) => `unknown field "${p}"`).join(', ')}`);
+      if (opts.fieldValidation === 'Warn') warnings.push(...unknown.map((p) => `unknown field "${p}"`));
+      errors.push(...validateBuiltin(type.group, type.kind, obj));
+    }
     const name = obj.metadata.name;
     if (!DNS1123_SUBDOMAIN.test(name) || name.length > 253)
       errors.push({
@@ -415,7 +425,6 @@ export class ObjectApi {
         detail: `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`,
       });
     errors.push(...metadataErrors(obj.metadata));
-    const warnings: string[] = [];
     if (type.custom && type.schema) {
       const compiled = this.compiledSchemas.get(type);
       if (compiled) {
