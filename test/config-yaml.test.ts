@@ -118,6 +118,14 @@ describe('knockgate YAML with a StandaloneConfig', () => {
     expect(config.warnings).toEqual([]);
   });
 
+  it('warns at the StandaloneConfig about a grant port that protectedPorts does not hold', () => {
+    const c = loadConfig(write(`${KNOCK}---\n${SETTINGS}protectedPorts: ["2222/tcp"]\n`));
+    expect(c.settingsLine).toBe(12);
+    expect(c.warnings).toEqual([
+      expect.stringMatching(/:12: policy "ssh" grants 22\/tcp, which protectedPorts does not hold/),
+    ]);
+  });
+
   it('reads Secret data (base64 of the value) like stringData', () => {
     const data = SECRET.replace('stringData:', 'data:')
       .replace(K3, Buffer.from(K3).toString('base64'))

@@ -40,7 +40,7 @@
 import { basename } from 'node:path';
 import { validatePolicy } from '../validate.js';
 import { resolveSettings } from '../standalone.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, where } from './errors.js';
 import { parseKnockdConf } from './knockd.js';
 import { parseAccessConf } from './fwknop-access.js';
 import { parseFwknopdConf } from './fwknopd-conf.js';
@@ -118,6 +118,7 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
   );
   const unprotected = new Set([...parsed.unprotectedPorts].filter((port) => !explicit.has(port)));
   const settings = resolveSettings({ ...parsed.settings, hooks: parsed.hooks }, policies, unprotected);
+  const warnings = [...parsed.warnings, ...unprotectedGrants(file, parsed, settings.protectedPorts)];
   return {
     format,
     policies,
@@ -126,8 +127,32 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadedConfig {
     hooks: settings.hooks,
     settings,
     ...(parsed.settingsLine === undefined ? {} : { settingsLine: parsed.settingsLine }),
-    warnings: parsed.warnings,
+    warnings,
   };
+}
+
+/**
+ * With protectedPorts written out, a policy that opens a port outside them opens nothing: that port
+ * is not dropped for anyone. Likely a forgotten entry: said, at the StandaloneConfig.
+ */
+function unprotectedGrants(file: string, parsed: ParsedConfig, protectedPorts: string[]): string[] {
+  if (parsed.settings.protectedPorts === undefined) return [];
+  const covered = new Set(protectedPorts);
+  const out: string[] = [];
+  for (const { policy } of parsed.policies) {
+    if (policy.spec.grant.targets?.node?.mode === 'None') continue;
+    const open = policy.spec.grant.ports.filter((p) => !covered.has(p));
+    if (open.length === 0) continue;
+    out.push(
+      where(
+        file,
+        parsed.settingsLine,
+        `policy "${policy.metadata.name}" grants ${open.join(', ')}, which protectedPorts does not hold: ` +
+          'that port is open to everyone, so its grant changes nothing',
+      ),
+    );
+  }
+  return out;
 }
 
 /** Each SPA policy's keys as bytes; a Secret that cannot serve its policy is an error at the policy. */
