@@ -2,7 +2,9 @@
 // scenario the nftables file covers in full): knockgate YAML with a knock door and an SPA door, the
 // real `knock` client (IPv4 and IPv6) and `knockgate spa`; closed before, open for cli only, third
 // never; after expiry new connections fail and a held one survives. Also what each backend leaves
-// in the kernel while running, and that a clean stop keeps the ports protected.
+// in the kernel while running, and that a clean stop keeps the ports protected. The protected port
+// is reached through an iptables nat PREROUTING REDIRECT to the listener's port (the NodePort-like
+// case; the nftables file does it with an nft nat rule): the guard sits before DNAT.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWithoutNetns } from './helpers/netns.js';
@@ -10,12 +12,15 @@ import {
   grantLifecycle,
   keygen,
   knockgate,
+  runCommand,
   Lab,
   yamlConfig,
   type SpaKeys,
 } from './helpers/standalone-harness.js';
 
 const PORT = 2222;
+/** Where the listener is: nothing listens on PORT itself. */
+const TARGET = 8023;
 
 describe.skipIf(skipWithoutNetns('standalone e2e (ipset, iptables)'))(
   'knockgate standalone, ipset and iptables backends',
@@ -26,7 +31,24 @@ describe.skipIf(skipWithoutNetns('standalone e2e (ipset, iptables)'))(
     beforeAll(async () => {
       lab = await Lab.create();
       keys = await keygen();
-      await lab.listen([PORT]);
+      await lab.listen([TARGET]);
+      for (const tool of ['iptables', 'ip6tables']) {
+        const nat = await runCommand(lab.srv, tool, [
+          '-t',
+          'nat',
+          '-A',
+          'PREROUTING',
+          '-p',
+          'tcp',
+          '--dport',
+          String(PORT),
+          '-j',
+          'REDIRECT',
+          '--to-ports',
+          String(TARGET),
+        ]);
+        expect(nat.code, nat.stderr).toBe(0);
+      }
     });
 
     afterAll(async () => {
@@ -34,7 +56,7 @@ describe.skipIf(skipWithoutNetns('standalone e2e (ipset, iptables)'))(
     });
 
     for (const backend of ['ipset', 'iptables'] as const) {
-      it(`${backend}: knock and SPA, IPv4 and IPv6`, async () => {
+      it(`${backend}: knock and SPA, IPv4 and IPv6, the port reached through a nat REDIRECT`, async () => {
         const spaPort = backend === 'ipset' ? 40201 : 40202;
         const config = lab.write(`${backend}.yaml`, yamlConfig(keys, spaPort, PORT));
         const d = await lab.startDaemon({ config, backend, stateDir: `${lab.dir}/state-${backend}` });
