@@ -29,7 +29,7 @@ export const FIREWALL_LIMITS = {
   applyTimeoutMs: 120_000,
   /** One request to the long-lived nft/ipset process. */
   sessionRequestTimeoutMs: 15_000,
-  /** Grant changes sent to the long-lived process in one line (one nft transaction). */
+  /** Grant operations coalesced into one backend change (one nft transaction, one run of ipset lines). */
   maxOpsPerBatch: 1_000,
   /** iptables-restore --wait: seconds to wait for /run/xtables.lock. */
   xtablesLockWaitSeconds: 10,
