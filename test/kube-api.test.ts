@@ -714,6 +714,7 @@ describe('request bodies', () => {
     expect(protoCreate.status).toBe(415);
     const notJson = await call('POST', AG, { body: undefined, contentType: 'application/json' });
     expect(notJson.status).toBe(400);
+    expect((await get(`${AG}/bad%E0%A4%A`)).status).toBe(400);
     expect((await get(AG)).status).toBe(200);
   });
 });

@@ -296,7 +296,12 @@ export class KubeApiServer {
     body: string,
     raw: Buffer,
   ): Promise<void> {
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    let parts: string[];
+    try {
+      parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    } catch {
+      throw badRequest(`malformed path ${JSON.stringify(url.pathname)}`);
+    }
     const accept = req.headers.accept;
     const types = this.api.allTypes();
     const method = req.method ?? 'GET';
