@@ -34,11 +34,19 @@ spec:
   grant: {ports: ["443/tcp"], durationSeconds: 60}
 ---
 apiVersion: ${API}
+kind: KnockPolicy
+metadata: {name: cmd-only}
+spec:
+  knock: {sequence: ["7300/tcp", "7400/tcp"]}
+  grant: {ports: ["22/tcp"], durationSeconds: 30, targets: {node: {mode: None}}}
+---
+apiVersion: ${API}
 kind: StandaloneConfig
 neverGrant: ["10.99.0.0/16"]
 hooks:
   ssh: {start: "echo start %IP% >> ${hookLog}", stop: "echo stop %IP% >> ${hookLog}"}
   web: {start: "exit 3"}
+  cmd-only: {start: "echo cmd-only %IP% >> ${hookLog}"}
 ${extra}`;
 }
 
@@ -121,6 +129,8 @@ describe('StandaloneDaemon', () => {
       '7000/tcp',
       '7100/udp',
       '7200/udp',
+      '7300/tcp',
+      '7400/tcp',
       '8000/tcp',
       '9000/tcp',
     ]);
@@ -153,6 +163,17 @@ describe('StandaloneDaemon', () => {
       async () => (await d.grantStore.get(grant!.metadata.name))?.status?.phase === 'Expired',
       'Expired',
     );
+  });
+
+  it('a policy targeting no node runs its command and opens nothing here', async () => {
+    const d = daemon();
+    await d.start();
+    await d.decide({ ...decision('10.1.0.12/32'), policy: 'cmd-only' });
+    expect((await d.grantStore.list())[0]?.status?.phase).toBe('Active');
+    expect(hookLines()).toEqual(['cmd-only 10.1.0.12']);
+    expect(firewall.entries.size).toBe(0);
+    await d.resync();
+    expect(firewall.entries.size).toBe(0);
   });
 
   it('refuses never-granted sources: neverGrant, loopback, this host', async () => {

@@ -13,8 +13,8 @@
 //   stop():   capture off, timers off, long-lived firewall processes closed; the kernel state stays
 //             (every entry carries its own expiry) so a stopped daemon leaves ports protected.
 //
-// Work on one grant name is serialized; every firewall change goes through one queue, so a resync
-// never interleaves with a per-grant change.
+// Work on one grant name is serialized. The firewall orders its own operations and batches
+// concurrent per-grant changes into one kernel change, so the daemon calls it without a queue.
 
 import { hostname } from 'node:os';
 import type { Server } from 'node:net';
@@ -44,7 +44,7 @@ import { neverGrantSet } from './admission.js';
 import { listenControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
 import { firewallConfig, firewallGrant } from './firewall-view.js';
 import { grantHookCommand, runGrantHook } from './grant-hooks.js';
-import { KeyedQueue, SerialQueue } from './queues.js';
+import { KeyedQueue } from './queues.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import type { StandaloneMetrics } from './metrics.js';
 
@@ -112,7 +112,6 @@ export class StandaloneDaemon {
   private readonly log: Logger;
   private readonly node: string;
   private readonly perGrant = new KeyedQueue();
-  private readonly firewallOps = new SerialQueue();
   private readonly refusals: RateLimitedLog;
   private state: StateDir | undefined;
   private store: LocalGrantStore | undefined;
@@ -219,7 +218,6 @@ export class StandaloneDaemon {
     if (this.control) await new Promise<void>((resolve) => this.control!.close(() => resolve()));
     await this.expiry?.settled();
     await this.perGrant.idle();
-    await this.firewallOps.idle();
     await this.opts.firewall.close().catch(() => undefined);
     this.engine.dispose();
     await this.replay?.close();
@@ -238,7 +236,7 @@ export class StandaloneDaemon {
       );
     const knockPorts = checkConfig(next, this.clock);
     const keysChanged = JSON.stringify(next.secrets) !== JSON.stringify(this.config.secrets);
-    await this.firewallOps.run(() => this.opts.firewall.install(firewallConfig(next.settings, knockPorts)));
+    await this.opts.firewall.install(firewallConfig(next.settings, knockPorts));
     this.config = next;
     this.neverGrant = neverGrantSet(next.settings.neverGrant);
     // The engine keeps unchanged policies' state (knocks in progress); new keys need new verifiers.
@@ -313,7 +311,7 @@ export class StandaloneDaemon {
       return this.refuse(decision, 'never-grant', `${where}: ${address} is never granted on this host`);
     let grant: AccessGrant;
     try {
-      grant = buildGrant(decision, { clock: this.clock, node: this.node });
+      grant = buildGrant(decision, { clock: this.clock, node: this.node, targets: this.targetsOf(decision) });
     } catch (err) {
       if (err instanceof GrantBuildError) return this.refuse(decision, 'invalid', err.message);
       throw err;
@@ -340,8 +338,9 @@ export class StandaloneDaemon {
     const name = grant.metadata.name;
     const before = await store.get(name);
     const extending = before !== undefined && isLive(before, this.clock.now());
+    const onFirewall = this.appliesHere(grant);
     const fw = this.opts.firewall.stats();
-    if (!extending && fw.grants >= fw.maxGrants) {
+    if (onFirewall && !extending && fw.grants >= fw.maxGrants) {
       this.opts.metrics?.maxGrantsRefused.inc();
       return this.refuse(
         decision,
@@ -351,7 +350,7 @@ export class StandaloneDaemon {
     }
     const stored = await store.extend(grant);
     try {
-      await this.firewallOps.run(() => this.opts.firewall.add(firewallGrant(stored)));
+      if (onFirewall) await this.opts.firewall.add(firewallGrant(stored));
     } catch (err) {
       if (err instanceof MaxGrantsError) this.opts.metrics?.maxGrantsRefused.inc();
       return this.fail(stored, `firewall: ${(err as Error).message}`);
@@ -390,7 +389,7 @@ export class StandaloneDaemon {
       grant.metadata.name,
       this.status('Failed', 'Failed', reason, 'Failed'),
     );
-    await this.firewallOps.run(() => this.opts.firewall.remove({ name: grant.metadata.name }, 'revoked'));
+    await this.opts.firewall.remove({ name: grant.metadata.name }, 'revoked');
     this.opts.metrics?.failed.inc({ policy: grant.spec.policyRef?.name ?? '' });
     this.log.error(
       { event: 'failed', grant: grant.metadata.name, reason },
@@ -400,9 +399,23 @@ export class StandaloneDaemon {
 
   /** Remove the firewall entry, then run the stop command (once the door is shut). */
   private async closeGrant(grant: AccessGrant, reason: RemoveReason): Promise<void> {
-    await this.firewallOps.run(() => this.opts.firewall.remove({ name: grant.metadata.name }, reason));
+    await this.opts.firewall.remove({ name: grant.metadata.name }, reason);
     if (this.config.settings.mode === 'Audit') return;
     await runGrantHook(this.hooksOf(grant), 'stop', grant, this.log);
+  }
+
+  /**
+   * A policy whose grants target no node (`targets.node.mode: None`: a knockd door that only runs
+   * its command, an access.conf stanza without OPEN_PORTS) runs its commands and opens nothing here.
+   */
+  private targetsOf(decision: AccessDecision): AccessGrant['spec']['targets'] {
+    const policy = this.config.policies.find((p) => p.metadata.name === decision.policy);
+    return policy?.spec.grant.targets?.node?.mode === 'None' ? { nodes: [] } : { nodes: [this.node] };
+  }
+
+  /** Does the grant open this host's firewall? */
+  private appliesHere(grant: AccessGrant): boolean {
+    return grant.spec.targets?.nodes?.includes(this.node) ?? true;
   }
 
   private hooksOf(grant: AccessGrant): Hooks | undefined {
@@ -433,7 +446,8 @@ export class StandaloneDaemon {
   async resync(): Promise<void> {
     const now = this.clock.now();
     const live = (await this.grantStore.list()).filter((g) => isLive(g, now));
-    await this.firewallOps.run(() => this.opts.firewall.sync(live.map(firewallGrant)));
+    const here = live.filter((g) => this.appliesHere(g));
+    await this.opts.firewall.sync(here.map(firewallGrant));
     this.opts.metrics?.activeGrants.set(live.length);
     for (const d of this.sniffer?.drops() ?? [])
       if (d.estimatedDrops !== undefined)

@@ -1,26 +1,6 @@
-// Serialization helpers: work on one key runs one at a time, in arrival order.
+// Work on one key runs one at a time, in arrival order.
 
-/** One queue: each task starts after the previous one settled. */
-export class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(task, task);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
-
-  /** Resolves once everything queued so far has settled. */
-  async idle(): Promise<void> {
-    let seen: Promise<unknown>;
-    do {
-      seen = this.tail;
-      await seen;
-    } while (seen !== this.tail);
-  }
-}
-
-/** One SerialQueue per key, dropped when its last task settles (bounded by the keys in flight). */
+/** A queue per key (tasks run one after another, in arrival order), dropped when its last task settles. */
 export class KeyedQueue {
   private readonly tails = new Map<string, Promise<unknown>>();
 
