@@ -211,6 +211,18 @@ describe('client-node CustomObjectsApi against the emulator', () => {
       message: /should match/,
     },
     {
+      name: 'a replay claim not named by a hex digest',
+      plural: 'replayclaims',
+      body: {
+        apiVersion: 'knockgate.io/v1alpha1',
+        kind: 'ReplayClaim',
+        metadata: { name: 'not-hex' },
+        spec: { expiresAt: '2030-01-01T00:00:00Z' },
+      },
+      field: 'metadata.name',
+      message: /should match '\^\[0-9a-f\]\+\$'/,
+    },
+    {
       name: 'a bad expiresAt',
       plural: 'accessgrants',
       body: grant('bad-time', { expiresAt: '2030-13-01T00:00:00Z' }),

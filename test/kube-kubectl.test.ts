@@ -179,6 +179,23 @@ describe('kubectl 1.32 against the emulator', () => {
     expect(await kubectlOk(['apply', '-f', manual])).toContain(
       'accessgrant.knockgate.io/manual-alice created',
     );
+    // Applied again with a change: kubectl sends a JSON merge patch (no strategic merge for CRs).
+    const extended = writeManifest(
+      'manual-extended.yaml',
+      grantYaml(
+        'manual-alice',
+        '  source: 203.0.113.0/24\n  ports: ["22/tcp", "443/tcp"]\n  expiresAt: "2030-06-01T00:00:00Z"\n  method: manual\n',
+      ),
+    );
+    expect(await kubectlOk(['apply', '-f', extended])).toContain(
+      'accessgrant.knockgate.io/manual-alice configured',
+    );
+    expect(await kubectlOk(['apply', '-f', manual])).toContain(
+      'accessgrant.knockgate.io/manual-alice configured',
+    );
+    expect(await kubectlOk(['apply', '-f', manual])).toContain(
+      'accessgrant.knockgate.io/manual-alice unchanged',
+    );
     const policy = writeManifest(
       'policy.yaml',
       policyYaml(
@@ -240,7 +257,7 @@ describe('kubectl 1.32 against the emulator', () => {
     };
     expect(obj.apiVersion).toBe('knockgate.io/v1alpha1');
     expect(obj.kind).toBe('AccessGrant');
-    expect(obj.metadata).toMatchObject({ name: 'manual-alice', generation: 1 });
+    expect(obj.metadata).toMatchObject({ name: 'manual-alice', generation: 3 }); // two spec changes by apply
     expect(obj.metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
     expect(obj.spec).toEqual({
       source: '203.0.113.0/24',
@@ -282,7 +299,7 @@ describe('kubectl 1.32 against the emulator', () => {
       '-o',
       'jsonpath={.metadata.generation} {.spec.ports}',
     ]);
-    expect(got).toBe('2 ["2222/tcp"]');
+    expect(got).toBe('4 ["2222/tcp"]');
     // Nothing changed: kubectl says so and the generation stays.
     const same = await kubectlOk([
       'patch',
