@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../api/clock.js';
 import { loadCrdDirectory } from './emulators/kube-apiserver/crds.js';
 import { KubeApiServer } from './emulators/kube-apiserver/server.js';
+import { TooOldError } from './emulators/kube-apiserver/storage.js';
 
 const CRDS = resolve(import.meta.dirname, '..', 'crds');
 const AG = '/apis/knockgate.io/v1alpha1/accessgrants';
@@ -265,6 +266,29 @@ describe('resourceVersion and watch', () => {
     await merge(`${AG}/${name}`, { metadata: { labels: { i: 'last' } } });
     expect((await ok.next(1))[0].type).toBe('MODIFIED');
     ok.close();
+  });
+
+  it('with a time window, forgets events older than it (410) but always resumes from the latest', () => {
+    const c = new FakeClock(Date.UTC(2026, 5, 1));
+    const s2 = new KubeApiServer({ clock: c, historyWindowMs: 60_000 });
+    loadCrdDirectory(s2, CRDS);
+    const type = s2.api.type('knockgate.io', 'v1alpha1', 'accessgrants')!;
+    const opts = { fieldValidation: 'Strict' as const, dryRun: false };
+    const first = s2.api.create(type, undefined, grant('w1'), opts).object;
+    const rv1 = Number(first.metadata.resourceVersion);
+    c.advance(30_000);
+    s2.api.create(type, undefined, grant('w2'), opts);
+    expect(
+      s2.storage.eventsSince('knockgate.io/accessgrants', rv1).map((e) => e.object.metadata.name),
+    ).toEqual(['w2']);
+    c.advance(40_000); // w1's event is now 70 s old, w2's 40 s
+    expect(() => s2.storage.eventsSince('knockgate.io/accessgrants', rv1 - 1)).toThrow(TooOldError);
+    expect(
+      s2.storage.eventsSince('knockgate.io/accessgrants', rv1).map((e) => e.object.metadata.name),
+    ).toEqual(['w2']);
+    c.advance(3_600_000); // nothing kept, yet the latest revision resumes
+    expect(() => s2.storage.eventsSince('knockgate.io/accessgrants', rv1)).toThrow(TooOldError);
+    expect(s2.storage.eventsSince('knockgate.io/accessgrants', s2.storage.currentRevision)).toEqual([]);
   });
 
   it('times a watch out after timeoutSeconds', async () => {

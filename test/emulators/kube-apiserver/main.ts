@@ -33,6 +33,12 @@ const program = new Command('kube-apiserver-emulator')
     1000,
   )
   .option(
+    '--history-window-ms <ms>',
+    'also forget watch events older than this (0 = no time limit)',
+    intOption('--history-window-ms', 0, 86_400_000),
+    0,
+  )
+  .option(
     '--bookmark-interval-ms <ms>',
     'interval of watch bookmarks',
     intOption('--bookmark-interval-ms', 10, 3_600_000),
@@ -52,6 +58,7 @@ async function main(): Promise<void> {
     crds?: string;
     namespace?: string[];
     historyLimit: number;
+    historyWindowMs: number;
     bookmarkIntervalMs: number;
   }>();
   const server = new KubeApiServer({
@@ -59,6 +66,7 @@ async function main(): Promise<void> {
     users: opts.rbac ? loadRbacFile(opts.rbac) : undefined,
     namespaces: opts.namespace,
     historyLimit: opts.historyLimit,
+    historyWindowMs: opts.historyWindowMs,
     bookmarkIntervalMs: opts.bookmarkIntervalMs,
   });
   if (opts.crds) loadCrdDirectory(server, opts.crds);

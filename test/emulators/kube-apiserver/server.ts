@@ -39,6 +39,8 @@ export interface KubeApiServerOptions {
   clock?: Clock;
   /** Watch events kept for resuming; older resourceVersions get 410 Gone. Default 1000. */
   historyLimit?: number;
+  /** Also forget events older than this (ms, on the clock), like the real server's window. Default 0: no limit. */
+  historyWindowMs?: number;
   /** How often a watch with allowWatchBookmarks gets a BOOKMARK. Default 5000 ms. */
   bookmarkIntervalMs?: number;
   /** Namespaces that exist from the start (besides default, kube-system, kube-public, kube-node-lease). */
@@ -94,7 +96,10 @@ export class KubeApiServer {
       },
     ];
     this.authorizer = new Authorizer(this.users);
-    this.storage = new Storage(options.historyLimit ?? 1000);
+    this.storage = new Storage(options.historyLimit ?? 1000, {
+      now: () => this.clock.now(),
+      windowMs: options.historyWindowMs ?? 0,
+    });
     const namespaces = [
       'default',
       'kube-system',

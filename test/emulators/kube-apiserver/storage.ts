@@ -12,6 +12,8 @@ export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
 export interface StoredEvent {
   rv: number;
+  /** When it happened (ms since the epoch, on the server's clock): for the time-based window. */
+  at: number;
   /** "group/plural": which collection changed. */
   collection: string;
   type: EventType;
@@ -46,14 +48,22 @@ export class Storage {
   /** Watches may resume from any resourceVersion >= this one. */
   private compactedRevision = 0;
 
-  /** @param historyLimit events kept for resuming watches; older ones are compacted away. */
-  constructor(private readonly historyLimit: number) {}
+  /**
+   * @param historyLimit events kept for resuming watches; older ones are compacted away.
+   * @param window besides the count, events older than `windowMs` on `now()` are compacted away
+   *   (the real server keeps a time window of history); 0 = no time limit.
+   */
+  constructor(
+    private readonly historyLimit: number,
+    private readonly window: { now: () => number; windowMs: number } = { now: Date.now, windowMs: 0 },
+  ) {}
 
   get currentRevision(): number {
     return this.revision;
   }
 
   get oldestResumable(): number {
+    this.expireByTime();
     return this.compactedRevision;
   }
 
@@ -86,7 +96,7 @@ export class Storage {
     const stored = structuredClone(object);
     stored.metadata.resourceVersion = String(++this.revision);
     this.objects.set(key, stored);
-    this.record({ rv: this.revision, collection, type, object: stored, previous });
+    this.record({ rv: this.revision, at: this.window.now(), collection, type, object: stored, previous });
     return structuredClone(stored);
   }
 
@@ -97,7 +107,14 @@ export class Storage {
     this.objects.delete(key);
     const gone = structuredClone(previous);
     gone.metadata.resourceVersion = String(++this.revision);
-    this.record({ rv: this.revision, collection, type: 'DELETED', object: gone, previous });
+    this.record({
+      rv: this.revision,
+      at: this.window.now(),
+      collection,
+      type: 'DELETED',
+      object: gone,
+      previous,
+    });
     return structuredClone(gone);
   }
 
@@ -106,6 +123,7 @@ export class Storage {
    * them were compacted away.
    */
   eventsSince(collection: string, since: number): StoredEvent[] {
+    this.expireByTime();
     if (since < this.compactedRevision) throw new TooOldError(since, this.compactedRevision);
     return this.history.filter((e) => e.rv > since && e.collection === collection);
   }
@@ -121,12 +139,24 @@ export class Storage {
     this.compactedRevision = this.revision;
   }
 
+  /** Drop the events older than the time window (the revision before the first kept one stays resumable). */
+  private expireByTime(): void {
+    if (this.window.windowMs <= 0) return;
+    const oldest = this.window.now() - this.window.windowMs;
+    let n = 0;
+    while (n < this.history.length && this.history[n].at < oldest) n++;
+    if (n === 0) return;
+    this.compactedRevision = this.history[n - 1].rv;
+    this.history.splice(0, n);
+  }
+
   private record(event: StoredEvent): void {
     this.history.push(event);
     if (this.history.length > this.historyLimit) {
       const dropped = this.history.splice(0, this.history.length - this.historyLimit);
       this.compactedRevision = dropped[dropped.length - 1].rv;
     }
+    this.expireByTime();
     for (const w of this.watchers) if (w.collection === event.collection) w.deliver(event);
   }
 }
