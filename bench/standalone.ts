@@ -1,4 +1,4 @@
-// npm run bench:standalone [-- --quick] [-- --trials N]
+// npm run bench:standalone [-- --quick] [--trials N] [--only latency|scale]
 //
 // Knock-to-open latency — last knock or SPA packet sent → first successful TCP connect to the
 // protected port — for knockgate standalone with each firewall backend, knockd (knocks) and fwknopd
@@ -36,6 +36,9 @@ const quick = args.includes('--quick');
 const trialsArg = args.indexOf('--trials');
 const TRIALS = trialsArg >= 0 ? Number(args[trialsArg + 1]) : quick ? 50 : 200;
 const GRANT_SCALE = quick ? 1000 : 10_000;
+const onlyArg = args.indexOf('--only');
+const only = onlyArg >= 0 ? args[onlyArg + 1] : undefined;
+if (only !== undefined && only !== 'latency' && only !== 'scale') throw new Error('--only: latency or scale');
 if (!Number.isInteger(TRIALS) || TRIALS < 1 || TRIALS > 240) throw new Error('--trials: 1-240');
 
 interface Row {
@@ -117,11 +120,20 @@ async function latencyRows(net: Topology, dir: string): Promise<Row[]> {
   const srv = net.ns('srv');
   const cli = net.ns('cli');
   const target = srv.addr4['cli']!;
-  const prefix = cli.addr4['srv']!.split('.').slice(0, 3).join('.');
-  const sources = Array.from({ length: TRIALS }, (_, i) => `${prefix}.${10 + i}`);
+  // Knock and SPA trials each get their own client addresses (a grant from one trigger must not
+  // make the other's trial start open): 10.T.2.x and 10.T.3.x, on-link on both ends.
+  const tag = target.split('.').slice(0, 2).join('.');
+  const sourcesFor = (net3: number) => Array.from({ length: TRIALS }, (_, i) => `${tag}.${net3}.${10 + i}`);
+  const knockSources = sourcesFor(2);
+  const spaSources = sourcesFor(3);
   const batch = join(dir, 'addresses.batch');
-  writeFileSync(batch, sources.map((s) => `addr add ${s}/24 dev ${cli.ifname['srv']}\n`).join(''));
+  writeFileSync(
+    batch,
+    [...knockSources, ...spaSources].map((s) => `addr add ${s}/24 dev ${cli.ifname['srv']}\n`).join(''),
+  );
   await cli.run('ip', ['-batch', batch]);
+  for (const net3 of [2, 3])
+    await srv.run('ip', ['addr', 'add', `${tag}.${net3}.1/24`, 'dev', srv.ifname['cli']!]);
   srv.spawn('node', [
     '-e',
     `require('net').createServer((s) => { s.on('error', () => {}); s.end('ok\\n'); }).listen(${PROTECTED_PORT}, '0.0.0.0')`,
@@ -130,9 +142,9 @@ async function latencyRows(net: Topology, dir: string): Promise<Row[]> {
     keyBase64: randomBytes(32).toString('base64'),
     hmacKeyBase64: randomBytes(64).toString('base64'),
   };
-  const base = { target, protectedPort: PROTECTED_PORT, sources, timeoutMs: 5000 };
-  const knockProbe: ProbeArgs = { ...base, mode: 'knock', knockPorts: KNOCK_PORTS };
-  const spaProbe: ProbeArgs = { ...base, mode: 'spa', spa: { port: SPA_PORT, ...keys } };
+  const base = { target, protectedPort: PROTECTED_PORT, timeoutMs: 5000 };
+  const knockProbe: ProbeArgs = { ...base, sources: knockSources, mode: 'knock', knockPorts: KNOCK_PORTS };
+  const spaProbe: ProbeArgs = { ...base, sources: spaSources, mode: 'spa', spa: { port: SPA_PORT, ...keys } };
   const iface = srv.ifname['cli']!;
   const rows: Row[] = [];
   const record = (
@@ -282,9 +294,9 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
   try {
     console.error(`open latency: ${TRIALS} trials per daemon and trigger`);
-    const latency = await latencyRows(net, dir);
+    const latency = only === 'scale' ? [] : await latencyRows(net, dir);
     console.error(`grant scale: ${GRANT_SCALE} grants per backend`);
-    const scale = await grantScale(net.ns('srv'));
+    const scale = only === 'latency' ? [] : await grantScale(net.ns('srv'));
     const out = [
       `## Open latency (last knock / SPA packet sent → first TCP connect; ${TRIALS} trials; 1 ms probe resolution)`,
       '',

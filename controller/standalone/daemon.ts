@@ -348,9 +348,22 @@ export class StandaloneDaemon {
         `policy "${decision.policy}": ${fw.maxGrants} grants are open (--max-grants); refusing ${grant.spec.source}`,
       );
     }
-    const stored = await store.extend(grant);
+    // A new grant is written and applied at once (the kernel entry carries its own end, and one
+    // that could not be stored is closed again); an extension is applied as stored (ports merged).
+    const applyNow = onFirewall && !extending;
+    const [write, apply] = await Promise.allSettled([
+      store.extend(grant),
+      applyNow ? this.opts.firewall.add(firewallGrant(grant)) : Promise.resolve(),
+    ]);
+    if (write.status === 'rejected') {
+      if (applyNow && apply.status === 'fulfilled')
+        await this.opts.firewall.remove({ name }, 'revoked').catch(() => undefined);
+      throw write.reason;
+    }
+    const stored = write.value;
     try {
-      if (onFirewall) await this.opts.firewall.add(firewallGrant(stored));
+      if (apply.status === 'rejected') throw apply.reason;
+      if (onFirewall && extending) await this.opts.firewall.add(firewallGrant(stored));
     } catch (err) {
       if (err instanceof MaxGrantsError) this.opts.metrics?.maxGrantsRefused.inc();
       return this.fail(stored, `firewall: ${(err as Error).message}`);
