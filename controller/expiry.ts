@@ -18,6 +18,7 @@ import { NotFoundError, type GrantEvent, type GrantStore } from '../api/store.js
 import type { AccessGrant } from '../api/types.js';
 import { MinHeap } from './expiry-heap.js';
 import { auditGrant } from './grants-audit.js';
+import { expiredStatus } from './grants-status.js';
 import { expiresAtMs, isLive, isTerminal } from './grants-phase.js';
 
 export const EXPIRY_DEFAULTS = {
@@ -252,18 +253,7 @@ export class ExpiryEngine {
         // Expired; the knock after it replaces the grant.
         known = await store.get(name);
         if (known && known.metadata.uid === uid && !isTerminal(known) && !isLive(known, now)) {
-          marked = await store.updateStatus(name, {
-            phase: 'Expired',
-            conditions: [
-              {
-                type: 'Expired',
-                status: 'True',
-                reason: 'Expired',
-                message: 'expiresAt passed',
-                lastTransitionTime: new Date(now).toISOString(),
-              },
-            ],
-          });
+          marked = await store.updateStatus(name, expiredStatus(now));
         }
       }
     } catch (err) {

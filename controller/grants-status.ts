@@ -22,3 +22,19 @@ export function mergeStatus(
   if (update.conditions) merged.conditions = mergeConditions(old?.conditions, update.conditions);
   return merged;
 }
+
+/** The status update that marks a grant Expired at `now`. */
+export function expiredStatus(now: number): AccessGrantStatus {
+  return {
+    phase: 'Expired',
+    conditions: [
+      {
+        type: 'Expired',
+        status: 'True',
+        reason: 'Expired',
+        message: 'expiresAt passed',
+        lastTransitionTime: new Date(now).toISOString(),
+      },
+    ],
+  };
+}

@@ -2,7 +2,7 @@
 // them is never opened (fail closed). Messages name the field; callers add the file or object name.
 
 import { isSingleHost } from '../api/addresses.js';
-import { parsePort } from '../api/ports.js';
+import { formatPort, parsePort } from '../api/ports.js';
 import { BOUNDS } from '../api/limits.js';
 import { API_VERSION, type AccessGrant } from '../api/types.js';
 
@@ -57,4 +57,26 @@ export function checkGrant(value: unknown): AccessGrant {
       throw new GrantValidationError(`status.phase ${JSON.stringify(phase)} is unknown`);
   }
   return value as unknown as AccessGrant;
+}
+
+/** Ports in canonical "22/tcp" form, de-duplicated, old ones first. */
+export function unionPorts(old: string[], added: string[]): string[] {
+  return [...new Set([...old, ...added].map((p) => formatPort(parsePort(p))))];
+}
+
+/**
+ * What a store keeps of a grant handed to it: a checked copy without status, ports canonical.
+ * Throws GrantValidationError naming the grant and the field.
+ */
+export function validGrantCopy(grant: AccessGrant): AccessGrant {
+  const copy = structuredClone(grant);
+  delete copy.status;
+  try {
+    checkGrant(copy);
+  } catch (err) {
+    const name = (copy as Partial<AccessGrant>).metadata?.name;
+    throw new GrantValidationError(`accessgrant ${String(name)}: ${(err as Error).message}`);
+  }
+  copy.spec.ports = unionPorts([], copy.spec.ports);
+  return copy;
 }

@@ -26,12 +26,11 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { systemClock, type Clock } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
-import { formatPort, parsePort } from '../../api/ports.js';
 import { AlreadyExistsError, NotFoundError, type GrantEvent, type GrantStore } from '../../api/store.js';
 import type { AccessGrant, AccessGrantStatus } from '../../api/types.js';
 import { expiresAtMs, isLive, isTerminal } from '../grants-phase.js';
-import { mergeStatus } from '../grants-status.js';
-import { checkGrant, checkGrantName, GrantValidationError } from '../grants-validate.js';
+import { expiredStatus, mergeStatus } from '../grants-status.js';
+import { checkGrantName, GrantValidationError, unionPorts, validGrantCopy } from '../grants-validate.js';
 import { Backoff, sleep } from './backoff.js';
 import { KubeApiError } from './errors.js';
 import { KubeInformer, type CachedObject } from './informer.js';
@@ -218,19 +217,7 @@ export class KubeGrantStore implements GrantStore {
    */
   async expireIfDue(name: string, uid: string | undefined, now: number): Promise<AccessGrant | undefined> {
     checkGrantName(name);
-    const since = new Date(now).toISOString();
-    const update: AccessGrantStatus = {
-      phase: 'Expired',
-      conditions: [
-        {
-          type: 'Expired',
-          status: 'True',
-          reason: 'Expired',
-          message: 'expiresAt passed',
-          lastTransitionTime: since,
-        },
-      ],
-    };
+    const update = expiredStatus(now);
     const result = await this.readModifyWriteStatus(name, (current) => {
       if (current.metadata.uid !== uid || isTerminal(current) || isLive(current, now)) return undefined;
       return { ...ownKeysPatch(update), conditions: mergeStatus(current.status, update).conditions };
@@ -314,22 +301,9 @@ export class KubeGrantStore implements GrantStore {
 
 /** A validated copy of `grant` to send: no status, no server-owned metadata, canonical ports. */
 function prepare(grant: AccessGrant): AccessGrant {
-  const copy = structuredClone(grant);
-  delete copy.status;
-  try {
-    checkGrant(copy);
-  } catch (err) {
-    const name = (copy as Partial<AccessGrant>).metadata?.name;
-    throw new GrantValidationError(`accessgrant ${String(name)}: ${(err as Error).message}`);
-  }
-  copy.spec.ports = unionPorts([], copy.spec.ports);
+  const copy = validGrantCopy(grant);
   for (const key of SERVER_METADATA) delete copy.metadata[key];
   return copy;
-}
-
-/** Ports in canonical "22/tcp" form, de-duplicated, old ones first. */
-function unionPorts(old: string[], added: string[]): string[] {
-  return [...new Set([...old, ...added].map((p) => formatPort(parsePort(p))))];
 }
 
 /**

@@ -23,7 +23,6 @@
 import { randomUUID } from 'node:crypto';
 import { readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatPort, parsePort } from '../../api/ports.js';
 import { systemClock, type Clock } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import {
@@ -35,8 +34,8 @@ import {
 } from '../../api/store.js';
 import type { AccessGrant, AccessGrantStatus } from '../../api/types.js';
 import { expiresAtMs, isLive, isTerminal } from '../grants-phase.js';
-import { mergeStatus } from '../grants-status.js';
-import { checkGrant, checkGrantName, GrantValidationError } from '../grants-validate.js';
+import { expiredStatus, mergeStatus } from '../grants-status.js';
+import { checkGrant, checkGrantName, unionPorts, validGrantCopy } from '../grants-validate.js';
 import { forEachLimit } from './concurrency.js';
 import { DirSyncer, isTempFileName, writeFileDurably } from './durable-file.js';
 import { LOCAL_STATE_DEFAULTS } from './limits.js';
@@ -168,22 +167,10 @@ export class LocalGrantStore implements GrantStore {
     return this.enqueue(name, (current) => {
       if (!current || current.metadata.uid !== uid || isTerminal(current) || isLive(current, now))
         return { next: undefined, result: undefined };
-      const since = new Date(now).toISOString();
       const next: AccessGrant = {
         ...current,
         metadata: { ...current.metadata, resourceVersion: String(++this.resourceVersion) },
-        status: mergeStatus(current.status, {
-          phase: 'Expired',
-          conditions: [
-            {
-              type: 'Expired',
-              status: 'True',
-              reason: 'Expired',
-              message: 'expiresAt passed',
-              lastTransitionTime: since,
-            },
-          ],
-        }),
+        status: mergeStatus(current.status, expiredStatus(now)),
       };
       return { next, event: 'MODIFIED', result: next };
     });
@@ -206,15 +193,7 @@ export class LocalGrantStore implements GrantStore {
 
   /** A validated copy of `grant` with store-assigned metadata and no status. */
   private fresh(grant: AccessGrant): AccessGrant {
-    const copy = structuredClone(grant);
-    delete copy.status;
-    try {
-      checkGrant(copy);
-    } catch (err) {
-      const name = (copy as Partial<AccessGrant>).metadata?.name;
-      throw new GrantValidationError(`accessgrant ${String(name)}: ${(err as Error).message}`);
-    }
-    copy.spec.ports = unionPorts([], copy.spec.ports);
+    const copy = validGrantCopy(grant);
     copy.metadata = {
       ...copy.metadata,
       uid: randomUUID(),
@@ -315,11 +294,6 @@ export class LocalGrantStore implements GrantStore {
       }
     }
   }
-}
-
-/** Ports in canonical "22/tcp" form, de-duplicated, old ones first. */
-function unionPorts(old: string[], added: string[]): string[] {
-  return [...new Set([...old, ...added].map((p) => formatPort(parsePort(p))))];
 }
 
 async function unlinkIfPresent(path: string): Promise<void> {
