@@ -11,6 +11,8 @@ import { waitFor } from '../../test/helpers/netns.js';
 export interface Peer {
   process: ChildProcess;
   output: () => string;
+  /** knockd: its LogFile (one "OPEN SESAME" line per completed sequence). */
+  logFile?: string;
 }
 
 function collect(child: ChildProcess): () => string {
@@ -25,8 +27,23 @@ export async function dropProtectedPort(srv: Host, port: number): Promise<void> 
 }
 
 export async function flushIptables(srv: Host): Promise<void> {
-  await srv.run('iptables', ['-w', '5', '-F']);
-  await srv.run('iptables', ['-w', '5', '-X']);
+  for (const tool of ['iptables', 'ip6tables']) {
+    await srv.run(tool, ['-w', '5', '-F']);
+    await srv.run(tool, ['-w', '5', '-X']);
+  }
+}
+
+/**
+ * Drop the knock or SPA ports themselves (IPv4 and IPv6), as knockgate's raw-table rules do, so a
+ * peer's host answers a flood with nothing (no RST, no ICMP) either; pcap still sees every packet.
+ */
+export async function dropTriggerPorts(
+  srv: Host,
+  ports: { proto: 'tcp' | 'udp'; port: number }[],
+): Promise<void> {
+  for (const tool of ['iptables', 'ip6tables'])
+    for (const p of ports)
+      await srv.run(tool, ['-w', '5', '-A', 'INPUT', '-p', p.proto, '--dport', String(p.port), '-j', 'DROP']);
 }
 
 export async function startKnockd(
@@ -35,20 +52,23 @@ export async function startKnockd(
   iface: string,
   knockPorts: number[],
   protectedPort: number,
+  /** What an opened door runs; default: insert an iptables ACCEPT for the source. */
+  command = `/usr/sbin/iptables -w -I INPUT 1 -s %IP% -p tcp --dport ${protectedPort} -j ACCEPT`,
 ): Promise<Peer> {
   const conf = join(dir, 'knockd.conf');
+  const logFile = join(dir, `knockd-${Date.now()}.log`);
   writeFileSync(
     conf,
     [
       '[options]',
-      `  LogFile = ${join(dir, 'knockd.log')}`,
+      `  LogFile = ${logFile}`,
       `  PidFile = ${join(dir, 'knockd.pid')}`,
       `  Interface = ${iface}`,
       '[bench]',
       `  sequence = ${knockPorts.map((p) => `${p}:tcp`).join(',')}`,
       '  seq_timeout = 10',
       '  tcpflags = syn',
-      `  command = /usr/sbin/iptables -w -I INPUT 1 -s %IP% -p tcp --dport ${protectedPort} -j ACCEPT`,
+      `  command = ${command}`,
       '',
     ].join('\n'),
   );
@@ -58,7 +78,7 @@ export async function startKnockd(
     what: 'knockd to listen',
     timeoutMs: 15_000,
   }).catch(() => waitFor(() => child.exitCode === null, { timeoutMs: 2000 }));
-  return { process: child, output };
+  return { process: child, output, logFile };
 }
 
 export async function startFwknopd(

@@ -1,0 +1,165 @@
+// Open latency: last knock or SPA packet sent → first successful TCP connect to the protected port,
+// for knockgate standalone with each firewall backend, knockd (knocks) and fwknopd (SPA), in one
+// topology: a server and a client namespace joined by a veth pair. Each trial uses its own client
+// source address (bench/probe.ts), so every trial starts from a closed port.
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FirewallBackend } from '../../api/standalone.js';
+import { Topology, type Host } from '../../test/helpers/netns.js';
+import type { ProbeArgs } from '../probe.js';
+import { startKnockgate, stopKnockgate } from '../lib/knockgate.js';
+import { dropProtectedPort, flushIptables, startFwknopd, startKnockd, stopPeer } from '../lib/peers.js';
+import {
+  KNOCK_PORTS,
+  PROBE,
+  PROTECTED_PORT,
+  SPA_PORT,
+  newKeys,
+  type Figure,
+  type RunOptions,
+  type Scenario,
+  type ScenarioResult,
+} from '../lib/setup.js';
+import { fmt, markdownTable, summarize, type Summary } from '../lib/stats.js';
+import { withTopology } from '../lib/topology.js';
+
+const BACKENDS: FirewallBackend[] = ['nftables', 'ipset', 'iptables'];
+const NAME = 'open-latency';
+
+interface Row {
+  daemon: string;
+  trigger: 'knock' | 'spa';
+  latenciesMs: number[];
+  summary: Summary;
+}
+
+async function probe(cli: Host, probeArgs: ProbeArgs): Promise<{ latenciesMs: number[]; failures: number }> {
+  const { stdout } = await cli.run('node', [PROBE, JSON.stringify(probeArgs)], { timeoutMs: 600_000 });
+  return JSON.parse(stdout) as { latenciesMs: number[]; failures: number };
+}
+
+async function measure(net: Topology, opts: RunOptions): Promise<Row[]> {
+  const { dir } = opts;
+  const srv = net.ns('srv');
+  const cli = net.ns('cli');
+  const target = srv.addr4['cli']!;
+  const prefix = cli.addr4['srv']!.split('.').slice(0, 3).join('.');
+  const sources = Array.from({ length: opts.trials }, (_, i) => `${prefix}.${10 + i}`);
+  const batch = join(dir, 'addresses.batch');
+  writeFileSync(batch, sources.map((s) => `addr add ${s}/24 dev ${cli.ifname['srv']}\n`).join(''));
+  await cli.run('ip', ['-batch', batch]);
+  srv.spawn('node', [
+    '-e',
+    `require('net').createServer((s) => { s.on('error', () => {}); s.end('ok\\n'); }).listen(${PROTECTED_PORT}, '0.0.0.0')`,
+  ]);
+  const keys = newKeys();
+  const base = { target, protectedPort: PROTECTED_PORT, sources, timeoutMs: 5000 };
+  const knockProbe: ProbeArgs = { ...base, mode: 'knock', knockPorts: KNOCK_PORTS };
+  const spaProbe: ProbeArgs = { ...base, mode: 'spa', spa: { port: SPA_PORT, ...keys } };
+  const iface = srv.ifname['cli']!;
+  const rows: Row[] = [];
+  const record = (
+    daemon: string,
+    trigger: 'knock' | 'spa',
+    r: { latenciesMs: number[]; failures: number },
+  ) => {
+    rows.push({ daemon, trigger, latenciesMs: r.latenciesMs, summary: summarize(r.latenciesMs, r.failures) });
+    console.error(`  ${daemon} ${trigger}: ${r.latenciesMs.length} trials, ${r.failures} failed`);
+  };
+
+  for (const backend of BACKENDS) {
+    const kg = await startKnockgate(srv, dir, iface, backend, keys, opts.bufferBytes);
+    try {
+      record(`knockgate (${backend})`, 'knock', await probe(cli, knockProbe));
+      record(`knockgate (${backend})`, 'spa', await probe(cli, spaProbe));
+    } finally {
+      await stopKnockgate(srv, kg);
+    }
+  }
+
+  await dropProtectedPort(srv, PROTECTED_PORT);
+  const knockd = await startKnockd(srv, dir, iface, KNOCK_PORTS, PROTECTED_PORT);
+  try {
+    record('knockd 0.8', 'knock', await probe(cli, knockProbe));
+  } finally {
+    await stopPeer(knockd);
+    await flushIptables(srv);
+  }
+
+  await dropProtectedPort(srv, PROTECTED_PORT);
+  const fwknopd = await startFwknopd(srv, dir, iface, SPA_PORT, PROTECTED_PORT, keys);
+  try {
+    record('fwknopd 2.6.10', 'spa', await probe(cli, spaProbe));
+  } finally {
+    await stopPeer(fwknopd);
+    await flushIptables(srv);
+  }
+  return rows;
+}
+
+function table(rows: Row[]): string {
+  const peerOf = (r: Row) => rows.find((p) => p.trigger === r.trigger && !p.daemon.startsWith('knockgate'));
+  return markdownTable(
+    [
+      'daemon',
+      'trigger',
+      'trials',
+      'failed',
+      'p50 ms',
+      'p90 ms',
+      'p99 ms',
+      'max ms',
+      'peer p50 / this p50',
+      'peer p99 / this p99',
+    ],
+    rows.map((r) => {
+      const peer = peerOf(r);
+      const own = r.daemon.startsWith('knockgate');
+      return [
+        r.daemon,
+        r.trigger,
+        String(r.summary.runs + r.summary.failures),
+        String(r.summary.failures),
+        fmt(r.summary.p50),
+        fmt(r.summary.p90),
+        fmt(r.summary.p99),
+        fmt(r.summary.max),
+        own && peer ? `${fmt(peer.summary.p50 / r.summary.p50)}×` : '',
+        own && peer ? `${fmt(peer.summary.p99 / r.summary.p99)}×` : '',
+      ];
+    }),
+  );
+}
+
+export const openLatency: Scenario = {
+  name: NAME,
+  description: 'last knock / SPA packet sent → first TCP connect, per daemon and backend',
+  async run(opts: RunOptions): Promise<ScenarioResult> {
+    console.error(`${NAME}: ${opts.trials} trials per daemon and trigger`);
+    const rows = await withTopology((net) => measure(net, opts));
+    const figures: Figure[] = rows.map((r) => ({
+      scenario: NAME,
+      daemon: r.daemon,
+      name: `open latency (${r.trigger})`,
+      unit: 'ms',
+      median: r.summary.p50,
+      p99: r.summary.p99,
+      runs: r.summary.runs,
+      values: r.latenciesMs,
+      ...(r.daemon.startsWith('knockgate') ? { target: 'p99 < 5 ms' } : {}),
+      failures: r.summary.failures,
+    }));
+    return {
+      name: NAME,
+      command: `npm run bench -- --only ${NAME}${opts.quick ? ' --quick' : ''}`,
+      markdown: [
+        `### Open latency (last knock / SPA packet sent → first TCP connect; ${opts.trials} trials, each from its own source; 1 ms probe resolution)`,
+        '',
+        table(rows),
+      ].join('\n'),
+      figures,
+      samples: Object.fromEntries(rows.map((r) => [`${r.daemon} ${r.trigger}`, r.latenciesMs])),
+    };
+  },
+};
