@@ -1,0 +1,134 @@
+// `knockgate agent`: the node agent of a cluster (a DaemonSet with NET_ADMIN that never parses a
+// packet). The composition of its pieces:
+//
+//   start(): install the firewall from the agent's own config (the drops are in place before
+//            anything is read from the API) → follow the grant and policy caches → once both have
+//            had a complete list, one full resync, then grant by grant (reconciler.ts).
+//   stop():  timers and watches off, work in flight finished, the firewall's processes closed; the
+//            kernel state stays (every entry carries its own expiry), so ports stay protected.
+//
+// While the API server is unreachable the caches keep their last state, the local expiry timers
+// keep closing doors on time, and the informers' relists reconcile everything when it returns.
+
+import type { Clock } from '../../api/clock.js';
+import type { Logger } from '../../api/log.js';
+import type { AccessGrant, KnockPolicy } from '../../api/types.js';
+import type { Firewall, FirewallConfig } from '../firewall/types.js';
+import { KUBE_STORE_DEFAULTS } from '../kube/limits.js';
+import { neverGrantSet } from '../standalone/admission.js';
+import type { AgentConfig } from './config.js';
+import { AgentReconciler } from './reconciler.js';
+import type { NodeStatusWriter, ObjectCache } from './sources.js';
+
+export interface AgentSources {
+  grants: ObjectCache<AccessGrant>;
+  policies: ObjectCache<KnockPolicy>;
+  status: NodeStatusWriter;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export interface AgentOptions {
+  config: AgentConfig;
+  firewall: Firewall;
+  sources: AgentSources;
+  clock: Clock;
+  logger: Logger;
+  /** How long one wait for the first lists lasts before it is logged and retried. */
+  initialSyncTimeoutMs?: number;
+  random?: () => number;
+}
+
+export function agentFirewallConfig(config: AgentConfig): FirewallConfig {
+  return {
+    protectedPorts: config.protectedPorts,
+    knockPorts: config.knockPorts,
+    alwaysAllow: config.alwaysAllow,
+    mode: config.mode,
+    conntrackFlush: config.conntrackFlush,
+    ...(config.maxGrants !== undefined ? { maxGrants: config.maxGrants } : {}),
+  };
+}
+
+export class NodeAgent {
+  private reconciler: AgentReconciler | undefined;
+  private waiting: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly opts: AgentOptions) {}
+
+  get node(): string {
+    return this.opts.config.nodeName;
+  }
+
+  /** The reconciler (tests, metrics). */
+  get state(): AgentReconciler {
+    if (!this.reconciler) throw new Error('the agent is not started');
+    return this.reconciler;
+  }
+
+  /** Install the firewall, then follow the API. Throws (and leaves the sources stopped) when the firewall cannot be installed. */
+  async start(): Promise<void> {
+    const { config, firewall, sources, clock, logger } = this.opts;
+    await firewall.install(agentFirewallConfig(config));
+    this.reconciler = new AgentReconciler({
+      node: config.nodeName,
+      grants: sources.grants,
+      policies: sources.policies,
+      status: sources.status,
+      firewall,
+      clock,
+      logger,
+      neverGrant: neverGrantSet(config.neverGrant),
+      protectedPorts: config.protectedPorts,
+      largestManualPrefix: config.largestManualPrefix,
+      clockSkewMs: config.clockSkewMs,
+      resyncIntervalMs: config.resyncIntervalMs,
+      ...(this.opts.random ? { random: this.opts.random } : {}),
+    });
+    this.reconciler.start();
+    sources.start();
+    this.waiting = this.awaitFirstLists();
+    logger.info(
+      {
+        event: 'started',
+        node: config.nodeName,
+        mode: config.mode,
+        backend: firewall.backend,
+        protectedPorts: config.protectedPorts.map((p) => `${p.port}/${p.proto}`),
+      },
+      `knockgate agent on node ${config.nodeName} (${config.mode}, ${firewall.backend})`,
+    );
+  }
+
+  /** Stop following the API; the kernel state stays. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.reconciler?.stop();
+    await this.opts.sources.stop();
+    await this.waiting;
+    await this.reconciler?.idle();
+    await this.opts.firewall.close().catch(() => undefined);
+  }
+
+  private async awaitFirstLists(): Promise<void> {
+    const { sources, logger } = this.opts;
+    const timeout = this.opts.initialSyncTimeoutMs ?? KUBE_STORE_DEFAULTS.initialSyncTimeoutMs;
+    while (!this.stopped) {
+      try {
+        await Promise.all([sources.grants.waitForSync(timeout), sources.policies.waitForSync(timeout)]);
+        if (this.stopped) return;
+        logger.info({ event: 'synced' }, 'grants and policies listed: reconciling');
+        this.reconciler?.resync();
+        return;
+      } catch (err) {
+        if (this.stopped) return;
+        logger.warn(
+          { event: 'not-synced' },
+          `no complete list yet (${(err as Error).message}): drops in place, no grant opened`,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,149 @@
+// The agent never trusts a grant's spec alone (DESIGN.md, Trust boundaries): before anything is
+// opened, the grant is checked against the live KnockPolicy it names and against the agent's own
+// configuration. The verdict is either the firewall entries to apply or a one-line reason.
+//
+//   knock/spa grant: policy exists and is valid, method matches the policy's kind, ports ⊆ the
+//     policy's grant ports, expiresAt − now ≤ the policy's cap (+ clock skew), source one host,
+//     the policy targets nodes (mode Local: only the node that saw it).
+//   manual grant: prefix no wider than largestManualPrefix; with a policyRef, the policy's bounds
+//     as above; without one, ports ⊆ this node's protected ports and at most a week.
+//   every grant: no address of its source in neverGrant (config, built-ins, this node's addresses).
+
+import { isIP } from 'node:net';
+import type { CidrSet } from '../../api/addresses.js';
+import { parseCidr, type Cidr } from '../../api/addresses.js';
+import { BOUNDS } from '../../api/limits.js';
+import { formatPort, parsePort, type PortRef } from '../../api/ports.js';
+import type { AccessGrant, KnockPolicy } from '../../api/types.js';
+import { validatePolicy } from '../../api/validate.js';
+import type { FirewallGrant } from '../firewall/types.js';
+import { expiresAtMs } from '../grants-phase.js';
+
+export interface CheckContext {
+  node: string;
+  now: number;
+  neverGrant: CidrSet;
+  protectedPorts: readonly PortRef[];
+  largestManualPrefix: { ipv4: number; ipv6: number };
+  clockSkewMs: number;
+}
+
+export type Verdict = { ok: true; entries: FirewallGrant[] } | { ok: false; reason: string };
+
+const refuse = (reason: string): Verdict => ({ ok: false, reason });
+
+/** Check `grant` (live, targeting this node) against `policy` (undefined: not in the cache). */
+export function checkGrant(grant: AccessGrant, policy: KnockPolicy | undefined, ctx: CheckContext): Verdict {
+  const spec = grant.spec;
+  let ports: PortRef[];
+  try {
+    ports = spec.ports.map((p) => parsePort(p));
+  } catch (err) {
+    return refuse(`spec.ports: ${(err as Error).message}`);
+  }
+  if (ports.length === 0 || ports.length > BOUNDS.maxPortsPerGrant)
+    return refuse(`spec.ports: want 1-${BOUNDS.maxPortsPerGrant} ports`);
+  let source: Cidr;
+  try {
+    source = parseCidr(spec.source);
+  } catch (err) {
+    return refuse(`spec.source: ${(err as Error).message}`);
+  }
+  const hostPrefix = source.family === 4 ? 32 : 128;
+  if (spec.method === 'manual') {
+    const widest = source.family === 4 ? ctx.largestManualPrefix.ipv4 : ctx.largestManualPrefix.ipv6;
+    if (source.prefix < widest)
+      return refuse(`source ${spec.source} is wider than the largest manual prefix /${widest} of this node`);
+  } else if (source.prefix !== hostPrefix) {
+    return refuse(`source ${spec.source} is not a single host`);
+  }
+  const addresses = hostsOf(source);
+  const never = addresses.find((a) => ctx.neverGrant.has(a));
+  if (never !== undefined) return refuse(`source ${spec.source}: ${never} is never granted on this node`);
+
+  const remainingMs = expiresAtMs(grant) - ctx.now;
+  const policyName = spec.policyRef?.name;
+  if (policyName === undefined) {
+    if (spec.method !== 'manual') return refuse(`a ${spec.method} grant without spec.policyRef`);
+    const protectedSet = new Set(ctx.protectedPorts.map(formatPort));
+    const extra = ports.map(formatPort).filter((p) => !protectedSet.has(p));
+    if (extra.length > 0) return refuse(`port ${extra.join(', ')} is not protected on this node`);
+    if (remainingMs > BOUNDS.maxDurationSeconds * 1000 + ctx.clockSkewMs)
+      return refuse(`expiresAt is more than ${BOUNDS.maxDurationSeconds} s away`);
+  } else {
+    const problem = checkAgainstPolicy(grant, ports, remainingMs, policyName, policy, ctx);
+    if (problem) return refuse(problem);
+  }
+  const expiresAt = expiresAtMs(grant);
+  const name = grant.metadata.name;
+  // One entry per address; a wider manual source gets names that no grant can have ("..").
+  const entries =
+    addresses.length === 1
+      ? [{ name, source: `${addresses[0]}/${hostPrefix}`, ports, expiresAt }]
+      : addresses.map((a, i) => ({ name: `${name}..${i}`, source: `${a}/${hostPrefix}`, ports, expiresAt }));
+  return { ok: true, entries };
+}
+
+function checkAgainstPolicy(
+  grant: AccessGrant,
+  ports: PortRef[],
+  remainingMs: number,
+  policyName: string,
+  policy: KnockPolicy | undefined,
+  ctx: CheckContext,
+): string | undefined {
+  if (!policy || policy.metadata.deletionTimestamp) return `policy "${policyName}" does not exist`;
+  const { errors } = validatePolicy(policy);
+  if (errors[0])
+    return `policy "${policyName}" is invalid: ${errors[0].path ? `${errors[0].path}: ` : ''}${errors[0].message}`;
+  const kind = policy.spec.knock ? 'knock' : 'spa';
+  const method = grant.spec.method;
+  if (method !== 'manual' && method !== kind)
+    return `method ${method} does not match policy "${policyName}" (a ${kind} policy)`;
+  const allowed = new Set(policy.spec.grant.ports.map((p) => formatPort(parsePort(p))));
+  const extra = ports.map(formatPort).filter((p) => !allowed.has(p));
+  if (extra.length > 0) return `port ${extra.join(', ')} is not granted by policy "${policyName}"`;
+  const g = policy.spec.grant;
+  const capSeconds = Math.max(g.durationSeconds, g.maxDurationSeconds ?? g.durationSeconds);
+  if (remainingMs > capSeconds * 1000 + ctx.clockSkewMs)
+    return `expiresAt is ${Math.ceil(remainingMs / 1000)} s away, longer than policy "${policyName}" allows (${capSeconds} s)`;
+  const target = g.targets?.node?.mode ?? 'Local';
+  if (target === 'None') return `policy "${policyName}" opens no node firewall (targets.node.mode None)`;
+  if (target === 'Local' && method !== 'manual' && grant.spec.observedBy !== ctx.node)
+    return `policy "${policyName}" opens only the node that saw the request (${String(grant.spec.observedBy)}), not ${ctx.node}`;
+  return undefined;
+}
+
+/** Every address of `c` (at most 256, as the config bounds manual prefixes), canonical text. */
+export function hostsOf(c: Cidr): string[] {
+  const bits = c.family === 4 ? 32 : 128;
+  const count = 1n << BigInt(bits - c.prefix);
+  if (count > 256n) throw new Error(`${c.address}/${c.prefix}: more than 256 addresses`);
+  const base = (toBigInt(c.address, c.family) >> BigInt(bits - c.prefix)) << BigInt(bits - c.prefix);
+  const out: string[] = [];
+  for (let i = 0n; i < count; i++) out.push(fromBigInt(base + i, c.family));
+  return out;
+}
+
+function toBigInt(address: string, family: 4 | 6): bigint {
+  if (family === 4) return address.split('.').reduce((n, o) => (n << 8n) + BigInt(Number(o)), 0n);
+  const url = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  const [left, right] = url.split('::');
+  const head = left ? left.split(':') : [];
+  const tail = right ? right.split(':') : [];
+  const groups =
+    right === undefined
+      ? head
+      : [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
+  // The URL parser writes an embedded IPv4 tail in hex groups, so every group is hex here.
+  return groups.reduce((n, g) => (n << 16n) + BigInt(parseInt(g, 16)), 0n);
+}
+
+function fromBigInt(n: bigint, family: 4 | 6): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join('.');
+  const groups: string[] = [];
+  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((n >> s) & 0xffffn).toString(16));
+  const text = new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+  if (isIP(text) !== 6) throw new Error(`bad IPv6 address ${text}`);
+  return text;
+}
