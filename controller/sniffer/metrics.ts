@@ -1,0 +1,69 @@
+// Prometheus metrics of `knockgate sniffer` (prom-client). Served by cmd/sniffer.ts on 127.0.0.1
+// unless told otherwise (the pod runs on the host network).
+
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface SnifferMetrics {
+  registry: Registry;
+  /** Grants created or extended, by policy, method and whether it was an extension. */
+  granted: Counter<'policy' | 'method' | 'extended'>;
+  /** Knocks and packets refused, by policy and reason (replay, rate-limited, api-unavailable, ...). */
+  refusals: Counter<'policy' | 'reason'>;
+  /** Refusals by a cap (max-grants-per-policy, rate-limited). */
+  capped: Counter<'policy' | 'cap'>;
+  /** API requests of a decision that failed (the decision then opened nothing). */
+  apiErrors: Counter<'operation'>;
+  /** 1 while the last API request of a decision succeeded and the watches are synced, else 0. */
+  apiUp: Gauge;
+  /** Policies running on this node. */
+  activePolicies: Gauge;
+  /** Policies that match this node but cannot run (invalid, keys missing or bad). */
+  policyProblems: Gauge;
+}
+
+export function createSnifferMetrics(registry = new Registry(), defaults = true): SnifferMetrics {
+  if (defaults) collectDefaultMetrics({ register: registry, prefix: 'knockgate_' });
+  const registers = [registry];
+  return {
+    registry,
+    granted: new Counter({
+      name: 'knockgate_sniffer_grants_total',
+      help: 'AccessGrants created or extended by this sniffer, by policy and method',
+      labelNames: ['policy', 'method', 'extended'],
+      registers,
+    }),
+    refusals: new Counter({
+      name: 'knockgate_sniffer_refusals_total',
+      help: 'Knocks and SPA packets refused, by policy and reason',
+      labelNames: ['policy', 'reason'],
+      registers,
+    }),
+    capped: new Counter({
+      name: 'knockgate_sniffer_capped_total',
+      help: 'Grants refused by a cap (live grants per policy, grant writes per second)',
+      labelNames: ['policy', 'cap'],
+      registers,
+    }),
+    apiErrors: new Counter({
+      name: 'knockgate_sniffer_api_errors_total',
+      help: 'Kubernetes API requests of a decision that failed (nothing was opened)',
+      labelNames: ['operation'],
+      registers,
+    }),
+    apiUp: new Gauge({
+      name: 'knockgate_sniffer_api_up',
+      help: '1 while the Kubernetes API answers this sniffer, 0 after a failure',
+      registers,
+    }),
+    activePolicies: new Gauge({
+      name: 'knockgate_sniffer_active_policies',
+      help: 'KnockPolicies this node runs',
+      registers,
+    }),
+    policyProblems: new Gauge({
+      name: 'knockgate_sniffer_policy_problems',
+      help: 'KnockPolicies matching this node that cannot run (invalid spec, keys missing or bad)',
+      registers,
+    }),
+  };
+}

@@ -1,0 +1,493 @@
+// `knockgate sniffer`: one node's sniffer on Kubernetes. It parses hostile traffic and holds the
+// least: it reads policies, Nodes and the release namespace's Secrets, creates ReplayClaims and
+// AccessGrants, extends the grants it made, and writes no firewall rule and calls no cloud API.
+//
+//   start():  informers for KnockPolicies, Nodes and Secrets, wait for their first lists → the
+//             policies whose nodeSelector matches this node run in the engine → capture.
+//   change:   any informer event (coalesced) recomputes the policy set, level-based: the engine
+//             keeps unchanged policies (knocks in progress), rebuilds changed ones, and rebuilds an
+//             SPA policy whose Secret changed (a rotated key is used without a restart).
+//   decision: policy still runs here → grant built (ownerReference, targets resolved) → local
+//             replay memory (a replayed packet costs no API call) → caps (live grants per policy,
+//             grant writes per second) → ReplayClaim (409 = used on some node: refused) →
+//             GrantStore.extend (creates, extends a live grant, or replaces an Expired one).
+//   API down: the claim or the grant cannot be written, so nothing is opened; it says so in one
+//             log line per refusal (rate limited), a metric, and api_up = 0 until a write succeeds.
+//
+// Work on one grant name is serialized; different grants go to the API concurrently.
+
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Clock } from '../../api/clock.js';
+import type { Logger } from '../../api/log.js';
+import type { AccessGrant, KnockPolicy } from '../../api/types.js';
+import type { AccessDecision, InboundPacket, Refusal, Verdict } from '../../sniffer/decision.js';
+import { createEngine, type Engine } from '../../sniffer/engine.js';
+import type { Sniffer, SnifferOptions } from '../../sniffer/capture/sniffer.js';
+import { MemoryReplayStore } from '../../sniffer/replay-memory.js';
+import { spaKeysFromSecretData } from '../../sniffer/spa/keys.js';
+import { createSpaVerifier } from '../../sniffer/spa/verifier.js';
+import { auditGrant, auditRefusal } from '../grants-audit.js';
+import { buildGrant, GrantBuildError } from '../grants.js';
+import { expiresAtMs } from '../grants-phase.js';
+import { GrantValidationError } from '../grants-validate.js';
+import { KubeApiError } from '../kube/errors.js';
+import { KubeGrantStore } from '../kube/grant-store.js';
+import { KubeReplayStore } from '../kube/replay-store.js';
+import { KeyedQueue } from '../standalone/queues.js';
+import { RateLimitedLog } from '../standalone/rate-limited-log.js';
+import { GrantCaps } from './caps.js';
+import { ClusterView } from './cluster-view.js';
+import { SNIFFER_DEFAULTS } from './limits.js';
+import type { SnifferMetrics } from './metrics.js';
+import { resolveTargets, secretFingerprint, secretStrings, selectPolicies } from './selection.js';
+
+export class SnifferStartError extends Error {}
+
+export interface SnifferRoleOptions {
+  kubeConfig: KubeConfig;
+  /** The release namespace: where keySecretRef Secrets are read. */
+  namespace: string;
+  /** This node's name (the Node object; spec.observedBy). */
+  node: string;
+  clock: Clock;
+  logger: Logger;
+  metrics?: SnifferMetrics;
+  /** Starts the capture. Absent: no capture; packets come through handlePacket() (tests). */
+  startSniffer?: (opts: SnifferOptions) => Sniffer;
+  /** Capture interfaces; default: the policies' spec.interface, else the default-route interfaces. */
+  interfaces?: string[];
+  bufferBytes?: number;
+  maxLiveGrantsPerPolicy?: number;
+  grantsPerSecond?: number;
+  grantsBurst?: number;
+  initialSyncTimeoutMs?: number;
+  /** Kubernetes client tuning (defaults: controller/kube/limits.ts). */
+  requestAttempts?: number;
+  requestBackoffInitialMs?: number;
+  requestBackoffMaxMs?: number;
+  watchBackoffInitialMs?: number;
+  watchBackoffMaxMs?: number;
+  resyncIntervalMs?: number;
+  random?: () => number;
+}
+
+/** What became of one decision. */
+export type Outcome =
+  | { kind: 'granted'; grant: AccessGrant; extended: boolean }
+  | { kind: 'refused'; policy?: string; reason: string; message: string };
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** The API did not answer (refused, reset, timed out) or answered that it cannot serve now. */
+function isUnavailable(err: unknown): err is KubeApiError {
+  return err instanceof KubeApiError && (err.status === 0 || err.status === 429 || err.status >= 500);
+}
+
+export class SnifferRole {
+  private readonly view: ClusterView;
+  private readonly engine: Engine;
+  private readonly grants: KubeGrantStore;
+  private readonly claims: KubeReplayStore;
+  private readonly localReplay: MemoryReplayStore;
+  private readonly caps: GrantCaps;
+  private readonly perGrant = new KeyedQueue();
+  private readonly refusalLog: RateLimitedLog;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private active = new Map<string, KnockPolicy>();
+  private keyFingerprints = new Map<string, string>();
+  private problems = new Set<string>();
+  private nodeMissing = false;
+  private applyScheduled = false;
+  private apiUp = true;
+  private sniffer: Sniffer | undefined;
+  private snifferInterfaces: string[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private started = false;
+  private stopped = false;
+
+  constructor(private readonly opts: SnifferRoleOptions) {
+    this.clock = opts.clock;
+    this.log = opts.logger;
+    const kube = {
+      kubeConfig: opts.kubeConfig,
+      clock: opts.clock,
+      requestAttempts: opts.requestAttempts,
+      requestBackoffInitialMs: opts.requestBackoffInitialMs,
+      requestBackoffMaxMs: opts.requestBackoffMaxMs,
+      random: opts.random,
+    };
+    this.grants = new KubeGrantStore({ ...kube, logger: opts.logger });
+    this.claims = new KubeReplayStore({ ...kube, node: opts.node });
+    this.localReplay = new MemoryReplayStore(opts.clock, SNIFFER_DEFAULTS.maxLocalReplayClaims);
+    this.caps = new GrantCaps({
+      clock: opts.clock,
+      maxLiveGrantsPerPolicy: opts.maxLiveGrantsPerPolicy ?? SNIFFER_DEFAULTS.maxLiveGrantsPerPolicy,
+      grantsPerSecond: opts.grantsPerSecond ?? SNIFFER_DEFAULTS.grantsPerSecond,
+      grantsBurst: opts.grantsBurst ?? SNIFFER_DEFAULTS.grantsBurst,
+    });
+    this.refusalLog = new RateLimitedLog(opts.clock, SNIFFER_DEFAULTS.refusalLogsPerSecond);
+    this.engine = createEngine({
+      policies: [],
+      clock: opts.clock,
+      spaVerifierFor: (policy) => this.verifierFor(policy),
+    });
+    this.view = new ClusterView({
+      kubeConfig: opts.kubeConfig,
+      namespace: opts.namespace,
+      clock: opts.clock,
+      logger: opts.logger,
+      onChange: () => this.scheduleApply(),
+      watchBackoffInitialMs: opts.watchBackoffInitialMs,
+      watchBackoffMaxMs: opts.watchBackoffMaxMs,
+      resyncIntervalMs: opts.resyncIntervalMs,
+      random: opts.random,
+    });
+    opts.metrics?.apiUp.set(1);
+  }
+
+  /** Read the cluster, run the matching policies, start capturing. Throws SnifferStartError. */
+  async start(): Promise<void> {
+    if (this.started) throw new SnifferStartError('the sniffer is already started');
+    this.started = true;
+    try {
+      await this.view.start(this.opts.initialSyncTimeoutMs ?? SNIFFER_DEFAULTS.initialSyncTimeoutMs);
+    } catch (err) {
+      await this.stop();
+      throw new SnifferStartError(
+        `cannot read policies, nodes and secrets from the Kubernetes API: ${(err as Error).message}`,
+      );
+    }
+    try {
+      this.apply(true);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.log.info(
+      {
+        event: 'started',
+        node: this.opts.node,
+        namespace: this.opts.namespace,
+        policies: [...this.active.keys()],
+        interfaces: this.sniffer?.interfaces() ?? [],
+      },
+      `knockgate sniffer on node ${this.opts.node}: ${this.active.size} policies, capturing on ${
+        this.sniffer?.interfaces().join(', ') || 'nothing'
+      }`,
+    );
+  }
+
+  /** Stop capturing and watching; wait for decisions in flight. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.sniffer?.close();
+    this.sniffer = undefined;
+    await this.view.stop();
+    await Promise.allSettled([...this.inFlight]);
+    await this.perGrant.idle();
+    await this.grants.close();
+    this.engine.dispose();
+  }
+
+  /** Policies running on this node now, by name. */
+  activePolicies(): string[] {
+    return [...this.active.keys()];
+  }
+
+  /** Policies matching this node that cannot run, one line each. */
+  policyProblems(): string[] {
+    return [...this.problems];
+  }
+
+  /** The engine's ports (what the capture filter lets through). */
+  ports(): string[] {
+    return this.engine.ports().map((p) => `${p.port}/${p.proto}`);
+  }
+
+  /** One packet through the engine, as the capture delivers it; resolves with every outcome. */
+  handlePacket(packet: InboundPacket): Promise<Outcome[]> {
+    return Promise.all(this.engine.handle(packet).map((v) => this.onVerdict(v, packet)));
+  }
+
+  // --- policies ----------------------------------------------------------------------------------
+
+  private scheduleApply(): void {
+    if (this.applyScheduled || this.stopped) return;
+    this.applyScheduled = true;
+    queueMicrotask(() => {
+      this.applyScheduled = false;
+      this.apply(false);
+    });
+  }
+
+  /** Recompute the policy set from the caches (level-based) and bring engine and capture to it. */
+  private apply(starting: boolean): void {
+    if (this.stopped || !this.view.synced) return;
+    const node = this.view.nodes.get(this.opts.node);
+    if (!node !== this.nodeMissing) {
+      this.nodeMissing = !node;
+      if (!node)
+        this.log.warn(
+          { event: 'node-missing', node: this.opts.node },
+          `Node ${this.opts.node} not found: its labels are unknown, so no policy runs here`,
+        );
+      else if (!starting)
+        this.log.info({ event: 'node-found', node: this.opts.node }, `Node ${this.opts.node} found`);
+    }
+    const { policies, invalid } = selectPolicies(this.view.policies.list(), node);
+
+    // A changed Secret rebuilds the verifiers of the policies that use it; other policies keep
+    // their state (the engine keeps a handler whose spec is unchanged).
+    const fingerprints = new Map<string, string>();
+    const rotated = new Set<string>();
+    for (const p of policies) {
+      if (!p.spec.spa) continue;
+      const fp = secretFingerprint(this.view.secrets.get(p.spec.spa.keySecretRef.name));
+      const before = this.keyFingerprints.get(p.metadata.name);
+      if (before !== undefined && before !== fp) rotated.add(p.metadata.name);
+      fingerprints.set(p.metadata.name, fp);
+    }
+    this.keyFingerprints = fingerprints;
+    if (rotated.size > 0) this.engine.setPolicies(policies.filter((p) => !rotated.has(p.metadata.name)));
+    this.engine.setPolicies(policies);
+    for (const name of rotated)
+      this.log.info(
+        { event: 'keys-changed', policy: name },
+        `policy "${name}": its Secret changed, keys reloaded`,
+      );
+
+    const problems = [...invalid, ...this.engine.problems().map((p) => p.message)];
+    const running = policies.filter((p) => !this.engine.problems().some((q) => q.policy === p.metadata.name));
+    for (const line of problems)
+      if (!this.problems.has(line)) this.log.error({ event: 'policy-problem' }, line);
+    this.problems = new Set(problems);
+
+    const next = new Map(running.map((p) => [p.metadata.name, p]));
+    for (const name of this.active.keys()) if (!next.has(name)) this.caps.forgetPolicy(name);
+    const changed = !sameList([...this.active.keys()], [...next.keys()]);
+    this.active = next;
+    if (changed && !starting)
+      this.log.info(
+        { event: 'policies', node: this.opts.node, policies: [...next.keys()] },
+        `node ${this.opts.node} runs ${next.size} policies: ${[...next.keys()].join(', ') || 'none'}`,
+      );
+    this.opts.metrics?.activePolicies.set(next.size);
+    this.opts.metrics?.policyProblems.set(problems.length);
+    this.refreshCapture(starting);
+  }
+
+  /** The SPA verifier of `policy` with its keys from its Secret. Throws (the engine leaves it out). */
+  private verifierFor(policy: KnockPolicy) {
+    const ref = policy.spec.spa!.keySecretRef.name;
+    const secret = this.view.secrets.get(ref);
+    if (!secret) throw new Error(`Secret ${this.opts.namespace}/${ref} not found`);
+    try {
+      return createSpaVerifier(policy, spaKeysFromSecretData(secretStrings(secret)), { clock: this.clock });
+    } catch (err) {
+      throw new Error(`Secret ${this.opts.namespace}/${ref}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Interfaces to capture on: the option, else the policies' own, else [] (default route). */
+  private captureInterfaces(): string[] {
+    if (this.opts.interfaces?.length) return [...this.opts.interfaces].sort();
+    const named = new Set<string>();
+    for (const p of this.active.values()) if (p.spec.interface) named.add(p.spec.interface);
+    return [...named].sort();
+  }
+
+  private refreshCapture(starting: boolean): void {
+    const start = this.opts.startSniffer;
+    if (!start) return;
+    const wanted = this.captureInterfaces();
+    try {
+      if (this.sniffer && sameList(wanted, this.snifferInterfaces)) {
+        this.sniffer.refresh();
+        return;
+      }
+      this.sniffer?.close();
+      this.sniffer = undefined;
+      this.sniffer = start({
+        engine: this.engine,
+        clock: this.clock,
+        interfaces: wanted,
+        ...(this.opts.bufferBytes !== undefined ? { bufferBytes: this.opts.bufferBytes } : {}),
+        onVerdict: (verdict, packet) => void this.onVerdict(verdict, packet),
+        onError: (err) => this.log.error({ event: 'verdict-error' }, (err as Error).message),
+      });
+      this.snifferInterfaces = wanted;
+    } catch (err) {
+      if (starting) throw new SnifferStartError(`capture: ${(err as Error).message}`);
+      this.log.error({ event: 'capture-error' }, `capture: ${(err as Error).message}`);
+    }
+  }
+
+  // --- decisions ---------------------------------------------------------------------------------
+
+  private onVerdict(verdict: Verdict, packet: InboundPacket): Promise<Outcome> {
+    if (verdict.kind === 'refused') return Promise.resolve(this.refused(verdict, packet.src));
+    const work = this.decide(verdict).catch((err: Error) => {
+      this.log.error({ event: 'decision-error', policy: verdict.policy }, err.message);
+      return this.refused(
+        { kind: 'refused', policy: verdict.policy, reason: 'internal-error', message: err.message },
+        verdict.source,
+      );
+    });
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+    return work;
+  }
+
+  /** Turn one decision into a created or extended AccessGrant, or a refusal. Never throws. */
+  async decide(decision: AccessDecision): Promise<Outcome> {
+    const where = `policy "${decision.policy}"`;
+    const address = decision.source.split('/')[0]!;
+    const policy = this.active.get(decision.policy);
+    if (!policy)
+      return this.refuse(decision, 'policy-gone', `${where} no longer runs on node ${this.opts.node}`);
+    let grant: AccessGrant;
+    try {
+      grant = buildGrant(decision, {
+        clock: this.clock,
+        node: this.opts.node,
+        targets: resolveTargets(policy, this.opts.node, this.view.nodes.list()),
+        policyUid: policy.metadata.uid,
+      });
+    } catch (err) {
+      if (err instanceof GrantBuildError) return this.refuse(decision, 'invalid', err.message);
+      throw err;
+    }
+    if (decision.claim) {
+      // Seen on this node already: refused without asking the API (a replay flood costs nothing).
+      let local: 'claimed' | 'replay';
+      try {
+        local = this.localReplay.claimSync(decision.claim.digest, decision.claim.expiresAt);
+      } catch (err) {
+        return this.refuse(decision, 'replay-store', `${where}: ${(err as Error).message}`);
+      }
+      if (local === 'replay')
+        return this.refuse(decision, 'replay', `${where}: SPA packet from ${address} was already used`);
+    }
+    return this.perGrant.run(grant.metadata.name, () => this.write(decision, grant));
+  }
+
+  private async write(decision: AccessDecision, grant: AccessGrant): Promise<Outcome> {
+    const where = `policy "${decision.policy}"`;
+    const name = grant.metadata.name;
+    const cap = this.caps.reserve(decision.policy, name);
+    if (cap) {
+      this.opts.metrics?.capped.inc({ policy: decision.policy, cap });
+      const message =
+        cap === 'rate-limited'
+          ? `${where}: grant writes over the rate limit (${this.opts.grantsPerSecond ?? SNIFFER_DEFAULTS.grantsPerSecond}/s); nothing opened for ${grant.spec.source}`
+          : `${where}: ${this.caps.liveCount(decision.policy)} live grants already (the cap); nothing opened for ${grant.spec.source}`;
+      return this.refuse(decision, cap, message);
+    }
+    let operation = 'create replayclaim';
+    try {
+      if (decision.claim) {
+        const claimed = await this.claims.claim(
+          decision.claim.digest,
+          decision.claim.expiresAt,
+          decision.policy,
+        );
+        if (claimed === 'replay') {
+          this.caps.release(decision.policy, name);
+          this.apiAnswered();
+          return this.refuse(
+            decision,
+            'replay',
+            `${where}: SPA packet from ${grant.spec.source.split('/')[0]} was already used (ReplayClaim exists)`,
+          );
+        }
+      }
+      operation = 'write accessgrant';
+      const stored = await this.grants.extend(grant);
+      this.caps.commit(decision.policy, name, expiresAtMs(stored));
+      this.apiAnswered();
+      const extended =
+        (stored.metadata.generation ?? 1) > 1 || stored.spec.expiresAt !== grant.spec.expiresAt;
+      this.opts.metrics?.granted.inc({
+        policy: decision.policy,
+        method: decision.method,
+        extended: String(extended),
+      });
+      auditGrant(this.log, extended ? 'extend' : 'open', stored);
+      return { kind: 'granted', grant: stored, extended };
+    } catch (err) {
+      this.caps.release(decision.policy, name);
+      if (err instanceof GrantValidationError)
+        return this.refuse(decision, 'invalid', `${where}: ${err.message}`);
+      this.opts.metrics?.apiErrors.inc({ operation });
+      if (isUnavailable(err)) {
+        this.apiFailed();
+        return this.refuse(
+          decision,
+          'api-unavailable',
+          `${where}: Kubernetes API unavailable, nothing opened for ${grant.spec.source} (${err.message})`,
+          'error',
+        );
+      }
+      return this.refuse(
+        decision,
+        'api-error',
+        `${where}: nothing opened for ${grant.spec.source}: ${operation}: ${(err as Error).message}`,
+        'error',
+      );
+    }
+  }
+
+  private apiAnswered(): void {
+    if (this.apiUp) return;
+    this.apiUp = true;
+    this.opts.metrics?.apiUp.set(1);
+    this.log.info({ event: 'api-up' }, 'the Kubernetes API answers again: grants are written again');
+  }
+
+  private apiFailed(): void {
+    this.opts.metrics?.apiUp.set(0);
+    this.apiUp = false;
+  }
+
+  private refuse(
+    decision: AccessDecision,
+    reason: string,
+    message: string,
+    level: 'info' | 'error' = 'info',
+  ): Outcome {
+    return this.refused(
+      { kind: 'refused', policy: decision.policy, reason, message },
+      decision.source,
+      level,
+    );
+  }
+
+  /** Count every refusal; log it unless over the log rate (then the next line says how many). */
+  private refused(refusal: Refusal, source: string, level: 'info' | 'error' = 'info'): Outcome {
+    this.opts.metrics?.refusals.inc({ policy: refusal.policy ?? '', reason: refusal.reason });
+    if (this.refusalLog.allow()) {
+      const suppressed = this.refusalLog.takeSuppressed();
+      if (suppressed > 0)
+        this.log.info(
+          { event: 'refuse-suppressed', count: suppressed },
+          `${suppressed} more refusals not logged`,
+        );
+      if (level === 'error')
+        this.log.error(
+          { event: 'refuse', reason: refusal.reason, policy: refusal.policy, source },
+          refusal.message,
+        );
+      else auditRefusal(this.log, refusal, source);
+    }
+    return {
+      kind: 'refused',
+      ...(refusal.policy !== undefined ? { policy: refusal.policy } : {}),
+      reason: refusal.reason,
+      message: refusal.message,
+    };
+  }
+}
