@@ -67,7 +67,10 @@ export function parseListenAddress(text: string): { host: string; port: number }
   return { host: m[1] ?? m[2]!, port };
 }
 
-export async function serveMetrics(metrics: StandaloneMetrics, address: string): Promise<Server> {
+export async function serveMetrics(
+  metrics: Pick<StandaloneMetrics, 'registry'>,
+  address: string,
+): Promise<Server> {
   const { host, port } = parseListenAddress(address);
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
