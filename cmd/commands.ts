@@ -8,10 +8,11 @@ import { register as importConfig } from './import.js';
 import { register as knock } from './knock.js';
 import { register as standalone } from './standalone.js';
 import { register as grants } from './grants.js';
+import { register as sniffer } from './sniffer.js';
 
 type Register = (program: Command) => void;
 
-const modules: Register[] = [standalone, grants, knock, spa, keygen, importConfig];
+const modules: Register[] = [standalone, grants, knock, spa, keygen, importConfig, sniffer];
 
 export function registerCommands(program: Command): void {
   for (const register of modules) register(program);
