@@ -7,6 +7,7 @@ import { FakeClock } from '../api/clock.js';
 import type { KnockPolicy } from '../api/types.js';
 import { GrantCaps } from '../controller/sniffer/caps.js';
 import {
+  clusterNeverGrant,
   labelsMatch,
   resolveTargets,
   secretFingerprint,
@@ -143,6 +144,27 @@ describe('policy selection and targets', () => {
       grant: { ports: ['22/tcp'], durationSeconds: 60, targets: { node: { mode: 'None' } } },
     });
     expect(resolveTargets(none, 'n1', nodes)).toEqual({ nodes: [] });
+  });
+});
+
+describe('cluster never-grant set', () => {
+  it('holds every node address and pod CIDR, and skips what does not parse', () => {
+    const set = clusterNeverGrant([
+      {
+        metadata: { name: 'n1' },
+        spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24', 'fd00:244::/64'] },
+        status: {
+          addresses: [
+            { type: 'InternalIP', address: '10.1.0.5' },
+            { type: 'Hostname', address: 'n1' },
+            { type: 'ExternalIP', address: '2001:db8::5' },
+          ],
+        },
+      },
+      { metadata: { name: 'n2' }, spec: { podCIDR: 'garbage' } },
+    ]);
+    for (const a of ['10.1.0.5', '10.244.1.9', 'fd00:244::7', '2001:db8::5']) expect(set.has(a)).toBe(true);
+    for (const a of ['10.1.0.6', '10.244.2.1', '2001:db8::6']) expect(set.has(a)).toBe(false);
   });
 });
 

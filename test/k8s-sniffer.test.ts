@@ -200,7 +200,14 @@ beforeAll(async () => {
     ['node-b', { role: 'edge', zone: 'b' }],
     ['node-c', { role: 'db' }],
   ];
-  for (const [name, labels] of nodes) await core.createNode({ body: { metadata: { name, labels } } });
+  for (const [name, labels] of nodes)
+    await core.createNode({
+      body: { metadata: { name, labels }, spec: name === 'node-b' ? { podCIDR: '10.244.1.0/24' } : {} },
+    });
+  await core.patchNodeStatus(
+    { name: 'node-b', body: { status: { addresses: [{ type: 'InternalIP', address: '10.1.0.200' }] } } },
+    setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+  );
   await core.createNamespacedSecret({
     namespace: NS,
     body: { metadata: { name: 'ssh-spa' }, data: secretData(KEYS_1) },
@@ -276,6 +283,20 @@ describe('knockgate sniffer on Kubernetes', () => {
     await knock(a.role, '10.1.0.5', [7100, 8100, 9100]);
     expect((await serverGrant('knock-none-0a010005'))!.spec.targets).toEqual({ nodes: [] });
     expect(await metricValue(a.metrics, 'knockgate_sniffer_grants_total', { extended: 'false' })).toBe(2);
+  });
+
+  it('never grants a node address or a pod address', async () => {
+    await waitFor(
+      async () => (await core.readNodeStatus({ name: 'node-b' })).status?.addresses?.length === 1,
+      {
+        what: 'node-b status',
+      },
+    );
+    for (const src of ['10.1.0.200', '10.244.1.7']) {
+      const [outcome] = await knock(a.role, src, [7000, 8000, 9000]);
+      expect(outcome).toMatchObject({ kind: 'refused', reason: 'never-grant' });
+    }
+    expect((await serverGrants()).filter((g) => /^10\.(1\.0\.200|244\.)/.test(g.spec.source))).toEqual([]);
   });
 
   it('a repeated knock extends the live grant, and replaces an Expired one of the same name', async () => {

@@ -39,7 +39,13 @@ import { GrantCaps } from './caps.js';
 import { ClusterView } from './cluster-view.js';
 import { SNIFFER_DEFAULTS } from './limits.js';
 import type { SnifferMetrics } from './metrics.js';
-import { resolveTargets, secretFingerprint, secretStrings, selectPolicies } from './selection.js';
+import {
+  clusterNeverGrant,
+  resolveTargets,
+  secretFingerprint,
+  secretStrings,
+  selectPolicies,
+} from './selection.js';
 
 export class SnifferStartError extends Error {}
 
@@ -97,6 +103,8 @@ export class SnifferRole {
   private readonly log: Logger;
   private readonly clock: Clock;
   private active = new Map<string, KnockPolicy>();
+  /** Every node's addresses and pod CIDRs, rebuilt when the Nodes change. */
+  private neverGrant = clusterNeverGrant([]);
   private keyFingerprints = new Map<string, string>();
   private problems = new Set<string>();
   private nodeMissing = false;
@@ -239,6 +247,7 @@ export class SnifferRole {
         this.log.info({ event: 'node-found', node: this.opts.node }, `Node ${this.opts.node} found`);
     }
     const { policies, invalid } = selectPolicies(this.view.policies.list(), node);
+    this.neverGrant = clusterNeverGrant(this.view.nodes.list());
 
     // A changed Secret rebuilds the verifiers of the policies that use it; other policies keep
     // their state (the engine keeps a handler whose spec is unchanged).
@@ -349,6 +358,12 @@ export class SnifferRole {
     const policy = this.active.get(decision.policy);
     if (!policy)
       return this.refuse(decision, 'policy-gone', `${where} no longer runs on node ${this.opts.node}`);
+    if (this.neverGrant.has(address))
+      return this.refuse(
+        decision,
+        'never-grant',
+        `${where}: ${address} is a node or pod address, never granted`,
+      );
     let grant: AccessGrant;
     try {
       grant = buildGrant(decision, {

@@ -10,12 +10,16 @@
 //   base64 into the KEY/KEY_BASE64/HMAC_KEY/HMAC_KEY_BASE64 strings spaKeysFromSecretData reads.
 
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import { CidrSet, hostCidr, parseCidr } from '../../api/addresses.js';
 import { validatePolicy } from '../../api/validate.js';
 import type { AccessGrantSpec, KnockPolicy } from '../../api/types.js';
 
 /** What the sniffer reads of a Node. */
 export interface NodeLike {
   metadata: { name: string; labels?: Record<string, string> };
+  spec?: { podCIDR?: string; podCIDRs?: string[] };
+  status?: { addresses?: { type?: string; address?: string }[] };
 }
 
 /** What the sniffer reads of a Secret. */
@@ -88,6 +92,28 @@ export function resolveTargets(
   return groups?.length
     ? { nodes: names, awsSecurityGroups: groups.map((g) => ({ ...g })) }
     : { nodes: names };
+}
+
+/**
+ * Never granted, whatever a packet says: every node's own addresses and pod CIDRs (DESIGN.md, trust
+ * boundaries). Entries that do not parse are skipped (a Node is not the sniffer's to validate).
+ */
+export function clusterNeverGrant(nodes: readonly NodeLike[]): CidrSet {
+  const cidrs: string[] = [];
+  const add = (text: string | undefined, asHost: boolean) => {
+    if (typeof text !== 'string') return;
+    try {
+      cidrs.push(asHost ? hostCidr(text) : `${parseCidr(text).address}/${parseCidr(text).prefix}`);
+    } catch {
+      // not an address: nothing to add
+    }
+  };
+  for (const n of nodes) {
+    for (const a of n.status?.addresses ?? []) if (isIP(a.address ?? '')) add(a.address, true);
+    add(n.spec?.podCIDR, false);
+    for (const c of n.spec?.podCIDRs ?? []) add(c, false);
+  }
+  return new CidrSet(cidrs);
 }
 
 export class SecretDataError extends Error {}
