@@ -52,7 +52,6 @@ export function agentFirewallConfig(config: AgentConfig): FirewallConfig {
 
 export class NodeAgent {
   private reconciler: AgentReconciler | undefined;
-  private waiting: Promise<void> | undefined;
   private stopped = false;
 
   constructor(private readonly opts: AgentOptions) {}
@@ -88,7 +87,7 @@ export class NodeAgent {
     });
     this.reconciler.start();
     sources.start();
-    this.waiting = this.awaitFirstLists();
+    void this.awaitFirstLists();
     logger.info(
       {
         event: 'started',
@@ -106,8 +105,9 @@ export class NodeAgent {
     if (this.stopped) return;
     this.stopped = true;
     this.reconciler?.stop();
+    // Stopped sources fail their sync waiters, which ends awaitFirstLists (not awaited: a source
+    // need not answer a waiter at all).
     await this.opts.sources.stop();
-    await this.waiting;
     await this.reconciler?.idle();
     await this.opts.firewall.close().catch(() => undefined);
   }

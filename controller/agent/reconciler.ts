@@ -169,10 +169,16 @@ export class AgentReconciler {
   private enqueue(name: string): void {
     if (this.stopped) return;
     this.queue.add(name);
-    if (!this.draining)
-      this.draining = this.drain().finally(() => {
-        this.draining = undefined;
-      });
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.draining || this.stopped) return;
+    this.draining = this.drain().finally(() => {
+      this.draining = undefined;
+      // Work queued after the loop saw an empty queue, before it ended.
+      if (this.queue.size > 0) this.kick();
+    });
   }
 
   private async drain(): Promise<void> {
