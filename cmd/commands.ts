@@ -9,10 +9,11 @@ import { register as knock } from './knock.js';
 import { register as standalone } from './standalone.js';
 import { register as grants } from './grants.js';
 import { register as sniffer } from './sniffer.js';
+import { register as agent } from './agent.js';
 
 type Register = (program: Command) => void;
 
-const modules: Register[] = [standalone, grants, knock, spa, keygen, importConfig, sniffer];
+const modules: Register[] = [standalone, grants, knock, spa, keygen, importConfig, sniffer, agent];
 
 export function registerCommands(program: Command): void {
   for (const register of modules) register(program);
