@@ -1,0 +1,105 @@
+// knockgate controller: the cluster controller (a Deployment with leader election on a Lease):
+// grant phases and conditions, expiry, retention, ReplayClaim garbage collection, the revoke
+// finalizer, Events, and the bounds of manual grants. Wiring and signals only: the controller is
+// controller/reconciler/manager.ts.
+//
+// Exit status: 0 after SIGTERM/SIGINT (the Lease is released so a standby takes over at once);
+// 2 for bad input (config FILE:LINE, options, kubeconfig).
+
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import { systemClock } from '../api/clock.js';
+import { ConfigError } from '../api/config/errors.js';
+import { createLogger } from '../api/log.js';
+import { DNS1123_LABEL, DNS1123_SUBDOMAIN } from '../api/validate-fields.js';
+import { KubeConfigError, loadKubeConfig } from '../controller/kube/client.js';
+import {
+  defaultControllerConfig,
+  loadControllerConfig,
+  type ControllerConfig,
+} from '../controller/reconciler/config.js';
+import { ControllerManager } from '../controller/reconciler/manager.js';
+import { CliError } from './errors.js';
+import { logLevel } from './options.js';
+
+interface ControllerCliOptions {
+  config?: string;
+  kubeconfig?: string;
+  context?: string;
+  namespace?: string;
+  identity?: string;
+  logLevel: string;
+}
+
+function load(opts: ControllerCliOptions): ControllerConfig {
+  let config: ControllerConfig;
+  try {
+    config = opts.config === undefined ? defaultControllerConfig() : loadControllerConfig(opts.config);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message);
+    throw err;
+  }
+  // The release namespace (the pod's own, by the downward API) holds the Lease and the Events
+  // unless the config file names others.
+  const namespace = opts.namespace ?? process.env.POD_NAMESPACE;
+  if (namespace !== undefined) {
+    if (!DNS1123_LABEL.test(namespace) || namespace.length > 63)
+      throw new CliError(`--namespace: "${namespace}" is not a namespace name`);
+    const defaults = defaultControllerConfig();
+    if (config.leaderElection.namespace === defaults.leaderElection.namespace)
+      config.leaderElection.namespace = namespace;
+    if (config.eventsNamespace === defaults.eventsNamespace) config.eventsNamespace = namespace;
+  }
+  return config;
+}
+
+async function run(opts: ControllerCliOptions): Promise<void> {
+  const config = load(opts);
+  const identity = opts.identity ?? process.env.POD_NAME ?? hostname();
+  if (identity.length > 253 || !DNS1123_SUBDOMAIN.test(identity.toLowerCase()))
+    throw new CliError(`--identity: "${identity}" is not a usable holder identity`);
+  let kubeConfig;
+  try {
+    kubeConfig = loadKubeConfig({ kubeconfig: opts.kubeconfig, context: opts.context });
+  } catch (err) {
+    if (err instanceof KubeConfigError) throw new CliError(err.message);
+    throw err;
+  }
+  const logger = createLogger({ level: opts.logLevel, name: 'knockgate-controller' });
+  const manager = new ControllerManager({ kubeConfig, config, identity, clock: systemClock, logger });
+  manager.start();
+  logger.info(
+    {
+      event: 'started',
+      identity,
+      lease: `${config.leaderElection.namespace}/${config.leaderElection.leaseName}`,
+    },
+    `controller ${identity} started; campaigning for the lease`,
+  );
+  await new Promise<void>((resolve) => {
+    const onStop = (signal: string) => {
+      logger.info({ event: 'stopping', signal }, `${signal}: releasing the lease and stopping`);
+      void manager.stop({ release: true }).then(resolve);
+    };
+    process.once('SIGTERM', () => onStop('SIGTERM'));
+    process.once('SIGINT', () => onStop('SIGINT'));
+  });
+}
+
+export function register(program: Command): void {
+  program
+    .command('controller')
+    .description(
+      'the cluster controller: grant phases, expiry, retention, claim GC, revoke finalizer, events',
+    )
+    .option('-c, --config <file>', 'ControllerConfig YAML (manual grant bounds, retention, leader election)')
+    .option(
+      '--kubeconfig <file>',
+      'kubeconfig file (default: $KUBECONFIG, else the in-cluster service account)',
+    )
+    .option('--context <name>', 'kubeconfig context')
+    .option('--namespace <ns>', 'namespace of the Lease and the Events (default: $POD_NAMESPACE)')
+    .option('--identity <name>', 'leader election identity (default: $POD_NAME, else the host name)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', logLevel, 'info')
+    .action((opts: ControllerCliOptions) => run(opts));
+}

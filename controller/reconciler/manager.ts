@@ -1,0 +1,247 @@
+// `knockgate controller`: the cluster controller's composition.
+//
+// Informers (AccessGrants, KnockPolicies, ReplayClaims, Nodes) run in every replica, so a standby
+// has a warm cache. Only the leader (Lease, controller/leader/) acts: each leadership term gets
+// fresh work queues fed by the informers and seeded with every cached object (level-based: a new
+// leader picks up from the API state, whatever its predecessor did or left half-done). When the
+// term ends — the Lease was taken over, a renewal deadline passed, or stop() — the queues drop
+// everything at once, and every write checks the term first, so a reconcile still running when
+// leadership is lost sends nothing more.
+
+import { CoreV1Api, type KubeConfig, type KubernetesListObject } from '@kubernetes/client-node';
+import type { Clock, TimerHandle } from '../../api/clock.js';
+import type { Logger } from '../../api/log.js';
+import type { AccessGrant, KnockPolicy, ReplayClaim } from '../../api/types.js';
+import { isTerminal } from '../grants-phase.js';
+import { KubeInformer, type CachedObject } from '../kube/informer.js';
+import { ResourceClient } from '../kube/resource-client.js';
+import { LeaderElector } from '../leader/elector.js';
+import { LeaseClient } from '../leader/lease-client.js';
+import { ClaimReconciler } from './claim-reconciler.js';
+import type { ControllerConfig } from './config.js';
+import { EventRecorder } from './events.js';
+import { GrantReconciler, RETENTION_KEY, type NodeLike } from './grant-reconciler.js';
+import { WorkQueue } from './queue.js';
+
+export class NotLeaderError extends Error {
+  constructor() {
+    super('not the leader: write skipped');
+  }
+}
+
+export interface ControllerManagerOptions {
+  kubeConfig: KubeConfig;
+  config: ControllerConfig;
+  /** This replica (the pod name): the Lease holder identity and the Events' reportingInstance. */
+  identity: string;
+  clock: Clock;
+  logger?: Logger;
+  /** Keys reconciled at once per queue. Default 4. */
+  workers?: number;
+  /** Informer tuning (tests shorten these). */
+  watchBackoffInitialMs?: number;
+  watchBackoffMaxMs?: number;
+  resyncIntervalMs?: number;
+  /** How long a new leader waits for the informers' first lists. Default 30 s. */
+  syncTimeoutMs?: number;
+}
+
+type Grant = AccessGrant & CachedObject;
+type Policy = KnockPolicy & CachedObject;
+type Claim = ReplayClaim & CachedObject;
+type Node = NodeLike & CachedObject;
+
+interface Term {
+  id: number;
+  grantQueue: WorkQueue;
+  claimQueue: WorkQueue;
+  unsubscribe: (() => void)[];
+  sweep?: TimerHandle;
+}
+
+/** Every live key is enqueued again this often (missed timers and events are caught up). */
+const SWEEP_MS = 5 * 60_000;
+
+export class ControllerManager {
+  readonly grants: KubeInformer<Grant>;
+  readonly policies: KubeInformer<Policy>;
+  readonly claims: KubeInformer<Claim>;
+  readonly nodes: KubeInformer<Node>;
+  readonly elector: LeaderElector;
+  private readonly grantClient: ResourceClient<AccessGrant>;
+  private readonly claimClient: ResourceClient<ReplayClaim>;
+  private term: Term | undefined;
+  private terms = 0;
+  private starting: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly opts: ControllerManagerOptions) {
+    const { kubeConfig, clock, logger } = opts;
+    // One attempt per request: the work queue retries with backoff, re-checking leadership first.
+    const retry = { clock, attempts: 1 };
+    this.grantClient = new ResourceClient<AccessGrant>(kubeConfig, 'accessgrants', 'accessgrant', retry);
+    const policyClient = new ResourceClient<KnockPolicy>(kubeConfig, 'knockpolicies', 'knockpolicy', retry);
+    this.claimClient = new ResourceClient<ReplayClaim>(kubeConfig, 'replayclaims', 'replayclaim', retry);
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const informer = <T extends CachedObject>(path: string, resource: string, list: () => Promise<unknown>) =>
+      new KubeInformer<T>({
+        kubeConfig,
+        path,
+        resource,
+        list: list as () => Promise<KubernetesListObject<T>>,
+        clock,
+        logger,
+        backoffInitialMs: opts.watchBackoffInitialMs,
+        backoffMaxMs: opts.watchBackoffMaxMs,
+        resyncIntervalMs: opts.resyncIntervalMs,
+      });
+    this.grants = informer<Grant>(this.grantClient.path, 'accessgrants', () => this.grantClient.list());
+    this.policies = informer<Policy>(policyClient.path, 'knockpolicies', () => policyClient.list());
+    this.claims = informer<Claim>(this.claimClient.path, 'replayclaims', () => this.claimClient.list());
+    this.nodes = informer<Node>('/api/v1/nodes', 'nodes', () => core.listNode());
+    const le = opts.config.leaderElection;
+    this.elector = new LeaderElector({
+      client: new LeaseClient(kubeConfig, le.namespace, le.leaseName),
+      identity: opts.identity,
+      clock,
+      logger,
+      leaseDurationSeconds: le.leaseDurationSeconds,
+      renewDeadlineSeconds: le.renewDeadlineSeconds,
+      retryPeriodSeconds: le.retryPeriodSeconds,
+      onStartedLeading: () => this.startTerm(),
+      onStoppedLeading: () => void this.endTerm(),
+    });
+  }
+
+  /** Start the informers and campaign for the Lease. */
+  start(): void {
+    for (const i of [this.grants, this.policies, this.claims, this.nodes]) i.start();
+    this.elector.start();
+  }
+
+  isLeader(): boolean {
+    return this.elector.isLeader();
+  }
+
+  /** Stop acting and watching; with `release`, hand the Lease over at once (graceful shutdown). */
+  async stop(opts: { release?: boolean } = {}): Promise<void> {
+    this.stopped = true;
+    await this.elector.stop(opts);
+    await this.endTerm();
+    await Promise.all([this.grants, this.policies, this.claims, this.nodes].map((i) => i.stop()));
+  }
+
+  /** Resolves once the current term's queues have nothing running (tests). */
+  async idle(): Promise<void> {
+    await this.starting;
+    const t = this.term;
+    if (t) await Promise.all([t.grantQueue.idle(), t.claimQueue.idle()]);
+  }
+
+  // --- leadership terms --------------------------------------------------------------------------
+
+  private guard(termId: number): void {
+    if (this.stopped || this.term?.id !== termId || !this.elector.isLeader()) throw new NotLeaderError();
+  }
+
+  private startTerm(): void {
+    const id = ++this.terms;
+    const { clock, logger, config } = this.opts;
+    const guard = () => this.guard(id);
+    const grantReconciler = new GrantReconciler({
+      grants: this.grants,
+      policies: this.policies,
+      nodes: this.nodes,
+      client: this.grantClient,
+      events: new EventRecorder({
+        kubeConfig: this.opts.kubeConfig,
+        namespace: config.eventsNamespace,
+        clock,
+        instance: this.opts.identity,
+        logger,
+        guard,
+      }),
+      config,
+      clock,
+      logger,
+      guard,
+    });
+    const claimReconciler = new ClaimReconciler({
+      claims: this.claims,
+      client: this.claimClient,
+      clock,
+      logger,
+      guard,
+    });
+    const term: Term = {
+      id,
+      grantQueue: new WorkQueue({
+        name: 'accessgrants',
+        reconcile: (k) => grantReconciler.reconcile(k),
+        clock,
+        logger,
+        workers: this.opts.workers,
+      }),
+      claimQueue: new WorkQueue({
+        name: 'replayclaims',
+        reconcile: (k) => claimReconciler.reconcile(k),
+        clock,
+        logger,
+        workers: this.opts.workers,
+      }),
+      unsubscribe: [],
+    };
+    this.term = term;
+    this.starting = this.seed(term).catch((err: Error) => {
+      logger?.error({ event: 'controller-start-error' }, err.message);
+    });
+  }
+
+  /** Subscribe the term's queues to the informers, then enqueue every cached object. */
+  private async seed(term: Term): Promise<void> {
+    const timeout = this.opts.syncTimeoutMs ?? 30_000;
+    await Promise.all(
+      [this.grants, this.policies, this.claims, this.nodes].map((i) => i.waitForSync(timeout)),
+    );
+    if (this.term !== term) return;
+    const { grantQueue, claimQueue } = term;
+    term.unsubscribe.push(
+      this.grants.subscribe((e) => {
+        if (e.type === 'DELETED') grantQueue.forget(e.object.metadata.name);
+        else grantQueue.add(e.object.metadata.name);
+        if (e.type !== 'DELETED' && isTerminal(e.object)) grantQueue.add(RETENTION_KEY);
+      }),
+      // A policy that appears, changes or goes re-checks the grants that name it.
+      this.policies.subscribe((e) => {
+        for (const g of this.grants.list())
+          if (g.spec.policyRef?.name === e.object.metadata.name) grantQueue.add(g.metadata.name);
+      }),
+      this.claims.subscribe((e) => {
+        if (e.type === 'DELETED') claimQueue.forget(e.object.metadata.name);
+        else claimQueue.add(e.object.metadata.name);
+      }),
+    );
+    this.enqueueAll(term);
+    const sweep = () => {
+      if (this.term !== term) return;
+      this.enqueueAll(term);
+      term.sweep = this.opts.clock.setTimeout(sweep, SWEEP_MS);
+    };
+    term.sweep = this.opts.clock.setTimeout(sweep, SWEEP_MS);
+  }
+
+  private enqueueAll(term: Term): void {
+    for (const g of this.grants.list()) term.grantQueue.add(g.metadata.name);
+    term.grantQueue.add(RETENTION_KEY);
+    for (const c of this.claims.list()) term.claimQueue.add(c.metadata.name);
+  }
+
+  private async endTerm(): Promise<void> {
+    const term = this.term;
+    if (!term) return;
+    this.term = undefined;
+    term.sweep?.cancel();
+    for (const u of term.unsubscribe) u();
+    await Promise.all([term.grantQueue.stop(), term.claimQueue.stop()]);
+  }
+}
