@@ -320,6 +320,17 @@ describe('knockgate sniffer on Kubernetes', () => {
     expect(fresh.status?.phase).toBeUndefined();
   });
 
+  it('says so when a knock on another node extends a Local grant that does not target it', async () => {
+    const [outcome] = await knock(b.role, '10.1.0.5', [7000, 8000, 9000]);
+    expect(outcome).toMatchObject({ kind: 'granted', extended: true });
+    const grant = (await serverGrant('knock-ssh-0a010005'))!;
+    expect(grant.spec.targets).toEqual({ nodes: ['node-a'] });
+    const warning = b.log.lines().find((l) => l.event === 'not-targeted');
+    expect(warning?.msg).toBe(
+      'grant knock-ssh-0a010005 targets node-a, not node node-b: this node stays closed for 10.1.0.5/32',
+    );
+  });
+
   it('an SPA packet claims its ReplayClaim, then creates a grant for the Selector nodes and SGs', async () => {
     const packet = spa('10.1.0.7', KEYS_1);
     const [outcome] = await a.role.handlePacket(packet);

@@ -432,6 +432,14 @@ export class SnifferRole {
         extended: String(extended),
       });
       auditGrant(this.log, extended ? 'extend' : 'open', stored);
+      const wanted = grant.spec.targets?.nodes?.includes(this.opts.node) === true;
+      if (wanted && !stored.spec.targets?.nodes?.includes(this.opts.node))
+        // Grant names carry no node: a Local-mode grant made on another node was extended, and
+        // this node's firewall stays closed for the source. Said, not hidden.
+        this.log.warn(
+          { event: 'not-targeted', grant: name, observedBy: stored.spec.observedBy, node: this.opts.node },
+          `grant ${name} targets ${stored.spec.targets?.nodes?.join(', ') || 'no node'}, not node ${this.opts.node}: this node stays closed for ${stored.spec.source}`,
+        );
       return { kind: 'granted', grant: stored, extended };
     } catch (err) {
       this.caps.release(decision.policy, name);
