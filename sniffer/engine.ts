@@ -49,6 +49,11 @@ export interface Engine {
   setPolicies(policies: readonly KnockPolicy[]): void;
   /** The ports policies listen on, sorted: what the capture filter lets through. */
   ports(): PortRef[];
+  /**
+   * UDP ports on which only SPA policies listen, sorted: packets to them whose payload cannot be
+   * SPA data may be dropped in the kernel (capture/filter.ts). Optional for other engines.
+   */
+  spaOnlyPorts?(): PortRef[];
   /** Policies left out of the current set, and why. */
   problems(): PolicyProblem[];
   /** Stop timers and forget state. */
@@ -59,6 +64,7 @@ interface Handler {
   policy: string;
   /** JSON of the policy spec, to tell an unchanged policy on reload. */
   fingerprint: string;
+  kind: 'knock' | 'spa';
   keys: number[];
   handle(packet: InboundPacket, key: number): Verdict | undefined;
   dispose(): void;
@@ -69,6 +75,7 @@ function knockHandler(policy: KnockPolicy, fingerprint: string, opts: EngineOpti
   return {
     policy: door.spec.policy,
     fingerprint,
+    kind: 'knock',
     keys: [...door.spec.portKeys],
     handle: (packet, key) => door.feed(packet, key),
     dispose: () => door.dispose(),
@@ -83,6 +90,7 @@ function spaHandler(policy: KnockPolicy, fingerprint: string, opts: EngineOption
   return {
     policy: policy.metadata.name,
     fingerprint,
+    kind: 'spa',
     keys: [portKey(port.proto, port.port)],
     handle: (packet) => verifier.verify(packet),
     dispose: () => undefined,
@@ -168,6 +176,13 @@ export function createEngine(opts: EngineOptions): Engine {
     setPolicies,
     ports() {
       return [...byPort.keys()].sort((a, b) => a - b).map(portOfKey);
+    },
+    spaOnlyPorts() {
+      return [...byPort.entries()]
+        .filter(([key, list]) => portOfKey(key).proto === 'udp' && list.every((h) => h.kind === 'spa'))
+        .map(([key]) => key)
+        .sort((a, b) => a - b)
+        .map(portOfKey);
     },
     problems: () => [...problems],
     dispose() {

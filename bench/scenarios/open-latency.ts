@@ -44,19 +44,29 @@ async function measure(net: Topology, opts: RunOptions): Promise<Row[]> {
   const srv = net.ns('srv');
   const cli = net.ns('cli');
   const target = srv.addr4['cli']!;
-  const prefix = cli.addr4['srv']!.split('.').slice(0, 3).join('.');
-  const sources = Array.from({ length: opts.trials }, (_, i) => `${prefix}.${10 + i}`);
+  // Knock and SPA trials each get their own client addresses (a grant from one trigger must not
+  // make the other's trial start open): 10.T.2.x and 10.T.3.x, on-link on both ends.
+  const tag = target.split('.').slice(0, 2).join('.');
+  const sourcesFor = (net3: number) =>
+    Array.from({ length: opts.trials }, (_, i) => `${tag}.${net3}.${10 + i}`);
+  const knockSources = sourcesFor(2);
+  const spaSources = sourcesFor(3);
   const batch = join(dir, 'addresses.batch');
-  writeFileSync(batch, sources.map((s) => `addr add ${s}/24 dev ${cli.ifname['srv']}\n`).join(''));
+  writeFileSync(
+    batch,
+    [...knockSources, ...spaSources].map((s) => `addr add ${s}/24 dev ${cli.ifname['srv']}\n`).join(''),
+  );
   await cli.run('ip', ['-batch', batch]);
+  for (const net3 of [2, 3])
+    await srv.run('ip', ['addr', 'add', `${tag}.${net3}.1/24`, 'dev', srv.ifname['cli']!]);
   srv.spawn('node', [
     '-e',
     `require('net').createServer((s) => { s.on('error', () => {}); s.end('ok\\n'); }).listen(${PROTECTED_PORT}, '0.0.0.0')`,
   ]);
   const keys = newKeys();
-  const base = { target, protectedPort: PROTECTED_PORT, sources, timeoutMs: 5000 };
-  const knockProbe: ProbeArgs = { ...base, mode: 'knock', knockPorts: KNOCK_PORTS };
-  const spaProbe: ProbeArgs = { ...base, mode: 'spa', spa: { port: SPA_PORT, ...keys } };
+  const base = { target, protectedPort: PROTECTED_PORT, timeoutMs: 5000 };
+  const knockProbe: ProbeArgs = { ...base, sources: knockSources, mode: 'knock', knockPorts: KNOCK_PORTS };
+  const spaProbe: ProbeArgs = { ...base, sources: spaSources, mode: 'spa', spa: { port: SPA_PORT, ...keys } };
   const iface = srv.ifname['cli']!;
   const rows: Row[] = [];
   const record = (

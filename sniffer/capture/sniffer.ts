@@ -70,12 +70,13 @@ export function startSniffer(opts: SnifferOptions): Sniffer {
   function computeFilters(): Record<string, string> {
     const ports = opts.engine.ports();
     if (ports.length === 0) return {};
+    const spaPorts = opts.engine.spaOnlyPorts?.() ?? [];
     const out: Record<string, string> = {};
     for (const iface of interfaces) {
       const addresses = interfaceAddresses([iface]);
       if (addresses.length === 0)
         throw new CaptureError(`interface ${iface} has no address to capture packets for`);
-      out[iface] = buildCaptureFilter({ addresses, ports, vlan: isEthernetInterface(iface) });
+      out[iface] = buildCaptureFilter({ addresses, ports, spaPorts, vlan: isEthernetInterface(iface) });
     }
     return out;
   }
