@@ -57,6 +57,14 @@ export function isEthernetInterface(iface: string): boolean {
   }
 }
 
+/**
+ * cap 0.2.1: a Cap whose open() failed after pcap_create crashes the process when it is garbage
+ * collected (its destructor stops a poll handle that was never initialised and unrefs an object that
+ * was never referenced). Such objects are kept referenced here for the life of the process; a
+ * failed open is rare (bad interface, no privilege) and costs one small object.
+ */
+const failedCaps: unknown[] = [];
+
 function describe(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim();
 }
@@ -90,6 +98,7 @@ export function openCapture(opts: CaptureOptions): Capture {
     try {
       linkName = c.open(iface, filter, bufferBytes, buffer);
     } catch (err) {
+      failedCaps.push(c);
       closeAll();
       throw new CaptureError(`cannot capture on ${iface}: ${describe(err)}`);
     }
