@@ -13,6 +13,7 @@ import { createLogger } from '../api/log.js';
 import type { AccessGrant, KnockPolicy, ReplayClaim } from '../api/types.js';
 import { createSnifferMetrics, type SnifferMetrics } from '../controller/sniffer/metrics.js';
 import { SnifferRole, type Outcome, type SnifferRoleOptions } from '../controller/sniffer/role.js';
+import type { Sniffer, SnifferOptions } from '../sniffer/capture/sniffer.js';
 import type { InboundPacket } from '../sniffer/decision.js';
 import { encodeSpa } from '../sniffer/spa/encode.js';
 import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
@@ -420,6 +421,43 @@ describe('knockgate sniffer on Kubernetes', () => {
     const [granted] = await knock(a.role, '10.1.0.10', [7200, 8200, 9200]);
     expect(granted).toMatchObject({ kind: 'granted' });
     expect(await knock(b.role, '10.1.0.10', [7200, 8200, 9200])).toEqual([]);
+  });
+
+  it('restarts the capture when a policy names another interface; a capture error is logged', async () => {
+    const starts: (readonly string[])[] = [];
+    let refreshes = 0;
+    let closes = 0;
+    const fakeStart = (o: SnifferOptions): Sniffer => {
+      const wanted = o.interfaces ?? [];
+      if (wanted.includes('kgbad0')) throw new Error('interface kgbad0 does not exist');
+      starts.push(wanted);
+      return {
+        interfaces: () => wanted,
+        filters: () => ({}),
+        refresh: () => void refreshes++,
+        drops: () => [],
+        close: () => void closes++,
+      };
+    };
+    const d = await startRole('node-a', { startSniffer: fakeStart });
+    expect(starts).toEqual([[]]); // no policy names an interface: the default route
+    await custom.patchClusterCustomObject(
+      { ...plural('knockpolicies'), name: 'knock-none', body: { spec: { interface: 'kgbad0' } } },
+      MERGE,
+    );
+    await waitFor(() => d.log.lines().some((l) => l.event === 'capture-error'), { what: 'capture error' });
+    expect(d.log.lines().find((l) => l.event === 'capture-error')?.msg).toBe(
+      'capture: interface kgbad0 does not exist',
+    );
+    await custom.patchClusterCustomObject(
+      { ...plural('knockpolicies'), name: 'knock-none', body: { spec: { interface: null } } },
+      MERGE,
+    );
+    await waitFor(() => starts.length === 2, { what: 'capture reopened' });
+    expect(starts[1]).toEqual([]);
+    expect(closes).toBe(1);
+    await d.role.stop();
+    expect(closes).toBe(2);
   });
 
   it('caps live grants per policy and grant writes per second, with a log line and a metric', async () => {

@@ -23,6 +23,7 @@ import type { AccessGrant, KnockPolicy } from '../../api/types.js';
 import type { AccessDecision, InboundPacket, Refusal, Verdict } from '../../sniffer/decision.js';
 import { createEngine, type Engine } from '../../sniffer/engine.js';
 import type { Sniffer, SnifferOptions } from '../../sniffer/capture/sniffer.js';
+import { defaultRouteInterfaces } from '../../sniffer/capture/routes.js';
 import { MemoryReplayStore } from '../../sniffer/replay-memory.js';
 import { spaKeysFromSecretData } from '../../sniffer/spa/keys.js';
 import { createSpaVerifier } from '../../sniffer/spa/verifier.js';
@@ -301,11 +302,19 @@ export class SnifferRole {
     }
   }
 
-  /** Interfaces to capture on: the option, else the policies' own, else [] (default route). */
+  /**
+   * Interfaces to capture on: the option; else the policies' own spec.interface, plus the
+   * default-route interfaces when some policy names none; else [] (startSniffer: the default route).
+   */
   private captureInterfaces(): string[] {
     if (this.opts.interfaces?.length) return [...this.opts.interfaces].sort();
     const named = new Set<string>();
-    for (const p of this.active.values()) if (p.spec.interface) named.add(p.spec.interface);
+    let unnamed = false;
+    for (const p of this.active.values()) {
+      if (p.spec.interface) named.add(p.spec.interface);
+      else unnamed = true;
+    }
+    if (named.size > 0 && unnamed) for (const i of defaultRouteInterfaces()) named.add(i);
     return [...named].sort();
   }
 
@@ -330,7 +339,10 @@ export class SnifferRole {
       });
       this.snifferInterfaces = wanted;
     } catch (err) {
-      if (starting) throw new SnifferStartError(`capture: ${(err as Error).message}`);
+      // An interface given on the command line that cannot be captured on is fatal at start; one
+      // named by a policy is that policy's problem, logged, and retried at the next change.
+      if (starting && this.opts.interfaces?.length)
+        throw new SnifferStartError(`capture: ${(err as Error).message}`);
       this.log.error({ event: 'capture-error' }, `capture: ${(err as Error).message}`);
     }
   }
