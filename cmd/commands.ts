@@ -10,10 +10,21 @@ import { register as standalone } from './standalone.js';
 import { register as grants } from './grants.js';
 import { register as sniffer } from './sniffer.js';
 import { register as agent } from './agent.js';
+import { register as controller } from './controller.js';
 
 type Register = (program: Command) => void;
 
-const modules: Register[] = [standalone, grants, knock, spa, keygen, importConfig, sniffer, agent];
+const modules: Register[] = [
+  standalone,
+  grants,
+  knock,
+  spa,
+  keygen,
+  importConfig,
+  sniffer,
+  agent,
+  controller,
+];
 
 export function registerCommands(program: Command): void {
   for (const register of modules) register(program);
