@@ -53,6 +53,11 @@ export class GrantCaps {
     if (grants?.size === 0) this.live.delete(policy);
   }
 
+  /** Does `policy` hold `grant` (live, or its write in flight) through this sniffer? */
+  holds(policy: string, grant: string): boolean {
+    return this.grantsOf(policy).has(grant);
+  }
+
   /** Live grants counted for `policy` now. */
   liveCount(policy: string): number {
     return this.grantsOf(policy).size;

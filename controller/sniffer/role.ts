@@ -18,6 +18,7 @@
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Clock } from '../../api/clock.js';
+import { AlreadyExistsError } from '../../api/store.js';
 import type { Logger } from '../../api/log.js';
 import type { AccessGrant, KnockPolicy } from '../../api/types.js';
 import type { AccessDecision, InboundPacket, Refusal, Verdict } from '../../sniffer/decision.js';
@@ -405,6 +406,7 @@ export class SnifferRole {
   private async write(decision: AccessDecision, grant: AccessGrant): Promise<Outcome> {
     const where = `policy "${decision.policy}"`;
     const name = grant.metadata.name;
+    const knownLive = this.caps.holds(decision.policy, name);
     const cap = this.caps.reserve(decision.policy, name);
     if (cap) {
       this.opts.metrics?.capped.inc({ policy: decision.policy, cap });
@@ -433,7 +435,7 @@ export class SnifferRole {
         }
       }
       operation = 'write accessgrant';
-      const stored = await this.grants.extend(grant);
+      const stored = await this.writeGrant(grant, knownLive);
       this.caps.commit(decision.policy, name, expiresAtMs(stored));
       this.apiAnswered();
       const extended =
@@ -473,6 +475,21 @@ export class SnifferRole {
         `${where}: nothing opened for ${grant.spec.source}: ${operation}: ${(err as Error).message}`,
         'error',
       );
+    }
+  }
+
+  /**
+   * Create, or extend (GrantStore.extend: a live grant gets the later expiry, an Expired one is
+   * replaced). A grant this sniffer does not hold is most likely new: a create is one request, and
+   * only its 409 falls back to extend (read, then patch or replace).
+   */
+  private async writeGrant(grant: AccessGrant, knownLive: boolean): Promise<AccessGrant> {
+    if (knownLive) return this.grants.extend(grant);
+    try {
+      return await this.grants.create(grant);
+    } catch (err) {
+      if (err instanceof AlreadyExistsError) return this.grants.extend(grant);
+      throw err;
     }
   }
 
