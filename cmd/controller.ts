@@ -41,7 +41,7 @@ function load(opts: ControllerCliOptions): ControllerConfig {
   }
   // The release namespace (the pod's own, by the downward API) holds the Lease and the Events
   // unless the config file names others.
-  const namespace = opts.namespace ?? process.env.POD_NAMESPACE;
+  const namespace = opts.namespace ?? (process.env.POD_NAMESPACE || undefined);
   if (namespace !== undefined) {
     if (!DNS1123_LABEL.test(namespace) || namespace.length > 63)
       throw new CliError(`--namespace: "${namespace}" is not a namespace name`);
@@ -55,7 +55,7 @@ function load(opts: ControllerCliOptions): ControllerConfig {
 
 async function run(opts: ControllerCliOptions): Promise<void> {
   const config = load(opts);
-  const identity = opts.identity ?? process.env.POD_NAME ?? hostname();
+  const identity = opts.identity ?? (process.env.POD_NAME || hostname());
   if (identity.length > 253 || !DNS1123_SUBDOMAIN.test(identity.toLowerCase()))
     throw new CliError(`--identity: "${identity}" is not a usable holder identity`);
   let kubeConfig;

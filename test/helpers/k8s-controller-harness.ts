@@ -18,7 +18,7 @@ const WRITE = { fieldValidation: 'Strict' as const, dryRun: false };
 const realSleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class ControllerBench {
-  readonly clock = new FakeClock(T0);
+  clock = new FakeClock(T0);
   cluster!: EmulatedCluster;
   private readonly managers: ControllerManager[] = [];
 
@@ -28,6 +28,12 @@ export class ControllerBench {
       clock: this.clock,
       users: users.map((name, i) => ({ name, token: `token-${i}-${name}`, rules })),
     });
+  }
+
+  /** The emulator on the real clock, for a controller in another process. */
+  async startRealTime(): Promise<void> {
+    this.clock = new FakeClock(Date.now()); // only for the times written into objects
+    this.cluster = await startEmulatedCluster();
   }
 
   async stop(): Promise<void> {
