@@ -504,3 +504,28 @@ describe('knockgate sniffer on Kubernetes', () => {
     expect(a.log.lines().some((l) => l.event === 'api-up')).toBe(true);
   });
 });
+
+describe('knockgate sniffer without an API', () => {
+  it('does not start when the API never answers, and says why in one line', async () => {
+    const gone = await startEmulatedCluster();
+    const kubeConfig = gone.kubeConfig;
+    await gone.stop();
+    const log = memoryLog();
+    const role = new SnifferRole({
+      kubeConfig,
+      namespace: NS,
+      node: 'node-a',
+      clock: systemClock,
+      logger: createLogger({ level: 'info', destination: log.destination }),
+      initialSyncTimeoutMs: 1_500,
+      watchBackoffInitialMs: 100,
+      watchBackoffMaxMs: 300,
+    });
+    const err = (await role.start().catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(
+      /^cannot read policies, nodes and secrets from the Kubernetes API: list [a-z ]+: no complete list after 2 s \(.*unreachable.*\)$/,
+    );
+    expect(err.message).not.toContain('\n');
+    expect(role.activePolicies()).toEqual([]);
+  });
+});
