@@ -481,6 +481,19 @@ describe('knockgate sniffer on Kubernetes', () => {
       .filter((l) => l.event === 'refuse')
       .map((l) => l.reason);
     expect(reasons).toEqual(['max-grants-per-policy', 'rate-limited']);
+
+    // Deleting the policy: no sniffer runs it any more, and its grants go with it (ownerReference).
+    await custom.deleteClusterCustomObject({ ...plural('knockpolicies'), name: 'capped' });
+    await waitFor(
+      () => !c.role.activePolicies().includes('capped') && !a.role.activePolicies().includes('capped'),
+      {
+        what: 'capped gone from the sniffers',
+      },
+    );
+    await waitFor(async () => (await serverGrants()).every((g) => g.spec.policyRef?.name !== 'capped'), {
+      what: 'the grants of capped garbage-collected',
+    });
+    expect(await knock(c.role, '10.3.0.1', seq)).toEqual([]);
   });
 
   it('with the API stopped it opens nothing and says so; it writes again once the API is back', async () => {
