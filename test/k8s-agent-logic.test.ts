@@ -10,6 +10,7 @@ import type { AccessGrant, KnockPolicy, NodeStatus } from '../api/types.js';
 import { NodeAgent } from '../controller/agent/agent.js';
 import { parseAgentConfig } from '../controller/agent/config.js';
 import { GrantGoneError, type NodeStatusWriter, type ObjectCache } from '../controller/agent/sources.js';
+import { FirewallInputError } from '../controller/firewall/types.js';
 import { FakeFirewall } from './helpers/fake-firewall.js';
 
 const NODE = 'node-a';
@@ -111,7 +112,7 @@ kind: AgentConfig
 nodeName: node-a
 protectedPorts: ["22/tcp", "2222/tcp"]
 neverGrant: ["10.99.0.0/16"]
-largestManualPrefix: {ipv4: 30}
+largestManualPrefix: {ipv4: 30, ipv6: 126}
 resyncIntervalSeconds: 30
 `;
 
@@ -136,14 +137,16 @@ async function flush(): Promise<void> {
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
 }
 
-async function rig(opts: { synced?: boolean; policies?: KnockPolicy[] } = {}): Promise<Rig> {
+async function rig(
+  opts: { synced?: boolean; policies?: KnockPolicy[]; extraConfig?: string } = {},
+): Promise<Rig> {
   const clock = new FakeClock(Date.UTC(2026, 10, 25, 12));
   const grants = new FakeCache<AccessGrant>();
   const policies = new FakeCache<KnockPolicy>();
   for (const p of opts.policies ?? [policy('ssh')]) policies.put(p);
   const status = new FakeStatus(grants);
   const firewall = new FakeFirewall();
-  const config = parseAgentConfig('agent.yaml', CONFIG);
+  const config = parseAgentConfig('agent.yaml', CONFIG + (opts.extraConfig ?? ''));
   const agent = new NodeAgent({
     config,
     firewall,
@@ -356,6 +359,62 @@ describe('agent: grants that exceed their policy are Failed and apply nothing', 
     r.grants.remove('manual-ok');
     await r.tick();
     expect(r.firewall.entries.size).toBe(0);
+  });
+});
+
+describe('agent: IPv6 and firewall refusals', () => {
+  it('opens an IPv6 host grant and an IPv6 manual /126 as four canonical addresses', async () => {
+    const r = await rig();
+    r.grants.put(grant('ssh-v6', r.clock, { source: 'FD00:77:0:0::5/128' }));
+    r.grants.put(
+      grant('manual-v6', r.clock, { method: 'manual', policyRef: undefined, source: 'fd00:77::8/126' }),
+    );
+    await r.tick();
+    expect(
+      r.firewall
+        .grants()
+        .map((g) => `${g.name} ${g.source}`)
+        .sort(),
+    ).toEqual([
+      'manual-v6..0 fd00:77::8/128',
+      'manual-v6..1 fd00:77::9/128',
+      'manual-v6..2 fd00:77::a/128',
+      'manual-v6..3 fd00:77::b/128',
+      'ssh-v6 fd00:77::5/128',
+    ]);
+  });
+
+  it('a grant the firewall itself refuses is Failed once, not retried', async () => {
+    const r = await rig();
+    const add = r.firewall.add.bind(r.firewall);
+    let calls = 0;
+    r.firewall.add = (g) => {
+      calls++;
+      return g.name === 'ssh-0a4d0020'
+        ? Promise.reject(new FirewallInputError('grant ssh-0a4d0020: refused'))
+        : add(g);
+    };
+    r.grants.put(grant('ssh-0a4d0020', r.clock));
+    await r.tick(10_000);
+    expect(r.nodeStatus('ssh-0a4d0020')).toMatchObject({
+      state: 'Failed',
+      message: 'firewall: grant ssh-0a4d0020: refused',
+    });
+    expect(calls).toBeLessThanOrEqual(2); // the event's pass and the one its status write causes
+    expect(r.firewall.entries.size).toBe(0);
+  });
+
+  it('passes Audit mode and the config lists to the firewall as they are', async () => {
+    const r = await rig({
+      extraConfig:
+        'mode: Audit\nalwaysAllow: ["10.1.0.0/16"]\nknockPorts: ["62201/udp"]\nconntrackFlush: true\n',
+    });
+    expect(r.firewall.config).toMatchObject({
+      mode: 'Audit',
+      alwaysAllow: ['10.1.0.0/16'],
+      knockPorts: [{ port: 62201, proto: 'udp' }],
+      conntrackFlush: true,
+    });
   });
 });
 

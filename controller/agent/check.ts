@@ -8,6 +8,8 @@
 //   manual grant: prefix no wider than largestManualPrefix; with a policyRef, the policy's bounds
 //     as above; without one, ports ⊆ this node's protected ports and at most a week.
 //   every grant: no address of its source in neverGrant (config, built-ins, this node's addresses).
+// Not checked here: a Selector policy's nodeSelector against this node's labels (the agent does
+// not read Node objects; the grant's targets were resolved by the sniffer that made it).
 
 import { isIP } from 'node:net';
 import type { CidrSet } from '../../api/addresses.js';
@@ -93,9 +95,8 @@ function checkAgainstPolicy(
   ctx: CheckContext,
 ): string | undefined {
   if (!policy || policy.metadata.deletionTimestamp) return `policy "${policyName}" does not exist`;
-  const { errors } = validatePolicy(policy);
-  if (errors[0])
-    return `policy "${policyName}" is invalid: ${errors[0].path ? `${errors[0].path}: ` : ''}${errors[0].message}`;
+  const invalid = policyProblem(policy);
+  if (invalid !== undefined) return `policy "${policyName}" is invalid: ${invalid}`;
   const kind = policy.spec.knock ? 'knock' : 'spa';
   const method = grant.spec.method;
   if (method !== 'manual' && method !== kind)
@@ -112,6 +113,19 @@ function checkAgainstPolicy(
   if (target === 'Local' && method !== 'manual' && grant.spec.observedBy !== ctx.node)
     return `policy "${policyName}" opens only the node that saw the request (${String(grant.spec.observedBy)}), not ${ctx.node}`;
   return undefined;
+}
+
+/**
+ * What is wrong with a policy, or undefined. Remembered per object: a cache hands out the same
+ * object until it changes, so a resync of many grants validates each policy once.
+ */
+const validated = new WeakMap<KnockPolicy, string | undefined>();
+function policyProblem(policy: KnockPolicy): string | undefined {
+  if (validated.has(policy)) return validated.get(policy);
+  const e = validatePolicy(policy).errors[0];
+  const problem = e ? `${e.path ? `${e.path}: ` : ''}${e.message}` : undefined;
+  validated.set(policy, problem);
+  return problem;
 }
 
 /** Every address of `c` (at most 256, as the config bounds manual prefixes), canonical text. */

@@ -24,7 +24,13 @@ import { Backoff } from '../kube/backoff.js';
 import type { InformerEvent } from '../kube/informer.js';
 import { auditGrant } from '../grants-audit.js';
 import { isLive, isTerminal } from '../grants-phase.js';
-import { MaxGrantsError, type Firewall, type FirewallGrant, type RemoveReason } from '../firewall/types.js';
+import {
+  FirewallInputError,
+  MaxGrantsError,
+  type Firewall,
+  type FirewallGrant,
+  type RemoveReason,
+} from '../firewall/types.js';
 import { checkGrant } from './check.js';
 import type { ObjectCache } from './sources.js';
 import { shows, StatusReporter, type WantedStatus } from './status.js';
@@ -285,8 +291,16 @@ export class AgentReconciler {
     try {
       await this.open(grant!, decision.entries);
     } catch (err) {
+      const message = `firewall: ${(err as Error).message}`;
+      if (err instanceof FirewallInputError) {
+        // The firewall's own checks refused it: trying again cannot help. (A grant that expired
+        // while it was being applied is just closed: the next pass reports that.)
+        if (isLive(grant!, this.opts.clock.now())) this.reporter.want(name, { state: 'Failed', message });
+        else this.enqueue(name);
+        return;
+      }
       // Not the grant's fault (maxGrants, the kernel refused): say so, and try again later.
-      this.reporter.want(name, { state: 'Failed', message: `firewall: ${(err as Error).message}` });
+      this.reporter.want(name, { state: 'Failed', message });
       throw err;
     }
     this.reporter.want(name, { state: 'Applied' });
