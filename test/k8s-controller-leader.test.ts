@@ -87,6 +87,7 @@ describe('leader election', () => {
     expect(bench.clock.now() - killedAt).toBeGreaterThan(10_000);
     expect(actions('ctl-b').length).toBeGreaterThan(0);
     expect(bench.hasEvent('Opened', first)).toBe(true);
+    expect(bench.forbidden()).toEqual([]);
   });
 
   it('stops acting at once when its Lease is taken over, and retakes it only once that holder lapses', async () => {

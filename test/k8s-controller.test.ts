@@ -64,6 +64,33 @@ describe('grant phases', () => {
     await bench.until(() => bench.hasEvent('Expired', name), 'the Expired event');
     const ev = bench.events().find((e) => e.reason === 'Opened')!;
     expect(ev).toMatchObject({ type: 'Normal', object: `AccessGrant/${name}` });
+    // All of it as the controller's least-privileged service account.
+    expect(bench.forbidden()).toEqual([]);
+  });
+
+  it('retries writes that fail with 500 or 429 (backoff on the clock) and gets there', async () => {
+    await leader(bench.manager('ctl-a'));
+    const policy = bench.createPolicy('ssh');
+    bench.cluster.server.faults.fail({
+      code: 500,
+      count: 2,
+      method: 'PATCH',
+      pathIncludes: '/accessgrants/',
+    });
+    bench.cluster.server.faults.fail({
+      code: 429,
+      count: 1,
+      method: 'POST',
+      pathIncludes: '/events',
+      retryAfterSeconds: 1,
+    });
+    const name = bench.createGrant(bench.knockGrant(policy, '10.1.0.9')).metadata.name;
+    await bench.advanceUntil(() => phase(name) === 'Pending', 1_000, 40, 'Pending despite the 500s');
+    bench.report(name, 'node-a', 'Applied');
+    await bench.advanceUntil(() => bench.hasEvent('Opened', name), 1_000, 40, 'Opened despite the 429');
+    expect(phase(name)).toBe('Active');
+    const failed = bench.cluster.server.requests.filter((r) => r.status === 500 || r.status === 429);
+    expect(failed).toHaveLength(3);
   });
 
   it('is Active only when every targeted node reports Applied, and Failed when one reports Failed', async () => {

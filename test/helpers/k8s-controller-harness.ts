@@ -9,9 +9,12 @@ import type { AccessGrant, KnockPolicy, ReplayClaim, TargetState } from '../../a
 import { API_VERSION } from '../../api/types.js';
 import { defaultControllerConfig, type ControllerConfig } from '../../controller/reconciler/config.js';
 import { ControllerManager } from '../../controller/reconciler/manager.js';
+import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from '../../controller/reconciler/rbac.js';
 import type { KubeObject } from '../emulators/kube-apiserver/storage.js';
 import { startEmulatedCluster, type EmulatedCluster } from './kube-store-emulator.js';
 
+/** The controller's service account (least privilege: controller/reconciler/rbac.ts). */
+export const CONTROLLER_USER = 'system:serviceaccount:knockgate:controller';
 export const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 const ALL = { labelSelector: null, fieldSelector: null };
 const WRITE = { fieldValidation: 'Strict' as const, dryRun: false };
@@ -22,11 +25,23 @@ export class ControllerBench {
   cluster!: EmulatedCluster;
   private readonly managers: ControllerManager[] = [];
 
-  async start(users: string[] = ['admin']): Promise<void> {
-    const rules = [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }];
+  /**
+   * The emulator with an admin user first, then one user per name in `controllers` holding exactly
+   * the controller's RBAC (its cluster rules, and its namespace rules in "default").
+   */
+  async start(controllers: string[] = [CONTROLLER_USER]): Promise<void> {
+    const admin = {
+      name: 'admin',
+      token: 'token-admin',
+      rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
+    };
+    const rules = [
+      ...CONTROLLER_CLUSTER_RULES,
+      ...CONTROLLER_NAMESPACE_RULES.map((r) => ({ ...r, namespaces: ['default'] })),
+    ];
     this.cluster = await startEmulatedCluster({
       clock: this.clock,
-      users: users.map((name, i) => ({ name, token: `token-${i}-${name}`, rules })),
+      users: [admin, ...controllers.map((name, i) => ({ name, token: `token-${i}-${name}`, rules }))],
     });
   }
 
@@ -56,8 +71,12 @@ export class ControllerBench {
     return { ...base, ...overrides };
   }
 
-  manager(identity: string, config: ControllerConfig = this.config(), user?: string): ControllerManager {
-    const kubeConfig: KubeConfig = user ? this.cluster.kubeConfigFor(user) : this.cluster.kubeConfig;
+  manager(
+    identity: string,
+    config: ControllerConfig = this.config(),
+    user = CONTROLLER_USER,
+  ): ControllerManager {
+    const kubeConfig: KubeConfig = this.cluster.kubeConfigFor(user);
     const m = new ControllerManager({
       kubeConfig,
       config,
@@ -281,6 +300,11 @@ export class ControllerBench {
         message: ev.message,
       };
     });
+  }
+
+  /** Requests the server refused for lack of permission (the controller's RBAC must suffice). */
+  forbidden(): string[] {
+    return this.cluster.server.requests.filter((r) => r.status === 403).map((r) => `${r.method} ${r.url}`);
   }
 
   hasEvent(reason: string, grant: string): boolean {
