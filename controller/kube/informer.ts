@@ -92,7 +92,7 @@ export class KubeInformer<T extends CachedObject> {
   private seenVersion: string | undefined;
   private waiters: Waiter[] = [];
   private syncWaiters: { resolve(): void; reject(err: Error): void }[] = [];
-  /** The last list/watch failure, for messages while unsynced. */
+  /** The last list/watch failure, until a list or watch gets through again (messages, health). */
   lastError: KubeApiError | undefined;
   /** Restarts after an error (for tests and metrics). */
   restarts = 0;
@@ -244,7 +244,10 @@ export class KubeInformer<T extends CachedObject> {
     lw.start().then(
       () => {
         // The list (if needed) answered and the watch is open: the API server is back.
-        if (token === this.token && !this.failedSinceStart) this.backoff.reset();
+        if (token === this.token && !this.failedSinceStart) {
+          this.backoff.reset();
+          this.lastError = undefined;
+        }
       },
       (err: unknown) => this.onError(token, err),
     );
