@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kg-bench-'));
   const opts: RunOptions = {
     quick: args.quick,
-    trials: args.trials ?? (args.quick ? 50 : 200),
+    trials: args.trials ?? (args.quick ? 30 : 200),
     floodRuns: args.runs ?? (args.quick ? 1 : 3),
     ...(args.bufferBytes ? { bufferBytes: args.bufferBytes } : {}),
     dir,

@@ -72,7 +72,7 @@ export async function floodDaemon(
         const cpu0 = cpuMicros(daemon.pid);
         const sent = await replay(cli, cli.ifname['srv']!, file);
         rmSync(file, { force: true });
-        await untilIdle(daemon.pid, { quietMs: 1000, timeoutMs: opts.catchUpMs });
+        await untilIdle(daemon.pid, { quietMs: 700, timeoutMs: opts.catchUpMs });
         const cpu1 = cpuMicros(daemon.pid);
         const ring = await packetSocketStats(daemon.pid);
         const examined1 = await daemon.examined?.();

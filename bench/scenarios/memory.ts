@@ -22,11 +22,14 @@ export const memory: Scenario = {
   name: NAME,
   description: 'RSS idle and at each flood scale point, knockgate vs knockd vs fwknopd',
   async run(opts: RunOptions): Promise<ScenarioResult> {
-    const points = opts.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
+    const points = opts.quick ? [10_000, 50_000] : [10_000, 100_000, 1_000_000];
     console.error(`${NAME}: RSS at ${points.join(', ')} packets`);
     const results: { label: string; r: FloodResult }[] = [];
     await withTopology(async (net) => {
-      for (const run of RUNS) {
+      // --quick leaves out knockgate under junk: its kernel filter keeps junk out, so its RSS is flat.
+      for (const run of opts.quick
+        ? RUNS.filter((r) => !(r.kind === 'knockgate' && r.traffic === 'junk'))
+        : RUNS) {
         const keys = newKeys();
         const segments = points.map((p, i) => {
           const n = p - (points[i - 1] ?? 0);
