@@ -151,6 +151,7 @@ async function startRole(
     requestBackoffMaxMs: 200,
     watchBackoffInitialMs: 100,
     watchBackoffMaxMs: 500,
+    healthIntervalMs: 200,
     ...extra,
   });
   roles.push(role);
@@ -507,6 +508,13 @@ describe('knockgate sniffer on Kubernetes', () => {
     expect(line?.msg).toMatch(/Kubernetes API unavailable, nothing opened for 10\.4\.0\.1\/32/);
     expect(await metricValue(a.metrics, 'knockgate_sniffer_api_up')).toBe(0);
     expect(await metricValue(a.metrics, 'knockgate_sniffer_api_errors_total')).toBeGreaterThanOrEqual(2);
+    await waitFor(async () => (await metricValue(a.metrics, 'knockgate_sniffer_watch_up')) === 0, {
+      timeoutMs: 3_000,
+      what: 'watch_up 0',
+    });
+    expect(a.log.lines().find((l) => l.event === 'watch-down')?.msg).toMatch(
+      /^cannot watch the Kubernetes API \(.+\): running the last known policies; grants that cannot be written open nothing$/,
+    );
     await stopped;
     expect(await serverGrant('knock-ssh-0a040001')).toBeUndefined();
     await waitFor(async () => (await knock(a.role, '10.4.0.1', [7000, 8000, 9000]))[0]?.kind === 'granted', {
@@ -515,6 +523,11 @@ describe('knockgate sniffer on Kubernetes', () => {
     });
     expect(await metricValue(a.metrics, 'knockgate_sniffer_api_up')).toBe(1);
     expect(a.log.lines().some((l) => l.event === 'api-up')).toBe(true);
+    await waitFor(async () => (await metricValue(a.metrics, 'knockgate_sniffer_watch_up')) === 1, {
+      timeoutMs: 15_000,
+      what: 'watch_up 1',
+    });
+    expect(a.log.lines().filter((l) => l.event === 'watch-down')).toHaveLength(1);
   });
 });
 

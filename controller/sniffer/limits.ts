@@ -14,6 +14,8 @@ export const SNIFFER_DEFAULTS = {
   refusalLogsPerSecond: 20,
   /** Used SPA packets remembered locally (in front of the cluster-wide ReplayClaims). */
   maxLocalReplayClaims: 100_000,
+  /** How often the watches' health is checked (metric and log on a change). */
+  healthIntervalMs: 5_000,
   /** start() waits this long for the first list of policies, nodes and Secrets. */
   initialSyncTimeoutMs: 30_000,
 } as const;

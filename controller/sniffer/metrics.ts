@@ -15,6 +15,8 @@ export interface SnifferMetrics {
   apiErrors: Counter<'operation'>;
   /** 1 while the last API request of a decision succeeded and the watches are synced, else 0. */
   apiUp: Gauge;
+  /** 1 while the policy, node and Secret watches are current, 0 while one of them fails. */
+  watchUp: Gauge;
   /** Policies running on this node. */
   activePolicies: Gauge;
   /** Policies that match this node but cannot run (invalid, keys missing or bad). */
@@ -53,6 +55,11 @@ export function createSnifferMetrics(registry = new Registry(), defaults = true)
     apiUp: new Gauge({
       name: 'knockgate_sniffer_api_up',
       help: '1 while the Kubernetes API answers this sniffer, 0 after a failure',
+      registers,
+    }),
+    watchUp: new Gauge({
+      name: 'knockgate_sniffer_watch_up',
+      help: '1 while the KnockPolicy, Node and Secret watches are current, 0 while one fails',
       registers,
     }),
     activePolicies: new Gauge({

@@ -17,7 +17,7 @@
 // Work on one grant name is serialized; different grants go to the API concurrently.
 
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { Clock } from '../../api/clock.js';
+import type { Clock, TimerHandle } from '../../api/clock.js';
 import { AlreadyExistsError } from '../../api/store.js';
 import type { Logger } from '../../api/log.js';
 import type { AccessGrant, KnockPolicy } from '../../api/types.js';
@@ -69,6 +69,7 @@ export interface SnifferRoleOptions {
   grantsPerSecond?: number;
   grantsBurst?: number;
   initialSyncTimeoutMs?: number;
+  healthIntervalMs?: number;
   /** Kubernetes client tuning (defaults: controller/kube/limits.ts). */
   requestAttempts?: number;
   requestBackoffInitialMs?: number;
@@ -112,6 +113,8 @@ export class SnifferRole {
   private nodeMissing = false;
   private applyScheduled = false;
   private apiUp = true;
+  private watchError: string | undefined;
+  private healthTimer: TimerHandle | undefined;
   private sniffer: Sniffer | undefined;
   private snifferInterfaces: string[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -176,6 +179,8 @@ export class SnifferRole {
       await this.stop();
       throw err;
     }
+    this.opts.metrics?.watchUp.set(1);
+    this.armHealth();
     this.log.info(
       {
         event: 'started',
@@ -194,6 +199,7 @@ export class SnifferRole {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.healthTimer?.cancel();
     this.sniffer?.close();
     this.sniffer = undefined;
     await this.view.stop();
@@ -346,6 +352,32 @@ export class SnifferRole {
         throw new SnifferStartError(`capture: ${(err as Error).message}`);
       this.log.error({ event: 'capture-error' }, `capture: ${(err as Error).message}`);
     }
+  }
+
+  /**
+   * While a watch fails the sniffer keeps its last policies and keys (a grant it cannot write is
+   * refused anyway); the metric and one log line per change say so.
+   */
+  private armHealth(): void {
+    if (this.stopped) return;
+    this.healthTimer = this.clock.setTimeout(() => {
+      this.checkHealth();
+      this.armHealth();
+    }, this.opts.healthIntervalMs ?? SNIFFER_DEFAULTS.healthIntervalMs);
+  }
+
+  private checkHealth(): void {
+    const error = this.view.lastError();
+    if ((error === undefined) === (this.watchError === undefined)) return;
+    const was = this.watchError;
+    this.watchError = error;
+    this.opts.metrics?.watchUp.set(error ? 0 : 1);
+    if (error)
+      this.log.error(
+        { event: 'watch-down' },
+        `cannot watch the Kubernetes API (${error}): running the last known policies; grants that cannot be written open nothing`,
+      );
+    else if (was) this.log.info({ event: 'watch-up' }, 'the Kubernetes API watches are current again');
   }
 
   // --- decisions ---------------------------------------------------------------------------------
