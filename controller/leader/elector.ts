@@ -52,8 +52,6 @@ export class LeaderElector {
   private deadlineTimer: TimerHandle | undefined;
   private attempt: Promise<void> | undefined;
   private running = false;
-  /** Lease changes observed (for tests and metrics). */
-  transitions = 0;
 
   constructor(private readonly opts: LeaderElectorOptions) {
     this.leaseMs = (opts.leaseDurationSeconds ?? LEADER_DEFAULTS.leaseDurationSeconds) * 1000;
@@ -186,7 +184,6 @@ export class LeaderElector {
       lease.spec.leaseDurationSeconds,
     ]);
     if (record !== this.observedRecord) {
-      if (this.observedRecord !== undefined) this.transitions++;
       this.observedRecord = record;
       this.observedAt = now;
     }

@@ -134,15 +134,24 @@ export class GrantReconciler {
       if (Number.isFinite(created) && now < created + this.opts.config.policyGraceSeconds * 1000)
         return 'wait';
     }
-    return checkBounds(grant, {
-      now,
-      config: this.opts.config,
-      policy,
-      nodeLabels: (n) => {
-        const node = this.opts.nodes?.get(n);
-        return node ? (node.metadata.labels ?? {}) : undefined;
-      },
-    });
+    const bySelector = policy?.spec.grant.targets?.node?.mode === 'Selector';
+    // Never refuse for want of a cache: wait (retry with backoff) until the nodes are listed.
+    if (bySelector && this.opts.nodes && !this.opts.nodes.isSynced)
+      throw new Error(`accessgrant ${grant.metadata.name}: the node list is not loaded yet`);
+    try {
+      return checkBounds(grant, {
+        now,
+        config: this.opts.config,
+        policy,
+        nodeLabels: (n) => {
+          const node = this.opts.nodes?.get(n);
+          return node ? (node.metadata.labels ?? {}) : undefined;
+        },
+      });
+    } catch (err) {
+      // A field the checks cannot even read (the CRD schema should have stopped it): fail closed.
+      return { reason: 'PolicyMismatch', message: `unreadable grant: ${(err as Error).message}` };
+    }
   }
 
   // --- terminal grants ---------------------------------------------------------------------------

@@ -200,9 +200,17 @@ export class ControllerManager {
   /** Subscribe the term's queues to the informers, then enqueue every cached object. */
   private async seed(term: Term): Promise<void> {
     const timeout = this.opts.syncTimeoutMs ?? 30_000;
-    await Promise.all(
-      [this.grants, this.policies, this.claims, this.nodes].map((i) => i.waitForSync(timeout)),
-    );
+    // The grants, policies and claims must be listed before anything is decided; the node list
+    // only matters to Selector policies, whose grants wait for it (grant-reconciler.ts).
+    for (;;) {
+      try {
+        await Promise.all([this.grants, this.policies, this.claims].map((i) => i.waitForSync(timeout)));
+        break;
+      } catch (err) {
+        if (this.term !== term || this.stopped) return;
+        this.opts.logger?.warn({ event: 'controller-sync-wait' }, `${(err as Error).message}; still waiting`);
+      }
+    }
     if (this.term !== term) return;
     const { grantQueue, claimQueue } = term;
     term.unsubscribe.push(
