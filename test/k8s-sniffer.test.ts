@@ -462,7 +462,7 @@ describe('knockgate sniffer on Kubernetes', () => {
   });
 
   it('caps live grants per policy and grant writes per second, with a log line and a metric', async () => {
-    const c = await startRole('node-a', { maxLiveGrantsPerPolicy: 2, grantsPerSecond: 0.5, grantsBurst: 3 });
+    const c = await startRole('node-a', { maxLiveGrantsPerPolicy: 2, grantsPerSecond: 0.01, grantsBurst: 3 });
     const seq = [7300, 8300, 9300];
     expect(await knock(c.role, '10.3.0.1', seq)).toMatchObject([{ kind: 'granted' }]);
     expect(await knock(c.role, '10.3.0.2', seq)).toMatchObject([{ kind: 'granted' }]);
@@ -498,7 +498,7 @@ describe('knockgate sniffer on Kubernetes', () => {
   });
 
   it('with the API stopped it opens nothing and says so; it writes again once the API is back', async () => {
-    const stopped = cluster.server.faults.stopFor(4_000);
+    const stopped = cluster.server.faults.stopFor(6_000);
     await new Promise((r) => setTimeout(r, 200));
     const [outcome] = await knock(a.role, '10.4.0.1', [7000, 8000, 9000]);
     expect(outcome).toMatchObject({ kind: 'refused', reason: 'api-unavailable' });
