@@ -168,7 +168,7 @@ describe('agent against the API emulator', () => {
         grant('extra', { ports: ['22/tcp', '3389/tcp'] }, 60),
         /port 3389\/tcp is not granted by policy "ssh"/,
       ],
-      [grant('longer', {}, 3600), /longer than policy "ssh" allows \(60 s\)/],
+      [grant('longer', {}, 3600), /is further away than policy "ssh" allows \(60 s\)/],
       [grant('unknown', { policyRef: { name: 'rdp' } }, 60), /policy "rdp" does not exist/],
     ];
     for (const [g] of bad) r.putGrant(g);

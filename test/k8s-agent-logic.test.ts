@@ -154,6 +154,7 @@ async function rig(
     clock,
     logger,
     random: () => 0,
+    startupListWaitMs: opts.synced === false ? 0 : 1_000,
   });
   agents.push(agent);
   if (opts.synced !== false) {
@@ -277,7 +278,7 @@ describe('agent: grants that exceed their policy are Failed and apply nothing', 
     [
       'a longer duration',
       (c) => grant('long', c, {}, 3600),
-      /^expiresAt is 3600 s away, longer than policy "ssh" allows \(60 s\)$/,
+      /^expiresAt \S+Z is further away than policy "ssh" allows \(60 s\)$/,
     ],
     [
       'an unknown policy',
@@ -322,6 +323,9 @@ describe('agent: grants that exceed their policy are Failed and apply nothing', 
       const s = r.nodeStatus(g.metadata.name);
       expect(s?.state).toBe('Failed');
       expect(s?.message).toMatch(reason);
+      // Level-based and stable: later passes (events, resyncs) write nothing more.
+      await r.tick(35_000);
+      expect(r.status.writes.filter((w) => w.startsWith(`${g.metadata.name} `))).toHaveLength(1);
     });
   }
 
@@ -429,6 +433,22 @@ describe('agent: policies', () => {
     await r.tick();
     expect([...r.firewall.entries.keys()]).toEqual(['ssh-0a4d000c']);
     expect(r.nodeStatus('rdp-0a4d000c')).toMatchObject({
+      state: 'Failed',
+      message: 'policy "rdp" does not exist',
+    });
+  });
+
+  it('grants seen before any policy are decided as soon as a policy arrives (not at the next resync)', async () => {
+    const r = await rig({ policies: [] });
+    r.grants.put(grant('ssh-0a4d0016', r.clock));
+    r.grants.put(grant('rdp-0a4d0016', r.clock, { policyRef: { name: 'rdp' } }));
+    await r.tick();
+    expect(r.firewall.entries.size).toBe(0);
+    expect(r.status.writes).toEqual([]);
+    r.policies.put(policy('ssh'));
+    await r.tick();
+    expect([...r.firewall.entries.keys()]).toEqual(['ssh-0a4d0016']);
+    expect(r.nodeStatus('rdp-0a4d0016')).toMatchObject({
       state: 'Failed',
       message: 'policy "rdp" does not exist',
     });

@@ -1,9 +1,10 @@
 // `knockgate agent`: the node agent of a cluster (a DaemonSet with NET_ADMIN that never parses a
 // packet). The composition of its pieces:
 //
-//   start(): install the firewall from the agent's own config (the drops are in place before
-//            anything is read from the API) → follow the grant and policy caches → once both have
-//            had a complete list, one full resync, then grant by grant (reconciler.ts).
+//   start(): follow the grant and policy caches → wait (bounded) for their first complete lists →
+//            install the firewall from the agent's own config (protected ports, alwaysAllow, mode)
+//            → one full resync from the caches → then grant by grant (reconciler.ts). Without the
+//            lists in time it installs anyway: drops in place, no grant opened until they arrive.
 //   stop():  timers and watches off, work in flight finished, the firewall's processes closed; the
 //            kernel state stays (every entry carries its own expiry), so ports stay protected.
 //
@@ -36,8 +37,15 @@ export interface AgentOptions {
   logger: Logger;
   /** How long one wait for the first lists lasts before it is logged and retried. */
   initialSyncTimeoutMs?: number;
+  /** How long start() waits for the first lists before installing without them (0 = not at all). */
+  startupListWaitMs?: number;
   random?: () => number;
 }
+
+export const AGENT_TIMING = {
+  /** A restarted agent waits this long for its lists before it installs the firewall without them. */
+  startupListWaitMs: 10_000,
+} as const;
 
 export function agentFirewallConfig(config: AgentConfig): FirewallConfig {
   return {
@@ -66,9 +74,26 @@ export class NodeAgent {
     return this.reconciler;
   }
 
-  /** Install the firewall, then follow the API. Throws (and leaves the sources stopped) when the firewall cannot be installed. */
+  /**
+   * Follow the API, install the firewall, reconcile. The first lists are awaited (bounded) before
+   * the install so that a restarted agent rewrites the kernel with its grants right after the
+   * drops, instead of closing every door until the lists arrive. Throws when the firewall cannot
+   * be installed (stop() then stops the sources).
+   */
   async start(): Promise<void> {
     const { config, firewall, sources, clock, logger } = this.opts;
+    sources.start();
+    const wait = this.opts.startupListWaitMs ?? AGENT_TIMING.startupListWaitMs;
+    if (wait > 0) {
+      await Promise.all([sources.grants.waitForSync(wait), sources.policies.waitForSync(wait)]).catch(
+        (err: Error) =>
+          logger.warn(
+            { event: 'not-synced' },
+            `no complete list yet (${err.message}): installing the drops, no grant opened until the lists arrive`,
+          ),
+      );
+    }
+    if (this.stopped) return;
     await firewall.install(agentFirewallConfig(config));
     this.reconciler = new AgentReconciler({
       node: config.nodeName,
@@ -86,8 +111,8 @@ export class NodeAgent {
       ...(this.opts.random ? { random: this.opts.random } : {}),
     });
     this.reconciler.start();
-    sources.start();
-    void this.awaitFirstLists();
+    if (this.reconciler.ready) await this.reconciler.idle();
+    else void this.awaitFirstLists();
     logger.info(
       {
         event: 'started',
@@ -95,6 +120,7 @@ export class NodeAgent {
         mode: config.mode,
         backend: firewall.backend,
         protectedPorts: config.protectedPorts.map((p) => `${p.port}/${p.proto}`),
+        grants: this.reconciler.appliedNames().length,
       },
       `knockgate agent on node ${config.nodeName} (${config.mode}, ${firewall.backend})`,
     );

@@ -71,7 +71,7 @@ export function checkGrant(grant: AccessGrant, policy: KnockPolicy | undefined, 
     const extra = ports.map(formatPort).filter((p) => !protectedSet.has(p));
     if (extra.length > 0) return refuse(`port ${extra.join(', ')} is not protected on this node`);
     if (remainingMs > BOUNDS.maxDurationSeconds * 1000 + ctx.clockSkewMs)
-      return refuse(`expiresAt is more than ${BOUNDS.maxDurationSeconds} s away`);
+      return refuse(`expiresAt ${spec.expiresAt} is more than ${BOUNDS.maxDurationSeconds} s away`);
   } else {
     const problem = checkAgainstPolicy(grant, ports, remainingMs, policyName, policy, ctx);
     if (problem) return refuse(problem);
@@ -107,7 +107,8 @@ function checkAgainstPolicy(
   const g = policy.spec.grant;
   const capSeconds = Math.max(g.durationSeconds, g.maxDurationSeconds ?? g.durationSeconds);
   if (remainingMs > capSeconds * 1000 + ctx.clockSkewMs)
-    return `expiresAt is ${Math.ceil(remainingMs / 1000)} s away, longer than policy "${policyName}" allows (${capSeconds} s)`;
+    // Stable wording (no "N s left"): a status message must not change from one pass to the next.
+    return `expiresAt ${grant.spec.expiresAt} is further away than policy "${policyName}" allows (${capSeconds} s)`;
   const target = g.targets?.node?.mode ?? 'Local';
   if (target === 'None') return `policy "${policyName}" opens no node firewall (targets.node.mode None)`;
   if (target === 'Local' && method !== 'manual' && grant.spec.observedBy !== ctx.node)

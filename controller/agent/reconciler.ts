@@ -75,6 +75,8 @@ export class AgentReconciler {
   private readonly queue = new Set<string>();
   private readonly retries = new Map<string, { backoff: Backoff; timer?: TimerHandle }>();
   private readonly reporter: StatusReporter;
+  /** Grants kept at their last state because the policy list was empty (decided again on a policy event). */
+  private readonly heldForPolicies = new Set<string>();
   private readonly unsubscribe: (() => void)[] = [];
   private draining: Promise<void> | undefined;
   private resyncTimer: TimerHandle | undefined;
@@ -114,6 +116,7 @@ export class AgentReconciler {
     this.retries.clear();
     for (const a of this.applied.values()) a.timer.cancel();
     this.queue.clear();
+    this.heldForPolicies.clear();
     this.reporter.stop();
   }
 
@@ -157,6 +160,9 @@ export class AgentReconciler {
   private onPolicyEvent(e: InformerEvent<KnockPolicy>): void {
     if (!this.syncedOnce) return this.firstResyncWhenReady();
     const policy = e.object.metadata.name;
+    // Grants held at their last state while the policy list was empty are decided again.
+    for (const name of this.heldForPolicies) this.enqueue(name);
+    this.heldForPolicies.clear();
     for (const g of this.opts.grants.list())
       if (g.spec.policyRef?.name === policy && this.targetsMe(g)) this.enqueue(g.metadata.name);
     for (const name of this.applied.keys()) {
@@ -261,8 +267,10 @@ export class AgentReconciler {
     const policyName = grant.spec.policyRef?.name;
     const policy = policyName === undefined ? undefined : this.opts.policies.get(policyName);
     // An empty policy list is no reason to close anything: keep the last known state.
-    if (policyName !== undefined && !policy && this.opts.policies.list().length === 0)
+    if (policyName !== undefined && !policy && this.opts.policies.list().length === 0) {
+      this.heldForPolicies.add(grant.metadata.name);
       return { kind: 'keep' };
+    }
     const verdict = checkGrant(grant, policy, {
       node: this.opts.node,
       now,
