@@ -432,11 +432,8 @@ export class SnifferRole {
       if (local === 'replay')
         return this.refuse(decision, 'replay', `${where}: SPA packet from ${address} was already used`);
     }
-    return this.perGrant.run(grant.metadata.name, () => this.write(decision, grant));
-  }
-
-  private async write(decision: AccessDecision, grant: AccessGrant): Promise<Outcome> {
-    const where = `policy "${decision.policy}"`;
+    // The caps are taken before queueing, so a flood for one grant name cannot pile up behind a
+    // slow API: what waits in the queue has paid a token.
     const name = grant.metadata.name;
     const knownLive = this.caps.holds(decision.policy, name);
     const cap = this.caps.reserve(decision.policy, name);
@@ -448,6 +445,12 @@ export class SnifferRole {
           : `${where}: ${this.caps.liveCount(decision.policy)} live grants already (the cap); nothing opened for ${grant.spec.source}`;
       return this.refuse(decision, cap, message);
     }
+    return this.perGrant.run(name, () => this.write(decision, grant, knownLive));
+  }
+
+  private async write(decision: AccessDecision, grant: AccessGrant, knownLive: boolean): Promise<Outcome> {
+    const where = `policy "${decision.policy}"`;
+    const name = grant.metadata.name;
     let operation = 'create replayclaim';
     try {
       if (decision.claim) {
