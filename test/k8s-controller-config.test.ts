@@ -160,7 +160,7 @@ describe('grant bounds', () => {
 });
 
 describe('status rules', () => {
-  it('reports targets: Failed first, waiting until all Applied, removal done on Removed or Failed', () => {
+  it('reports targets: Failed first, waiting until all Applied, removal awaited only where applied', () => {
     const g = grant({
       targets: {
         nodes: ['a', 'b'],
@@ -169,7 +169,7 @@ describe('status rules', () => {
     });
     expect(reportTargets(g)).toEqual({
       waiting: ['node a', 'node b', 'security group sg-0123456789abcdef0'],
-      notRemoved: ['node a', 'node b', 'security group sg-0123456789abcdef0'],
+      notRemoved: [], // nobody reported anything open
     });
     g.status = {
       nodes: { a: { state: 'Applied', since: '' }, b: { state: 'Failed', since: '', message: 'boom' } },

@@ -334,6 +334,13 @@ describe('the revoke finalizer', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(bench.grant(name)).toBeDefined();
     await bench.advanceUntil(() => !bench.grant(name), 1_000, 5, 'let go after the timeout');
+
+    // A node that never reported the grant opened nothing: its deletion is not held for it.
+    const quiet = bench.createGrant(bench.knockGrant(policy, '10.5.0.9', { seconds: 600 })).metadata.name;
+    await bench.until(() => phase(quiet) === 'Pending', 'Pending');
+    bench.deleteGrant(quiet);
+    await bench.until(() => !bench.grant(quiet), 'let go at once');
+    expect(bench.hasEvent('Revoked', quiet)).toBe(true);
   });
 
   it('lets an expired grant go at once, and revokes the grants of a deleted policy', async () => {

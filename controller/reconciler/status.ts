@@ -15,7 +15,7 @@ export interface TargetReport {
   failed?: string;
   /** Targets not yet Applied. */
   waiting: string[];
-  /** Targets that have not reported Removed (or Failed) yet. */
+  /** Targets that reported Applied or Pending and not yet Removed (or Failed). */
   notRemoved: string[];
 }
 
@@ -39,7 +39,9 @@ export function reportTargets(grant: AccessGrant): TargetReport {
     if (s?.state === 'Failed' && report.failed === undefined)
       report.failed = `${what}: ${s.message ?? 'failed'}`;
     if (s?.state !== 'Applied') report.waiting.push(what);
-    if (s?.state !== 'Removed' && s?.state !== 'Failed') report.notRemoved.push(what);
+    // Only a target that said it applied (or is applying) has something to take away; one that
+    // never reported opened nothing, and closes on the deletion anyway.
+    if (s?.state === 'Applied' || s?.state === 'Pending') report.notRemoved.push(what);
   }
   return report;
 }
