@@ -55,7 +55,10 @@ describe('leader election', () => {
     const b = bench.manager('ctl-b', config, 'ctl-b');
     const policy = bench.createPolicy('ssh');
     const first = bench.createGrant(bench.knockGrant(policy, '10.6.0.1', { seconds: 60 })).metadata.name;
+    const opened = bench.createGrant(bench.knockGrant(policy, '10.6.0.3', { seconds: 60 })).metadata.name;
     await bench.until(() => bench.grant(first)?.status?.phase === 'Pending', 'a reconciles');
+    bench.report(opened, 'node-a', 'Applied');
+    await bench.until(() => bench.hasEvent('Opened', opened), 'a records Opened');
     // Both campaign for a while: b reads the Lease, never takes it, never acts.
     for (let i = 0; i < 5; i++) {
       bench.clock.advance(2_000);
@@ -87,6 +90,11 @@ describe('leader election', () => {
     expect(bench.clock.now() - killedAt).toBeGreaterThan(10_000);
     expect(actions('ctl-b').length).toBeGreaterThan(0);
     expect(bench.hasEvent('Opened', first)).toBe(true);
+    // Level-based Events: b saw `opened` Active too, and recorded nothing twice.
+    await b.idle();
+    const count = (reason: string, grant: string) =>
+      bench.events().filter((e) => e.reason === reason && e.object === `AccessGrant/${grant}`).length;
+    expect([count('Opened', opened), count('Opened', first), count('Expired', second)]).toEqual([1, 1, 1]);
     expect(bench.forbidden()).toEqual([]);
   });
 

@@ -93,6 +93,18 @@ describe('grant phases', () => {
     expect(failed).toHaveLength(3);
   });
 
+  it('converges after its watches are dropped and the history compacted while a node reported', async () => {
+    const m = await leader(bench.manager('ctl-a'));
+    const policy = bench.createPolicy('ssh');
+    const name = bench.createGrant(bench.knockGrant(policy, '10.1.0.7')).metadata.name;
+    await bench.until(() => phase(name) === 'Pending', 'Pending');
+    bench.cluster.server.faults.dropWatches();
+    bench.report(name, 'node-a', 'Applied'); // in the gap: no watch is open
+    bench.cluster.server.faults.compact(); // and resuming from the old resourceVersion gets 410
+    await bench.advanceUntil(() => phase(name) === 'Active', 1_000, 30, 'Active after the relist');
+    expect(m.isLeader()).toBe(true);
+  });
+
   it('is Active only when every targeted node reports Applied, and Failed when one reports Failed', async () => {
     await leader(bench.manager('ctl-a'));
     const policy = bench.createPolicy('web', {
