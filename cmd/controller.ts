@@ -6,6 +6,7 @@
 // Exit status: 0 after SIGTERM/SIGINT (the Lease is released so a standby takes over at once);
 // 2 for bad input (config FILE:LINE, options, kubeconfig).
 
+import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { systemClock } from '../api/clock.js';
@@ -19,6 +20,8 @@ import {
   type ControllerConfig,
 } from '../controller/reconciler/config.js';
 import { ControllerManager } from '../controller/reconciler/manager.js';
+import { createControllerMetrics } from '../controller/reconciler/metrics.js';
+import { MetricsAddressError, serveMetrics } from '../controller/standalone/metrics.js';
 import { CliError } from './errors.js';
 import { logLevel } from './options.js';
 
@@ -29,6 +32,7 @@ interface ControllerCliOptions {
   namespace?: string;
   identity?: string;
   logLevel: string;
+  metricsAddress?: string;
 }
 
 function load(opts: ControllerCliOptions): ControllerConfig {
@@ -66,7 +70,23 @@ async function run(opts: ControllerCliOptions): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: opts.logLevel, name: 'knockgate-controller' });
-  const manager = new ControllerManager({ kubeConfig, config, identity, clock: systemClock, logger });
+  const metrics = createControllerMetrics();
+  let metricsServer: Server | undefined;
+  try {
+    metricsServer =
+      opts.metricsAddress === undefined ? undefined : await serveMetrics(metrics, opts.metricsAddress);
+  } catch (err) {
+    if (err instanceof MetricsAddressError) throw new CliError(err.message);
+    throw new CliError(`--metrics-address ${opts.metricsAddress}: ${(err as Error).message}`, 1);
+  }
+  const manager = new ControllerManager({
+    kubeConfig,
+    config,
+    identity,
+    clock: systemClock,
+    logger,
+    metrics,
+  });
   manager.start();
   logger.info(
     {
@@ -79,6 +99,7 @@ async function run(opts: ControllerCliOptions): Promise<void> {
   await new Promise<void>((resolve) => {
     const onStop = (signal: string) => {
       logger.info({ event: 'stopping', signal }, `${signal}: releasing the lease and stopping`);
+      metricsServer?.close();
       void manager.stop({ release: true }).then(resolve);
     };
     process.once('SIGTERM', () => onStop('SIGTERM'));
@@ -101,5 +122,6 @@ export function register(program: Command): void {
     .option('--namespace <ns>', 'namespace of the Lease and the Events (default: $POD_NAMESPACE)')
     .option('--identity <name>', 'leader election identity (default: $POD_NAME, else the host name)')
     .option('--log-level <level>', 'trace, debug, info, warn, error', logLevel, 'info')
+    .option('--metrics-address <host:port>', 'serve /metrics and /healthz here, e.g. 127.0.0.1:9466')
     .action((opts: ControllerCliOptions) => run(opts));
 }

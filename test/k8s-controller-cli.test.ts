@@ -5,6 +5,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +21,18 @@ beforeAll(() => {
     throw new Error(`${CLI} is missing: run "npx tsc -p tsconfig.json" first (make test does)`);
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A loopback port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 function knockgate(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], {
@@ -65,12 +78,24 @@ describe('knockgate controller: running', () => {
     // The emulator on the real clock (the child process has no fake one).
     bench = new ControllerBench();
     await bench.startRealTime();
+    const port = await freePort();
     const kubeconfig = join(tmp, 'kubeconfig');
     writeFileSync(kubeconfig, bench.cluster.server.kubeconfig());
     let stderr = '';
     child = spawn(
       process.execPath,
-      [CLI, 'controller', '--kubeconfig', kubeconfig, '--identity', 'ctl-cli', '--namespace', 'default'],
+      [
+        CLI,
+        'controller',
+        '--kubeconfig',
+        kubeconfig,
+        '--identity',
+        'ctl-cli',
+        '--namespace',
+        'default',
+        '--metrics-address',
+        `127.0.0.1:${port}`,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -87,6 +112,11 @@ describe('knockgate controller: running', () => {
     bench.report(name, 'node-a', 'Applied');
     await waitFor(() => bench.grant(name)?.status?.phase === 'Active', { what: 'Active' });
     await waitFor(() => bench.hasEvent('Opened', name), { what: 'the Opened event' });
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(await health.text()).toBe('ok\n');
+    const scraped = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(scraped).toContain('knockgate_controller_leader 1');
+    expect(scraped).toContain('knockgate_controller_grants{phase="Active"} 1');
 
     child.kill('SIGTERM');
     expect(await exited).toBe(0);

@@ -6,7 +6,9 @@
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AccessGrant } from '../api/types.js';
+import { Registry } from 'prom-client';
 import { FINALIZER } from '../controller/reconciler/grant-reconciler.js';
+import { createControllerMetrics } from '../controller/reconciler/metrics.js';
 import type { ControllerManager } from '../controller/reconciler/manager.js';
 import { ControllerBench } from './helpers/k8s-controller-harness.js';
 
@@ -32,7 +34,8 @@ const condition = (g: AccessGrant | undefined, type: string) =>
 
 describe('grant phases', () => {
   it('adds its finalizer, is Pending until the node reports Applied, Active after, Expired at expiresAt', async () => {
-    await leader(bench.manager('ctl-a'));
+    const metrics = createControllerMetrics(new Registry(), false);
+    await leader(bench.manager('ctl-a', bench.config(), undefined, metrics));
     const policy = bench.createPolicy('ssh');
     const g = bench.createGrant(bench.knockGrant(policy, '10.1.0.2', { seconds: 60 }));
     const name = g.metadata.name;
@@ -66,6 +69,11 @@ describe('grant phases', () => {
     expect(ev).toMatchObject({ type: 'Normal', object: `AccessGrant/${name}` });
     // All of it as the controller's least-privileged service account.
     expect(bench.forbidden()).toEqual([]);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('knockgate_controller_leader 1');
+    expect(text).toContain('knockgate_controller_grants{phase="Expired"} 1');
+    expect(text).toContain('knockgate_controller_phase_transitions_total{phase="Active"} 1');
+    expect(text).toContain('knockgate_controller_events_total{reason="Opened"} 1');
   });
 
   it('retries writes that fail with 500 or 429 (backoff on the clock) and gets there', async () => {

@@ -9,6 +9,7 @@ import type { ReplayClaim } from '../../api/types.js';
 import { KubeApiError } from '../kube/errors.js';
 import type { CachedObject, KubeInformer } from '../kube/informer.js';
 import type { ResourceClient } from '../kube/resource-client.js';
+import type { ControllerMetrics } from './metrics.js';
 import type { ReconcileResult } from './queue.js';
 
 export interface ClaimReconcilerOptions {
@@ -17,6 +18,7 @@ export interface ClaimReconcilerOptions {
   clock: Clock;
   logger?: Logger;
   guard: () => void;
+  metrics?: ControllerMetrics;
 }
 
 export class ClaimReconciler {
@@ -33,6 +35,7 @@ export class ClaimReconciler {
     this.opts.guard();
     try {
       await this.opts.client.delete(key, { uid: claim.metadata.uid });
+      this.opts.metrics?.deleted.inc({ kind: 'replayclaim', reason: 'expired' });
       this.opts.logger?.debug({ event: 'claim-deleted', claim: key }, `deleted expired replay claim ${key}`);
     } catch (err) {
       if (!(err instanceof KubeApiError && (err.status === 404 || err.status === 409))) throw err;

@@ -28,6 +28,8 @@ export interface EventRecorderOptions {
   guard: () => void;
   logger?: Logger;
   recentMs?: number;
+  /** Called once per Event created (metrics). */
+  onRecorded?: (reason: GrantEventReason) => void;
 }
 
 /** The Event's name: <grant>.<uid prefix>.<reason>, at most 253 characters. */
@@ -85,6 +87,7 @@ export class EventRecorder {
       if (err.status !== 409) throw err;
     }
     this.remember(name);
+    this.opts.onRecorded?.(reason);
     this.opts.logger?.info(
       { event: 'k8s-event', reason, grant: grant.metadata.name, source: grant.spec.source },
       `${reason} ${grant.metadata.name}: ${message}`,

@@ -25,6 +25,7 @@ import type { ResourceClient } from '../kube/resource-client.js';
 import { checkBounds } from './bounds.js';
 import type { ControllerConfig } from './config.js';
 import type { EventRecorder, GrantEventReason } from './events.js';
+import type { ControllerMetrics } from './metrics.js';
 import type { ReconcileResult } from './queue.js';
 import { differs, phaseSince, reportTargets, retainUntil, statusFor, type DesiredStatus } from './status.js';
 
@@ -51,6 +52,7 @@ export interface GrantReconcilerOptions {
   logger?: Logger;
   /** Throws unless this instance may write (is the leader). */
   guard: () => void;
+  metrics?: ControllerMetrics;
 }
 
 export class GrantReconciler {
@@ -172,12 +174,13 @@ export class GrantReconciler {
     await this.opts.events.record(grant, reason, grant.status?.message ?? phase, since);
     const until = retainUntil(grant, this.opts.config.retention.seconds * 1000, now);
     if (now < until) return { requeueAfterMs: until - now };
-    await this.deleteHistory(grant, 'retention ended');
+    await this.deleteHistory(grant, 'retention', 'retention ended');
   }
 
-  private async deleteHistory(grant: AccessGrant, why: string): Promise<void> {
+  private async deleteHistory(grant: AccessGrant, bound: 'retention' | 'count', why: string): Promise<void> {
     try {
       await this.write(() => this.opts.client.delete(grant.metadata.name, { uid: grant.metadata.uid }));
+      this.opts.metrics?.deleted.inc({ kind: 'accessgrant', reason: bound });
       this.opts.logger?.info(
         { event: 'grant-deleted', grant: grant.metadata.name, phase: grant.status?.phase, reason: why },
         `deleted ${grant.status?.phase ?? ''} grant ${grant.metadata.name}: ${why}`,
@@ -200,7 +203,7 @@ export class GrantReconciler {
     if (excess <= 0) return;
     history.sort((a, b) => a.until - b.until || a.g.metadata.name.localeCompare(b.g.metadata.name));
     for (const { g } of history.slice(0, excess))
-      await this.deleteHistory(g, `more than ${maxGrants} expired grants kept`);
+      await this.deleteHistory(g, 'count', `more than ${maxGrants} expired grants kept`);
   }
 
   // --- deletion ----------------------------------------------------------------------------------
@@ -249,6 +252,7 @@ export class GrantReconciler {
       }),
     );
     const before = grant.status?.phase;
+    if (before !== desired.phase) this.opts.metrics?.transitions.inc({ phase: desired.phase });
     if (before !== desired.phase && this.opts.logger) {
       if (desired.phase === 'Expired') auditGrant(this.opts.logger, 'expire', written);
       else if (desired.phase === 'Revoked') auditGrant(this.opts.logger, 'revoke', written);

@@ -21,6 +21,7 @@ import { ClaimReconciler } from './claim-reconciler.js';
 import type { ControllerConfig } from './config.js';
 import { EventRecorder } from './events.js';
 import { GrantReconciler, RETENTION_KEY, type NodeLike } from './grant-reconciler.js';
+import { registerControllerGauges, type ControllerMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 
 export class NotLeaderError extends Error {
@@ -44,6 +45,7 @@ export interface ControllerManagerOptions {
   resyncIntervalMs?: number;
   /** How long a new leader waits for the informers' first lists. Default 30 s. */
   syncTimeoutMs?: number;
+  metrics?: ControllerMetrics;
 }
 
 type Grant = AccessGrant & CachedObject;
@@ -111,6 +113,11 @@ export class ControllerManager {
       onStartedLeading: () => this.startTerm(),
       onStoppedLeading: () => void this.endTerm(),
     });
+    if (opts.metrics)
+      registerControllerGauges(opts.metrics, {
+        isLeader: () => this.elector.isLeader(),
+        grants: () => this.grants.list(),
+      });
   }
 
   /** Start the informers and campaign for the Lease. */
@@ -146,7 +153,7 @@ export class ControllerManager {
 
   private startTerm(): void {
     const id = ++this.terms;
-    const { clock, logger, config } = this.opts;
+    const { clock, logger, config, metrics } = this.opts;
     const guard = () => this.guard(id);
     const grantReconciler = new GrantReconciler({
       grants: this.grants,
@@ -160,11 +167,13 @@ export class ControllerManager {
         instance: this.opts.identity,
         logger,
         guard,
+        onRecorded: (reason) => metrics?.events.inc({ reason }),
       }),
       config,
       clock,
       logger,
       guard,
+      metrics,
     });
     const claimReconciler = new ClaimReconciler({
       claims: this.claims,
@@ -172,23 +181,21 @@ export class ControllerManager {
       clock,
       logger,
       guard,
+      metrics,
     });
+    const queue = (name: string, reconcile: (key: string) => ReturnType<GrantReconciler['reconcile']>) =>
+      new WorkQueue({
+        name,
+        reconcile,
+        clock,
+        logger,
+        workers: this.opts.workers,
+        onError: () => metrics?.reconcileErrors.inc({ queue: name }),
+      });
     const term: Term = {
       id,
-      grantQueue: new WorkQueue({
-        name: 'accessgrants',
-        reconcile: (k) => grantReconciler.reconcile(k),
-        clock,
-        logger,
-        workers: this.opts.workers,
-      }),
-      claimQueue: new WorkQueue({
-        name: 'replayclaims',
-        reconcile: (k) => claimReconciler.reconcile(k),
-        clock,
-        logger,
-        workers: this.opts.workers,
-      }),
+      grantQueue: queue('accessgrants', (k) => grantReconciler.reconcile(k)),
+      claimQueue: queue('replayclaims', (k) => claimReconciler.reconcile(k)),
       unsubscribe: [],
     };
     this.term = term;

@@ -24,6 +24,8 @@ export interface WorkQueueOptions {
   workers?: number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
+  /** Called once per failed reconcile (metrics). */
+  onError?: () => void;
 }
 
 export class WorkQueue {
@@ -120,6 +122,7 @@ export class WorkQueue {
           this.failures.set(key, backoff);
         }
         const wait = backoff.next();
+        this.opts.onError?.();
         this.opts.logger?.warn(
           { event: 'reconcile-error', queue: this.opts.name, key, retryInMs: wait },
           (err as Error).message,

@@ -9,6 +9,7 @@ import type { AccessGrant, KnockPolicy, ReplayClaim, TargetState } from '../../a
 import { API_VERSION } from '../../api/types.js';
 import { defaultControllerConfig, type ControllerConfig } from '../../controller/reconciler/config.js';
 import { ControllerManager } from '../../controller/reconciler/manager.js';
+import type { ControllerMetrics } from '../../controller/reconciler/metrics.js';
 import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from '../../controller/reconciler/rbac.js';
 import type { KubeObject } from '../emulators/kube-apiserver/storage.js';
 import { startEmulatedCluster, type EmulatedCluster } from './kube-store-emulator.js';
@@ -75,6 +76,7 @@ export class ControllerBench {
     identity: string,
     config: ControllerConfig = this.config(),
     user = CONTROLLER_USER,
+    metrics?: ControllerMetrics,
   ): ControllerManager {
     const kubeConfig: KubeConfig = this.cluster.kubeConfigFor(user);
     const m = new ControllerManager({
@@ -85,6 +87,7 @@ export class ControllerBench {
       watchBackoffInitialMs: 50,
       watchBackoffMaxMs: 400,
       resyncIntervalMs: 0,
+      metrics,
       ...(process.env.KG_TEST_LOG
         ? { logger: createLogger({ level: 'debug', destination: process.stderr }) }
         : {}),
