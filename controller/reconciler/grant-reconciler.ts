@@ -96,6 +96,8 @@ export class GrantReconciler {
     }
     const refusal = this.refusal(grant, now);
     if (refusal === 'wait') {
+      const waiting = `waiting for policy "${grant.spec.policyRef?.name ?? ''}" to appear`;
+      await this.setStatus(grant, statusFor(grant, 'Pending', 'WaitingForPolicy', waiting, now));
       const created = Date.parse(grant.metadata.creationTimestamp ?? '') || now;
       return { requeueAfterMs: Math.max(1000, created + this.opts.config.policyGraceSeconds * 1000 - now) };
     }
