@@ -23,6 +23,8 @@ import {
 const PORT = 2222;
 const SPA_PORT = 40301;
 const GRANT_SECONDS = 5;
+/** Long enough that a restart finishes before the grant ends even on a loaded machine. */
+const LONG_GRANT_SECONDS = 20;
 const KNOCK = ['7101:udp', '7102:tcp'];
 
 /** Send a saved SPA packet again, byte for byte, from `host` over UDP. */
@@ -105,24 +107,32 @@ describe.skipIf(skipWithoutNetns('standalone e2e (restart, revoke)'))(
     }
 
     it('kill -9 during a grant, restart before its expiry: still open, closes on time', async () => {
-      const d1 = await lab.startDaemon({ config });
+      const longConfig = lab.write(
+        'restart-long.yaml',
+        yamlConfig(keys, SPA_PORT, PORT, [], LONG_GRANT_SECONDS),
+      );
+      const d1 = await lab.startDaemon({ config: longConfig });
       const opened = await knockOpen(d1, 4);
       await d1.kill9();
-      const d2 = await lab.startDaemon({ config });
+      const d2 = await lab.startDaemon({ config: longConfig });
       try {
         const expiresAt = Date.parse(String(opened.expiresAt));
         expect(Date.now()).toBeLessThan(expiresAt);
         expect(d2.events('reconcile')[0]).toMatchObject({ live: 1 });
-        await lab.waitReach('cli', PORT, 'open', { timeoutMs: 5000 });
+        await lab.waitReach('cli', PORT, 'open', { timeoutMs: 15_000 });
         expect(await lab.grants()).toContain(lab.addr('cli', 4));
-        const expired = await d2.waitLog((l) => l.event === 'expire' && l.grant === opened.grant, 'expire');
+        const expired = await d2.waitLog(
+          (l) => l.event === 'expire' && l.grant === opened.grant,
+          'expire',
+          LONG_GRANT_SECONDS * 1000 + 20_000,
+        );
         // On time: not before its end (pino's time is ms since the epoch).
         expect(Number(expired.time)).toBeGreaterThanOrEqual(expiresAt);
         await lab.waitReach('cli', PORT, 'closed');
       } finally {
         expect((await d2.stop()).code).toBe(0);
       }
-    });
+    }, 120_000);
 
     it('an SPA packet resent raw after a restart is refused as a replay', async () => {
       const saved = `${lab.dir}/spa-packet`;
