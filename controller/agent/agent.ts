@@ -11,7 +11,7 @@
 // While the API server is unreachable the caches keep their last state, the local expiry timers
 // keep closing doors on time, and the informers' relists reconcile everything when it returns.
 
-import type { Clock } from '../../api/clock.js';
+import type { Clock, TimerHandle } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import type { AccessGrant, KnockPolicy } from '../../api/types.js';
 import type { Firewall, FirewallConfig } from '../firewall/types.js';
@@ -61,6 +61,8 @@ export function agentFirewallConfig(config: AgentConfig): FirewallConfig {
 export class NodeAgent {
   private reconciler: AgentReconciler | undefined;
   private stopped = false;
+  private onStopped!: () => void;
+  private readonly stoppedSignal = new Promise<void>((resolve) => (this.onStopped = resolve));
 
   constructor(private readonly opts: AgentOptions) {}
 
@@ -111,8 +113,14 @@ export class NodeAgent {
       ...(this.opts.random ? { random: this.opts.random } : {}),
     });
     this.reconciler.start();
-    if (this.reconciler.ready) await this.reconciler.idle();
-    else void this.awaitFirstLists();
+    // With the lists in: return once their whole state is applied (statuses follow on their own).
+    // Bounded: a first resync that fails (maxGrants, the kernel) is retried in the background.
+    if (this.reconciler.ready) {
+      let timer: TimerHandle | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, wait)));
+      await Promise.race([this.reconciler.firstSync, this.stoppedSignal, timeout]);
+      timer?.cancel();
+    } else void this.awaitFirstLists();
     logger.info(
       {
         event: 'started',
@@ -130,6 +138,7 @@ export class NodeAgent {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.onStopped();
     this.reconciler?.stop();
     // Stopped sources fail their sync waiters, which ends awaitFirstLists (not awaited: a source
     // need not answer a waiter at all).

@@ -81,6 +81,9 @@ export class AgentReconciler {
   private draining: Promise<void> | undefined;
   private resyncTimer: TimerHandle | undefined;
   private syncedOnce = false;
+  private markSynced!: () => void;
+  /** Resolves at the first full resync from complete lists (the whole state applied once). */
+  readonly firstSync = new Promise<void>((resolve) => (this.markSynced = resolve));
   private stopped = false;
   /** Passes run (tests, metrics). */
   passes = 0;
@@ -420,6 +423,7 @@ export class AgentReconciler {
     this.resyncs++;
     this.opts.logger.debug({ event: 'resync', grants: desired.size }, 'firewall resynced');
     this.syncedOnce = true;
+    this.markSynced();
     // Statuses (and anything that changed meanwhile) grant by grant.
     for (const name of names) this.enqueue(name);
   }
