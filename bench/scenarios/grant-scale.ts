@@ -1,13 +1,15 @@
 // Grant scale: the time to apply and then expire N grants per firewall backend, through the firewall
 // module itself inside the server namespace (nftables and ipset: concurrent per-grant add/remove,
-// batched by the long-lived session; iptables: one atomic sync, its rule list being linear).
+// batched by the long-lived session; iptables: one atomic sync, its rule list being linear), and the
+// per-packet cost the kernel pays for them: the rate of a TCP connect storm from a granted client to
+// the protected port with only the client's grant loaded, then with N more grants loaded.
 
 import { systemClock } from '../../api/clock.js';
 import { createLogger } from '../../api/log.js';
 import type { FirewallBackend } from '../../api/standalone.js';
 import { createFirewall } from '../../controller/firewall/firewall.js';
 import type { FirewallGrant } from '../../controller/firewall/types.js';
-import type { Host } from '../../test/helpers/netns.js';
+import type { Host, Topology } from '../../test/helpers/netns.js';
 import {
   PROTECTED_PORT,
   type Figure,
@@ -26,10 +28,50 @@ interface Row {
   grants: number;
   applyMs: number;
   expireMs: number;
+  /** Connects per second with only the client's grant, and with `grants` more loaded. */
+  rate0: number;
+  rateN: number;
   how: string;
 }
 
-async function measure(srv: Host, count: number): Promise<Row[]> {
+const STORM_MS = 2000;
+const STORM_CONCURRENCY = 32;
+
+/**
+ * Successful connects per second from the client to the protected port: STORM_CONCURRENCY loops of
+ * connect → reset (no TIME_WAIT left behind) for STORM_MS.
+ */
+async function connectRate(cli: Host, target: string): Promise<number> {
+  const script = `
+const net = require('net');
+const end = Date.now() + ${STORM_MS};
+let ok = 0;
+function loop() {
+  if (Date.now() >= end) return;
+  let settled = false;
+  const s = net.connect({ host: '${target}', port: ${PROTECTED_PORT} });
+  const next = (good) => { if (settled) return; settled = true; if (good) ok++; s.resetAndDestroy(); setImmediate(loop); };
+  s.setTimeout(1000, () => next(false));
+  s.once('connect', () => next(true));
+  s.once('error', () => next(false));
+}
+for (let i = 0; i < ${STORM_CONCURRENCY}; i++) loop();
+setTimeout(() => process.stdout.write(String(ok * 1000 / ${STORM_MS})), ${STORM_MS} + 1100);
+`;
+  const { stdout } = await cli.run('node', ['-e', script], { timeoutMs: 30_000 });
+  return Number(stdout);
+}
+
+async function measure(net: Topology, count: number): Promise<Row[]> {
+  const srv = net.ns('srv');
+  const cli = net.ns('cli');
+  const target = srv.addr4['cli']!;
+  const client: FirewallGrant = {
+    name: 'bench-client',
+    source: `${cli.addr4['srv']!}/32`,
+    ports: [{ port: PROTECTED_PORT, proto: 'tcp' }],
+    expiresAt: Date.now() + 3600_000,
+  };
   const rows: Row[] = [];
   const logger = createLogger({ level: 'warn', destination: process.stderr });
   for (const backend of BACKENDS) {
@@ -43,12 +85,16 @@ async function measure(srv: Host, count: number): Promise<Row[]> {
         knockPorts: [],
         alwaysAllow: [],
         mode: 'Enforce',
-        maxGrants: count,
+        maxGrants: count + 1,
         conntrackFlush: false,
       },
     });
     try {
       await firewall.install();
+      const perGrant = backend !== 'iptables';
+      if (perGrant) await firewall.add(client);
+      else await firewall.sync([client]);
+      const rate0 = await connectRate(cli, target);
       const expiresAt = Date.now() + 3600_000;
       const grants: FirewallGrant[] = Array.from({ length: count }, (_, i) => ({
         name: `bench-${i}`,
@@ -56,25 +102,30 @@ async function measure(srv: Host, count: number): Promise<Row[]> {
         ports: [{ port: PROTECTED_PORT, proto: 'tcp' }],
         expiresAt,
       }));
-      const perGrant = backend !== 'iptables';
       let t = performance.now();
       if (perGrant) await Promise.all(grants.map((g) => firewall.add(g)));
-      else await firewall.sync(grants);
+      else await firewall.sync([...grants, client]);
       const applyMs = performance.now() - t;
+      // The client's grant is matched after (nftables/ipset: among) the N others.
+      const rateN = await connectRate(cli, target);
       t = performance.now();
       if (perGrant) await Promise.all(grants.map((g) => firewall.remove(g, 'expired')));
-      else await firewall.sync([]);
+      else await firewall.sync([client]);
       const expireMs = performance.now() - t;
       rows.push({
         backend,
         grants: count,
         applyMs,
         expireMs,
+        rate0,
+        rateN,
         how: perGrant
           ? 'concurrent add/remove per grant (long-lived session, batched)'
           : 'one atomic iptables-restore',
       });
-      console.error(`  ${backend}: ${count} grants applied in ${fmt(applyMs, 0)} ms`);
+      console.error(
+        `  ${backend}: ${count} grants applied in ${fmt(applyMs, 0)} ms; connects/s ${fmt(rate0, 0)} → ${fmt(rateN, 0)}`,
+      );
     } finally {
       await firewall.cleanup().catch(() => undefined);
       await firewall.close();
@@ -91,22 +142,33 @@ export const grantScale: Scenario = {
     console.error(`${NAME}: ${counts.join(' and ')} grants per backend`);
     const rows = await withTopology(async (net) => {
       const all: Row[] = [];
-      for (const n of counts) all.push(...(await measure(net.ns('srv'), n)));
+      net
+        .ns('srv')
+        .spawn('node', [
+          '-e',
+          `require('net').createServer((s) => { s.on('error', () => {}); s.end(); }).listen(${PROTECTED_PORT}, '0.0.0.0', 4096)`,
+        ]);
+      for (const n of counts) all.push(...(await measure(net, n)));
       return all;
     });
     const figures: Figure[] = rows.flatMap((r) =>
-      (['apply', 'expire'] as const).map((what) => {
-        const v = what === 'apply' ? r.applyMs : r.expireMs;
+      (['apply', 'expire', 'rate'] as const).map((what) => {
+        const v = what === 'apply' ? r.applyMs : what === 'expire' ? r.expireMs : (100 * r.rateN) / r.rate0;
         return {
           scenario: NAME,
           daemon: `knockgate (${r.backend})`,
-          name: `${what} ${r.grants} grants`,
-          unit: 'ms',
+          name:
+            what === 'rate'
+              ? `connect rate with ${r.grants} grants loaded, % of the rate with none`
+              : `${what} ${r.grants} grants`,
+          unit: what === 'rate' ? '%' : 'ms',
           median: v,
           p99: v,
           runs: 1,
           values: [v],
-          ...(r.grants === 10_000 && r.backend !== 'iptables' ? { target: '< 1000 ms' } : {}),
+          ...(r.grants === 10_000 && r.backend !== 'iptables'
+            ? { target: what === 'rate' ? '≥ 90 %' : what === 'apply' ? '< 1000 ms' : '' }
+            : {}),
         };
       }),
     );
@@ -114,11 +176,29 @@ export const grantScale: Scenario = {
       name: NAME,
       command: `npm run bench -- --only ${NAME}${opts.quick ? ' --quick' : ''}`,
       markdown: [
-        '### Grant scale (one run per point)',
+        `### Grant scale (one run per point; connect storm: ${STORM_CONCURRENCY} concurrent connect→reset loops for ${STORM_MS / 1000} s from a granted client)`,
         '',
         markdownTable(
-          ['backend', 'grants', 'apply all (ms)', 'expire all (ms)', 'how'],
-          rows.map((s) => [s.backend, String(s.grants), fmt(s.applyMs, 0), fmt(s.expireMs, 0), s.how]),
+          [
+            'backend',
+            'grants',
+            'apply all (ms)',
+            'expire all (ms)',
+            'connects/s, client grant only',
+            `connects/s, with N grants`,
+            'ratio',
+            'how',
+          ],
+          rows.map((s) => [
+            s.backend,
+            String(s.grants),
+            fmt(s.applyMs, 0),
+            fmt(s.expireMs, 0),
+            fmt(s.rate0, 0),
+            fmt(s.rateN, 0),
+            `${fmt((100 * s.rateN) / s.rate0, 0)} %`,
+            s.how,
+          ]),
         ),
       ].join('\n'),
       figures,
