@@ -533,6 +533,20 @@ describe('agent: the API unreachable', () => {
 });
 
 describe('agent: full resync', () => {
+  it('a malformed grant in the cache is Failed and does not stop the others', async () => {
+    const r = await rig({ synced: false });
+    const broken = grant('broken', r.clock) as unknown as { spec: Record<string, unknown> };
+    delete broken.spec.ports;
+    r.grants.put(broken as unknown as AccessGrant);
+    r.grants.put(grant('ssh-0a4d0017', r.clock));
+    r.grants.sync();
+    r.policies.sync();
+    r.agent.state.resync();
+    await r.tick();
+    expect([...r.firewall.entries.keys()]).toEqual(['ssh-0a4d0017']);
+    expect(r.nodeStatus('broken')).toMatchObject({ state: 'Failed', message: 'spec.ports: not a list' });
+  });
+
   it('rewrites the whole desired state atomically on a timer, from the caches', async () => {
     const r = await rig();
     r.grants.put(grant('ssh-0a4d0014', r.clock));

@@ -39,6 +39,7 @@ export function checkGrant(grant: AccessGrant, policy: KnockPolicy | undefined, 
   const spec = grant.spec;
   let ports: PortRef[];
   try {
+    if (!Array.isArray(spec.ports)) throw new Error('not a list');
     ports = spec.ports.map((p) => parsePort(p));
   } catch (err) {
     return refuse(`spec.ports: ${(err as Error).message}`);

@@ -22,7 +22,7 @@ import type { PortRef } from '../../api/ports.js';
 import type { AccessGrant, KnockPolicy } from '../../api/types.js';
 import { Backoff } from '../kube/backoff.js';
 import type { InformerEvent } from '../kube/informer.js';
-import { auditGrant } from '../grants-audit.js';
+import { auditGrant, type AuditEvent } from '../grants-audit.js';
 import { isLive, isTerminal } from '../grants-phase.js';
 import {
   FirewallInputError,
@@ -274,7 +274,29 @@ export class AgentReconciler {
       this.heldForPolicies.add(grant.metadata.name);
       return { kind: 'keep' };
     }
-    const verdict = checkGrant(grant, policy, {
+    let verdict: ReturnType<typeof checkGrant>;
+    try {
+      verdict = this.check(grant, policy, now);
+    } catch (err) {
+      // A malformed object must not stop the others (a resync decides them all): fail closed.
+      verdict = { ok: false, reason: `malformed grant: ${(err as Error).message}` };
+    }
+    if (!verdict.ok)
+      return { kind: 'close', reason: 'revoked', report: { state: 'Failed', message: verdict.reason } };
+    return { kind: 'open', entries: verdict.entries };
+  }
+
+  /** One audit line; a malformed grant gets a minimal one instead of an exception. */
+  private audit(event: AuditEvent, grant: AccessGrant, reason?: string): void {
+    try {
+      auditGrant(this.opts.logger, event, grant, reason);
+    } catch {
+      this.opts.logger.info({ event, grant: grant.metadata.name, reason }, `${event} ${grant.metadata.name}`);
+    }
+  }
+
+  private check(grant: AccessGrant, policy: KnockPolicy | undefined, now: number) {
+    return checkGrant(grant, policy, {
       node: this.opts.node,
       now,
       neverGrant: this.opts.neverGrant,
@@ -282,9 +304,6 @@ export class AgentReconciler {
       largestManualPrefix: this.opts.largestManualPrefix,
       clockSkewMs: this.opts.clockSkewMs,
     });
-    if (!verdict.ok)
-      return { kind: 'close', reason: 'revoked', report: { state: 'Failed', message: verdict.reason } };
-    return { kind: 'open', entries: verdict.entries };
   }
 
   private async reconcile(name: string): Promise<void> {
@@ -294,7 +313,7 @@ export class AgentReconciler {
     if (decision.kind === 'keep') return;
     if (decision.kind === 'close') {
       if (decision.report?.state === 'Failed' && grant && !shows(grant, this.opts.node, decision.report))
-        auditGrant(this.opts.logger, 'refuse', grant, decision.report.message);
+        this.audit('refuse', grant, decision.report.message);
       await this.close(name, decision.reason, grant);
       if (grant && decision.report) this.reporter.want(name, decision.report);
       return;
@@ -338,7 +357,7 @@ export class AgentReconciler {
     }
     const names = new Set(entries.map((e) => e.name));
     for (const e of old?.entries ?? []) if (!names.has(e.name)) await this.opts.firewall.remove(e, 'revoked');
-    auditGrant(this.opts.logger, old ? 'extend' : 'open', grant);
+    this.audit(old ? 'extend' : 'open', grant);
   }
 
   /** Close whatever is applied for `name` (a no-op when nothing is). */
@@ -347,7 +366,7 @@ export class AgentReconciler {
     if (!old) return;
     for (const e of old.entries) await this.opts.firewall.remove(e, reason);
     const event = reason === 'expired' ? 'expire' : 'revoke';
-    if (grant) auditGrant(this.opts.logger, event, grant);
+    if (grant) this.audit(event, grant);
     else this.opts.logger.info({ event, grant: name }, `${event} ${name}: grant gone`);
   }
 
@@ -410,14 +429,14 @@ export class AgentReconciler {
       this.untrack(name);
       const grant = this.opts.grants.get(name);
       const event = grant && !isLive(grant, now) ? 'expire' : 'revoke';
-      if (grant) auditGrant(this.opts.logger, event, grant);
+      if (grant) this.audit(event, grant);
       else this.opts.logger.info({ event, grant: name }, `${event} ${name}: grant gone`);
     }
     for (const [name, d] of desired) {
       const old = this.applied.get(name);
       if (!old || !sameEntries(old.entries, d.entries)) {
         this.track(name, d.grant.metadata.uid, d.entries);
-        auditGrant(this.opts.logger, old ? 'extend' : 'open', d.grant);
+        this.audit(old ? 'extend' : 'open', d.grant);
       }
     }
     this.resyncs++;
