@@ -225,6 +225,25 @@ describe('agent against the API emulator', () => {
     }
     expect(r.firewall.entries.size).toBe(6);
     expect(r.removals()).toEqual([]);
+    for (let i = 0; i < 5; i++) expect(r.nodeStatus(`ssh-0a4d02${i}0`)?.state).toBe('Applied');
+  });
+
+  it('an empty or failing policy list removes no drop and closes no grant', async () => {
+    const r = await rig();
+    r.putPolicy(policy('ssh'));
+    r.putGrant(grant('ssh-0a4d0401', { source: '10.77.4.1/32' }));
+    await waitFor(() => applied(r, 'ssh-0a4d0401'), { what: 'Applied' });
+    r.c.server.faults.fail({ code: 500, count: 5, pathIncludes: 'knockpolicies' });
+    r.c.server.faults.dropWatches();
+    r.deletePolicy('ssh'); // the last one: the policy list is now empty
+    for (let i = 0; i < 2; i++) {
+      const before = r.agent.state.resyncs;
+      await waitFor(() => r.agent.state.resyncs > before, { what: 'a resync', timeoutMs: 15_000 });
+    }
+    expect(r.firewall.entries.has('ssh-0a4d0401')).toBe(true);
+    expect(r.nodeStatus('ssh-0a4d0401')?.state).toBe('Applied');
+    expect(r.firewall.log.filter((l) => l.startsWith('install'))).toEqual(['install 22/tcp,3389/tcp']);
+    expect(r.removals()).toEqual([]);
   });
 
   it('with the API stopped, a grant still closes at its expiresAt; its status is written when the API is back', async () => {
