@@ -36,7 +36,7 @@ import { StanzaReader, type Stanza } from './fwknop-stanza.js';
 import { KEY_PLACEHOLDER, KEY_VARS, resolveKeys } from './keys.js';
 import { toDnsLabel, withSuffix } from './names.js';
 import type { FwknopdSettings } from './fwknopd-conf.js';
-import type { ParsedConfig, SecretData } from './types.js';
+import { emptyParsedConfig, type ParsedConfig, type SecretData } from './types.js';
 
 export interface AccessConfOptions {
   fwknopd?: FwknopdSettings;
@@ -47,14 +47,7 @@ export interface AccessConfOptions {
 }
 
 export function parseAccessConf(file: string, text: string, opts: AccessConfOptions): ParsedConfig {
-  const out: ParsedConfig = {
-    policies: [],
-    secrets: {},
-    hooks: {},
-    settings: {},
-    warnings: [],
-    unprotectedPorts: new Set(),
-  };
+  const out = emptyParsedConfig();
   const reader = new StanzaReader(out.warnings, {
     now: opts.now,
     placeholderKeys: opts.placeholderKeys ?? 'refuse',

@@ -27,7 +27,7 @@ import { closesAccess, portsOpenedBy, sameCommand, undoOf } from './command-port
 import { oneLine } from './fwknop-values.js';
 import { toDnsLabel } from './names.js';
 import { parseSequence, parseTcpFlags, readOneTimeSequences, seconds } from './knockd-values.js';
-import type { ParsedConfig } from './types.js';
+import { emptyParsedConfig, type ParsedConfig } from './types.js';
 
 interface Door {
   section: string;
@@ -63,14 +63,7 @@ const DOOR_KEYS: Record<string, string> = {
 };
 
 export function parseKnockdConf(file: string, text: string): ParsedConfig {
-  const out: ParsedConfig = {
-    policies: [],
-    secrets: {},
-    hooks: {},
-    settings: {},
-    warnings: [],
-    unprotectedPorts: new Set(),
-  };
+  const out = emptyParsedConfig();
   const doors: Door[] = [];
   let section: 'none' | 'options' | Door = 'none';
   const sectionLines = new Map<string, number>();

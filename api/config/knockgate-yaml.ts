@@ -10,7 +10,7 @@ import type { KnockPolicy } from '../types.js';
 import type { Hooks, StandaloneSettings } from '../standalone.js';
 import { ConfigError } from './errors.js';
 import { KEY_VARS, keyVarBytes, resolveKeys, type KeyVar } from './keys.js';
-import type { ParsedConfig, SecretData } from './types.js';
+import { emptyParsedConfig, type ParsedConfig, type SecretData } from './types.js';
 
 /** The Secret keys the SPA codec reads (fwknop's names). */
 export const SECRET_KEYS = KEY_VARS;
@@ -21,14 +21,7 @@ const MAX_DOCUMENTS = 10_000;
 const MAX_ALIAS_COUNT = 100;
 
 export function parseKnockgateYaml(file: string, text: string): ParsedConfig {
-  const out: ParsedConfig = {
-    policies: [],
-    secrets: {},
-    hooks: {},
-    settings: {},
-    warnings: [],
-    unprotectedPorts: new Set(),
-  };
+  const out = emptyParsedConfig();
   const lc = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lc, uniqueKeys: true });
   if (!Array.isArray(docs)) throw new ConfigError(file, undefined, 'not a YAML stream');

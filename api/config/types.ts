@@ -55,3 +55,8 @@ export interface ParsedConfig {
    */
   unprotectedPorts: Set<string>;
 }
+
+/** A ParsedConfig with nothing in it yet, for a parser to fill. */
+export function emptyParsedConfig(): ParsedConfig {
+  return { policies: [], secrets: {}, hooks: {}, settings: {}, warnings: [], unprotectedPorts: new Set() };
+}
