@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import { latencyCdfSvg } from './lib/cdf-plot.js';
 import { RESULTS_DIR, ROOT, type RunOptions, type Scenario, type ScenarioResult } from './lib/setup.js';
 import { grantScale } from './scenarios/grant-scale.js';
-import { junkFlood } from './scenarios/junk-flood.js';
+import { base64JunkFlood, junkFlood } from './scenarios/junk-flood.js';
 import { knockFlood } from './scenarios/knock-flood.js';
 import { memory } from './scenarios/memory.js';
 import { openLatency } from './scenarios/open-latency.js';
 
-const SCENARIOS: Scenario[] = [openLatency, junkFlood, knockFlood, memory, grantScale];
+const SCENARIOS: Scenario[] = [openLatency, junkFlood, base64JunkFlood, knockFlood, memory, grantScale];
 
 class UsageError extends Error {}
 

@@ -5,7 +5,7 @@
 //   knockFlood: TCP SYNs at the first knock port from random sources in 10.0.0.0/8 and fd00::/8 (a
 //     spoofed first knock each), with complete knock sequences from real sources spread through it.
 
-import { randomFillSync } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { encodeSpa } from '../../sniffer/spa/encode.js';
 import { ip4Bytes, ip6Bytes, macBytes, PcapWriter, TCP_SYN, type Link } from './packets.js';
 import { KNOCK_PORTS, PROTECTED_PORT, SPA_PORT, type SpaKeys } from './setup.js';
@@ -74,6 +74,8 @@ export function writeJunkFlood(
   wire: Wire,
   count: number,
   valid: { sources: string[]; keys: SpaKeys },
+  /** random: any bytes; base64: text in fwknop's alphabet (passes every check before the HMAC). */
+  payloads: 'random' | 'base64' = 'random',
 ): void {
   const link = linkOf(wire);
   const dst = ip4Bytes(wire.dst4);
@@ -83,6 +85,9 @@ export function writeJunkFlood(
     hmacKey: Buffer.from(valid.keys.hmacKeyBase64, 'base64'),
   };
   const rnd = new RandomPool();
+  // base64 junk: 200-byte windows at random offsets of one large random base64 text.
+  const b64 = Buffer.from(randomBytes(POOL_BYTES).toString('base64').replace(/=+$/, ''), 'latin1');
+  const b64Window = (at: number) => b64.subarray(at, at + JUNK_BYTES);
   const src = Buffer.alloc(4);
   const w = new PcapWriter(file);
   try {
@@ -118,7 +123,8 @@ export function writeJunkFlood(
           proto: 'udp',
           srcPort: 1024 + (rnd.u32() % 60000),
           dstPort: SPA_PORT,
-          payload: rnd.bytes(JUNK_BYTES),
+          payload:
+            payloads === 'random' ? rnd.bytes(JUNK_BYTES) : b64Window(rnd.u32() % (b64.length - JUNK_BYTES)),
         },
       );
     }
