@@ -61,6 +61,7 @@ type Decision =
   | { kind: 'keep' };
 
 interface Applied {
+  /** The incarnation applied: a grant replaced under the same name is a new open, not an extend. */
   uid: string | undefined;
   entries: FirewallGrant[];
   expiresAt: number;
@@ -357,7 +358,7 @@ export class AgentReconciler {
     }
     const names = new Set(entries.map((e) => e.name));
     for (const e of old?.entries ?? []) if (!names.has(e.name)) await this.opts.firewall.remove(e, 'revoked');
-    this.audit(old ? 'extend' : 'open', grant);
+    this.audit(old && old.uid === grant.metadata.uid ? 'extend' : 'open', grant);
   }
 
   /** Close whatever is applied for `name` (a no-op when nothing is). */
@@ -436,7 +437,7 @@ export class AgentReconciler {
       const old = this.applied.get(name);
       if (!old || !sameEntries(old.entries, d.entries)) {
         this.track(name, d.grant.metadata.uid, d.entries);
-        this.audit(old ? 'extend' : 'open', d.grant);
+        this.audit(old && old.uid === d.grant.metadata.uid ? 'extend' : 'open', d.grant);
       }
     }
     this.resyncs++;
