@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { latencyCdfSvg } from './lib/cdf-plot.js';
+import { onInterrupt } from './lib/topology.js';
 import { RESULTS_DIR, ROOT, type RunOptions, type Scenario, type ScenarioResult } from './lib/setup.js';
 import { grantScale } from './scenarios/grant-scale.js';
 import { base64JunkFlood, junkFlood } from './scenarios/junk-flood.js';
@@ -86,6 +87,7 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new UsageError('needs root (it builds network namespaces)');
   const dir = mkdtempSync(join(tmpdir(), 'kg-bench-'));
+  onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
   const opts: RunOptions = {
     quick: args.quick,
     trials: args.trials ?? (args.quick ? 30 : 200),

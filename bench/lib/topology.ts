@@ -5,13 +5,26 @@
 import { Topology } from '../../test/helpers/netns.js';
 
 const live = new Set<Topology>();
+const hooks: (() => void)[] = [];
 let interrupted = false;
+
+/** Something else to undo when interrupted (after the topologies are gone), e.g. the scratch dir. */
+export function onInterrupt(hook: () => void): void {
+  hooks.push(hook);
+}
 
 async function onSignal(signal: NodeJS.Signals): Promise<void> {
   if (interrupted) return;
   interrupted = true;
   console.error(`${signal}: tearing down ${live.size} topolog${live.size === 1 ? 'y' : 'ies'}`);
   await Promise.allSettled([...live].map((t) => t.destroy()));
+  for (const hook of hooks) {
+    try {
+      hook();
+    } catch {
+      /* best effort: keep undoing the rest */
+    }
+  }
   process.exit(130);
 }
 
