@@ -97,50 +97,58 @@ async function main(): Promise<void> {
   };
   const started = Date.now();
   const host = machine();
-  const results: ScenarioResult[] = [];
-  try {
-    for (const s of args.only) {
-      const t = Date.now();
-      results.push(await s.run(opts));
-      console.error(`${s.name}: done in ${Math.round((Date.now() - t) / 1000)} s`);
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim();
-  const command = `npm run bench --${args.quick ? ' --quick' : ''}${args.only === SCENARIOS ? '' : ` --only ${args.only.map((s) => s.name).join(',')}`}${args.bufferBytes ? ` --buffer-size ${args.bufferBytes}` : ''}`;
+  const command = `npm run bench --${args.quick ? ' --quick' : ''}${args.only === SCENARIOS ? '' : ` --only ${args.only.map((s) => s.name).join(',')}`}${args.runs ? ` --runs ${args.runs}` : ''}${args.trials ? ` --trials ${args.trials}` : ''}${args.bufferBytes ? ` --buffer-size ${args.bufferBytes}` : ''}`;
+  const results: ScenarioResult[] = [];
+  // Written after every scenario, so an interrupted or failed run keeps what it measured.
+  const save = () => {
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const json = {
+      machine: host,
+      date: new Date(started).toISOString(),
+      durationSeconds: Math.round((Date.now() - started) / 1000),
+      commit,
+      command,
+      complete: results.length === args.only.length,
+      options: {
+        quick: opts.quick,
+        trials: opts.trials,
+        floodRuns: opts.floodRuns,
+        knockgateBufferBytes: opts.bufferBytes ?? 'default',
+      },
+      scenarios: results.map((r) => ({ name: r.name, command: r.command, figures: r.figures })),
+    };
+    writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
+    const latency = results.find((r) => r.samples);
+    if (latency?.samples)
+      writeFileSync(
+        join(RESULTS_DIR, 'latency-cdf.svg'),
+        latencyCdfSvg(latency.samples, { subtitle: `${command} · ${json.date} · ${commit}` }),
+      );
+  };
   console.log(
     [
       `## knockgate benchmarks (${new Date(started).toISOString()}, commit ${commit}, ${host.cores} × ${host.cpu}, load ${host.loadAverageAtStart.join(' ')})`,
       '',
       `Command: \`${command}\``,
       '',
-      ...results.flatMap((r) => [r.markdown, '']),
     ].join('\n'),
   );
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const json = {
-    machine: host,
-    date: new Date(started).toISOString(),
-    durationSeconds: Math.round((Date.now() - started) / 1000),
-    commit,
-    command,
-    options: {
-      quick: opts.quick,
-      trials: opts.trials,
-      floodRuns: opts.floodRuns,
-      knockgateBufferBytes: opts.bufferBytes ?? 'default',
-    },
-    scenarios: results.map((r) => ({ name: r.name, command: r.command, figures: r.figures })),
-  };
-  writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
-  const latency = results.find((r) => r.samples);
-  if (latency?.samples)
-    writeFileSync(
-      join(RESULTS_DIR, 'latency-cdf.svg'),
-      latencyCdfSvg(latency.samples, { subtitle: `${command} · ${json.date} · ${commit}` }),
-    );
-  console.error(`results: ${join(RESULTS_DIR, 'latest.json')} (${json.durationSeconds} s)`);
+  try {
+    for (const s of args.only) {
+      const t = Date.now();
+      const r = await s.run(opts);
+      results.push(r);
+      save();
+      console.log(`${r.markdown}\n`);
+      console.error(`${s.name}: done in ${Math.round((Date.now() - t) / 1000)} s`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.error(
+    `results: ${join(RESULTS_DIR, 'latest.json')} (${Math.round((Date.now() - started) / 1000)} s)`,
+  );
 }
 
 try {
