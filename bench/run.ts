@@ -19,7 +19,7 @@ import { knockFlood } from './scenarios/knock-flood.js';
 import { memory } from './scenarios/memory.js';
 import { openLatency } from './scenarios/open-latency.js';
 
-const SCENARIOS: Scenario[] = [openLatency, junkFlood, base64JunkFlood, knockFlood, memory, grantScale];
+const SCENARIOS: Scenario[] = [openLatency, junkFlood, knockFlood, grantScale, memory, base64JunkFlood];
 
 class UsageError extends Error {}
 

@@ -77,7 +77,7 @@ function junkScenario(NAME: string, payloads: Payloads, description: string): Sc
               dir: opts.dir,
               ...(opts.bufferBytes === undefined ? {} : { bufferBytes: opts.bufferBytes }),
               keys,
-              catchUpMs: 60_000,
+              catchUpMs: 30_000,
               segments: [
                 {
                   sources,

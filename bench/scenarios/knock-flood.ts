@@ -43,7 +43,7 @@ export const knockFlood: Scenario = {
             dir: opts.dir,
             ...(opts.bufferBytes === undefined ? {} : { bufferBytes: opts.bufferBytes }),
             keys: newKeys(),
-            catchUpMs: opts.quick ? 30_000 : 60_000,
+            catchUpMs: 30_000,
             segments: [
               {
                 sources: [...v4, ...v6],

@@ -46,7 +46,7 @@ export const memory: Scenario = {
           keys,
           segments,
           ...(opts.bufferBytes === undefined ? {} : { bufferBytes: opts.bufferBytes }),
-          catchUpMs: opts.quick ? 30_000 : 60_000,
+          catchUpMs: 30_000,
         });
         results.push({ label: run.label, r });
       }
