@@ -103,6 +103,16 @@ export interface PacketSocketStats {
  */
 export async function packetSocketStats(pid: number): Promise<PacketSocketStats> {
   const script = join(import.meta.dirname, '..', '..', '..', 'bench', 'lib', 'packet-stats.py');
-  const { stdout } = await execFileP('python3', [script, String(pid)], { timeout: 10_000 });
-  return JSON.parse(stdout) as PacketSocketStats;
+  try {
+    const { stdout } = await execFileP('python3', [script, String(pid)], { timeout: 10_000 });
+    return JSON.parse(stdout) as PacketSocketStats;
+  } catch (err) {
+    // No python3 or no pidfd_getfd (Linux < 5.6): the drop figures are reported as unknown.
+    if (!warned)
+      console.error(`packet socket counters unavailable (${(err as Error).message.split('\n')[0]})`);
+    warned = true;
+    return { packets: NaN, drops: NaN };
+  }
 }
+
+let warned = false;
