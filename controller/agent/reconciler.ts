@@ -393,6 +393,13 @@ export class AgentReconciler {
   private async expireLocally(name: string, expiresAt: number): Promise<void> {
     const current = this.applied.get(name);
     if (!current || current.expiresAt !== expiresAt || this.stopped) return;
+    // Timers may fire a little before the wall clock reaches the end; closing then would let the
+    // reconcile that follows see a live grant and open it again. Wait for the end itself.
+    const early = expiresAt - this.opts.clock.now();
+    if (early > 0) {
+      current.timer = this.opts.clock.setTimeout(() => void this.expireLocally(name, expiresAt), early);
+      return;
+    }
     try {
       await this.close(name, 'expired', this.opts.grants.get(name));
     } catch (err) {
