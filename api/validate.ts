@@ -210,8 +210,9 @@ function checkTargets(c: Checker, targets: Record<string, unknown>, path: string
     checkSecurityGroups(c, targets.awsSecurityGroups, `${path}.awsSecurityGroups`);
 }
 
-function checkSecurityGroups(c: Checker, groups: unknown, path: string): void {
-  if (!c.list(groups, path, 0, LIST_BOUNDS.maxSecurityGroups)) return;
+/** Check a list of security-group references; false when it is not a list at all. */
+export function checkSecurityGroups(c: Checker, groups: unknown, path: string): groups is unknown[] {
+  if (!c.list(groups, path, 0, LIST_BOUNDS.maxSecurityGroups)) return false;
   groups.forEach((g, i) => {
     const p = `${path}[${i}]`;
     if (!c.isObject(g, p)) return;
@@ -224,6 +225,7 @@ function checkSecurityGroups(c: Checker, groups: unknown, path: string): void {
     );
     c.matches(g.region, `${p}.region`, AWS_REGION, 'an AWS region such as eu-west-1');
   });
+  return true;
 }
 
 export function validateGrant(g: unknown): GrantValidation {

@@ -20,6 +20,7 @@ import type { AccessGrant, KnockPolicy } from '../../api/types.js';
 import { validatePolicy } from '../../api/validate.js';
 import type { FirewallGrant } from '../firewall/types.js';
 import { expiresAtMs } from '../grants-phase.js';
+import { addressHex } from '../grants.js';
 
 export interface CheckContext {
   node: string;
@@ -135,24 +136,14 @@ export function hostsOf(c: Cidr): string[] {
   const bits = c.family === 4 ? 32 : 128;
   const count = 1n << BigInt(bits - c.prefix);
   if (count > 256n) throw new Error(`${c.address}/${c.prefix}: more than 256 addresses`);
-  const base = (toBigInt(c.address, c.family) >> BigInt(bits - c.prefix)) << BigInt(bits - c.prefix);
+  const base = (toBigInt(c.address) >> BigInt(bits - c.prefix)) << BigInt(bits - c.prefix);
   const out: string[] = [];
   for (let i = 0n; i < count; i++) out.push(fromBigInt(base + i, c.family));
   return out;
 }
 
-function toBigInt(address: string, family: 4 | 6): bigint {
-  if (family === 4) return address.split('.').reduce((n, o) => (n << 8n) + BigInt(Number(o)), 0n);
-  const url = new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  const [left, right] = url.split('::');
-  const head = left ? left.split(':') : [];
-  const tail = right ? right.split(':') : [];
-  const groups =
-    right === undefined
-      ? head
-      : [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
-  // The URL parser writes an embedded IPv4 tail in hex groups, so every group is hex here.
-  return groups.reduce((n, g) => (n << 16n) + BigInt(parseInt(g, 16)), 0n);
+function toBigInt(address: string): bigint {
+  return BigInt(`0x${addressHex(address)}`);
 }
 
 function fromBigInt(n: bigint, family: 4 | 6): string {

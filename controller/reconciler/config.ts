@@ -23,7 +23,8 @@ import { locatePath } from '../../api/config/knockgate-yaml.js';
 import { BOUNDS, DEFAULTS, LIST_BOUNDS } from '../../api/limits.js';
 import type { AwsSecurityGroupRef } from '../../api/types.js';
 import { API_VERSION } from '../../api/types.js';
-import { AWS_REGION, Checker, SECURITY_GROUP_ID } from '../../api/validate-fields.js';
+import { Checker } from '../../api/validate-fields.js';
+import { checkSecurityGroups } from '../../api/validate.js';
 import { LEADER_DEFAULTS } from '../leader/elector.js';
 
 export interface ControllerConfig {
@@ -121,22 +122,7 @@ export function validateControllerConfig(value: unknown): {
       out.manualGrants.allowedNodes = nodes as string[];
     }
     const sgs = m.allowedSecurityGroups;
-    if (
-      sgs !== undefined &&
-      c.list(sgs, 'manualGrants.allowedSecurityGroups', 0, LIST_BOUNDS.maxSecurityGroups)
-    ) {
-      sgs.forEach((g, i) => {
-        const p = `manualGrants.allowedSecurityGroups[${i}]`;
-        if (!c.isObject(g, p)) return;
-        c.knownFields(g, p, ['groupId', 'region']);
-        c.matches(
-          g.groupId,
-          `${p}.groupId`,
-          SECURITY_GROUP_ID,
-          'a security group id (sg- and 8 or 17 hex digits)',
-        );
-        c.matches(g.region, `${p}.region`, AWS_REGION, 'an AWS region such as eu-west-1');
-      });
+    if (sgs !== undefined && checkSecurityGroups(c, sgs, 'manualGrants.allowedSecurityGroups')) {
       out.manualGrants.allowedSecurityGroups = sgs as AwsSecurityGroupRef[];
     }
   }
