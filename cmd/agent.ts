@@ -13,7 +13,7 @@ import { loadAgentConfig, type AgentConfig } from '../controller/agent/config.js
 import { agentKube } from '../controller/agent/kube.js';
 import { createFirewall } from '../controller/firewall/firewall.js';
 import { FirewallInputError } from '../controller/firewall/types.js';
-import { KubeConfigError, loadKubeConfig } from '../controller/kube/client.js';
+import { kubeConfigFromFlags } from './kube-options.js';
 import { CliError } from './errors.js';
 import { logLevel } from './options.js';
 
@@ -36,16 +36,7 @@ function load(opts: AgentCliOptions): AgentConfig {
 
 async function run(opts: AgentCliOptions): Promise<void> {
   const config = load(opts);
-  let kubeConfig;
-  try {
-    kubeConfig = loadKubeConfig({
-      ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
-      ...(opts.context !== undefined ? { context: opts.context } : {}),
-    });
-  } catch (err) {
-    if (err instanceof KubeConfigError) throw new CliError(err.message);
-    throw err;
-  }
+  const kubeConfig = kubeConfigFromFlags(opts);
   const logger = createLogger({ level: opts.logLevel, name: 'knockgate-agent' });
   const firewall = createFirewall({ backend: config.backend, logger, clock: systemClock });
   const sources = agentKube(kubeConfig, systemClock, logger);

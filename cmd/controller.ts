@@ -13,7 +13,7 @@ import { systemClock } from '../api/clock.js';
 import { ConfigError } from '../api/config/errors.js';
 import { createLogger } from '../api/log.js';
 import { DNS1123_LABEL, DNS1123_SUBDOMAIN } from '../api/validate-fields.js';
-import { KubeConfigError, loadKubeConfig } from '../controller/kube/client.js';
+import { kubeConfigFromFlags } from './kube-options.js';
 import {
   defaultControllerConfig,
   loadControllerConfig,
@@ -62,13 +62,7 @@ async function run(opts: ControllerCliOptions): Promise<void> {
   const identity = opts.identity ?? (process.env.POD_NAME || hostname());
   if (identity.length > 253 || !DNS1123_SUBDOMAIN.test(identity.toLowerCase()))
     throw new CliError(`--identity: "${identity}" is not a usable holder identity`);
-  let kubeConfig;
-  try {
-    kubeConfig = loadKubeConfig({ kubeconfig: opts.kubeconfig, context: opts.context });
-  } catch (err) {
-    if (err instanceof KubeConfigError) throw new CliError(err.message);
-    throw err;
-  }
+  const kubeConfig = kubeConfigFromFlags(opts);
   const logger = createLogger({ level: opts.logLevel, name: 'knockgate-controller' });
   const metrics = createControllerMetrics();
   let metricsServer: Server | undefined;

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { systemClock } from '../api/clock.js';
 import { createLogger, type Logger } from '../api/log.js';
-import { KubeConfigError, loadKubeConfig } from '../controller/kube/client.js';
+import { kubeConfigFromFlags } from './kube-options.js';
 import { SNIFFER_BOUNDS, SNIFFER_DEFAULTS } from '../controller/sniffer/limits.js';
 import { createSnifferMetrics } from '../controller/sniffer/metrics.js';
 import { checkCaptureCapability, SnifferPreflightError } from '../controller/sniffer/preflight.js';
@@ -51,13 +51,7 @@ function identity(opts: SnifferCliOptions): { namespace: string; node: string } 
 
 async function run(opts: SnifferCliOptions): Promise<void> {
   const { namespace, node } = identity(opts);
-  let kubeConfig;
-  try {
-    kubeConfig = loadKubeConfig({ kubeconfig: opts.kubeconfig, context: opts.context });
-  } catch (err) {
-    if (err instanceof KubeConfigError) throw new CliError(err.message);
-    throw err;
-  }
+  const kubeConfig = kubeConfigFromFlags(opts);
   const logger = createLogger({ level: opts.logLevel, name: 'knockgate-sniffer' });
   try {
     checkCaptureCapability();
