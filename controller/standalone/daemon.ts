@@ -148,10 +148,6 @@ export class StandaloneDaemon {
     return this.store;
   }
 
-  get firewall(): Firewall {
-    return this.opts.firewall;
-  }
-
   /** Bring everything up; on failure, whatever was brought up is taken down again and it throws. */
   async start(): Promise<void> {
     try {
@@ -163,7 +159,7 @@ export class StandaloneDaemon {
   }
 
   private async startInOrder(): Promise<void> {
-    const { config, clock, logger } = { config: this.config, clock: this.clock, logger: this.log };
+    const { config, clock, log: logger } = this;
     this.state = await StateDir.open(this.opts.stateDir);
     this.store = await LocalGrantStore.open(this.state, { clock, logger });
     this.replay = await LocalReplayStore.open(this.state, { clock, logger });
