@@ -8,7 +8,7 @@ import { API_VERSION, type AccessGrant } from '../api/types.js';
 
 /** Kubernetes DNS-1123 subdomain: what a grant name (and so a file name) may be. */
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const MAX_NAME_LENGTH = 253;
+export const MAX_NAME_LENGTH = 253;
 const METHODS = new Set(['knock', 'spa', 'manual']);
 const PHASES = new Set(['Pending', 'Active', 'Expired', 'Failed', 'Revoked']);
 

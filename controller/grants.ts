@@ -1,8 +1,12 @@
 // Turning a sniffer AccessDecision into an AccessGrant: the grant's name, its expiry on the
 // injectable clock, and who saw it. Names follow DESIGN.md so a repeated knock or SPA request from
 // the same source for the same policy lands on the same grant (GrantStore.extend):
-//   SPA:   spa-<first 16 hex of sha256(policy, source)>
-//   knock: <policy>-<source address in hex>  (IPv4: 8 hex characters, IPv6: 32)
+//   SPA:   spa-<first 16 hex of sha256(policy, source[, node])>
+//   knock: <policy>-<source address in hex>[-<node>]  (IPv4: 8 hex characters, IPv6: 32)
+// The node is part of the name when the grant opens only the node that saw the request (a
+// Local-mode policy on Kubernetes): a knock seen on node B then makes B's own grant instead of
+// extending node A's grant, which B's agent would rightly refuse (observedBy is A). A node name
+// too long for the knock form is replaced by the first 16 hex of its sha256.
 
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -12,7 +16,7 @@ import { BOUNDS } from '../api/limits.js';
 import { formatPort, parsePort } from '../api/ports.js';
 import { API_VERSION, type AccessGrant, type AccessGrantSpec } from '../api/types.js';
 import type { AccessDecision } from '../sniffer/decision.js';
-import { checkGrantName } from './grants-validate.js';
+import { checkGrantName, MAX_NAME_LENGTH } from './grants-validate.js';
 
 export class GrantBuildError extends Error {}
 
@@ -47,19 +51,33 @@ function sourceAddress(source: string): string {
   return source.split('/')[0];
 }
 
-/** The grant name for a decision's method, policy and source (a host CIDR or bare address). */
-export function grantName(method: 'knock' | 'spa', policy: string, source: string): string {
+/**
+ * The grant name for a decision's method, policy and source (a host CIDR or bare address), and
+ * the node when the grant is that node's alone (see the header).
+ */
+export function grantName(method: 'knock' | 'spa', policy: string, source: string, node?: string): string {
   const hex = addressHex(sourceAddress(source));
-  const name =
-    method === 'spa'
-      ? `spa-${createHash('sha256').update(`${policy}\n${hex}`).digest('hex').slice(0, SPA_NAME_HEX_CHARS)}`
-      : `${policy}-${hex}`;
+  let name: string;
+  if (method === 'spa') {
+    const text = node === undefined ? `${policy}\n${hex}` : `${policy}\n${hex}\n${node}`;
+    name = `spa-${sha256Hex(text).slice(0, SPA_NAME_HEX_CHARS)}`;
+  } else {
+    name = `${policy}-${hex}`;
+    if (node !== undefined) {
+      const withNode = `${name}-${node}`;
+      name = withNode.length <= MAX_NAME_LENGTH ? withNode : `${name}-${sha256Hex(node).slice(0, 16)}`;
+    }
+  }
   try {
     checkGrantName(name);
   } catch (err) {
     throw new GrantBuildError(`policy "${policy}": ${(err as Error).message}`);
   }
   return name;
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 export interface GrantContext {
@@ -73,6 +91,11 @@ export interface GrantContext {
    * deleting the policy revokes its grants. Standalone has no uids and leaves it out.
    */
   policyUid?: string;
+  /**
+   * Put the node in the grant's name: set on Kubernetes for a policy whose grants open only the
+   * node that saw the request (targets.node.mode Local). Standalone leaves it out.
+   */
+  nameWithNode?: boolean;
 }
 
 /** Build the grant for `decision`. Throws GrantBuildError (one line) on anything out of bounds. */
@@ -104,7 +127,7 @@ export function buildGrant(decision: AccessDecision, ctx: GrantContext): AccessG
     apiVersion: API_VERSION,
     kind: 'AccessGrant',
     metadata: {
-      name: grantName(decision.method, decision.policy, source),
+      name: grantName(decision.method, decision.policy, source, ctx.nameWithNode ? ctx.node : undefined),
     },
     spec: {
       source,

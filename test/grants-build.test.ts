@@ -39,6 +39,15 @@ describe('grant names', () => {
   it('names knock grants <policy>-<hex of source> and SPA grants spa-<16 hex of sha256>', () => {
     expect(grantName('knock', 'ssh', '10.0.0.2/32')).toBe('ssh-0a000002');
     expect(grantName('knock', 'ssh', 'fd00::2/128')).toBe('ssh-fd000000000000000000000000000002');
+    // Local-mode grants on Kubernetes carry the node: one grant per node that saw the request.
+    expect(grantName('knock', 'ssh', '10.0.0.2/32', 'node-a')).toBe('ssh-0a000002-node-a');
+    expect(grantName('spa', 'ssh', '10.0.0.2', 'node-a')).toMatch(/^spa-[0-9a-f]{16}$/);
+    expect(grantName('spa', 'ssh', '10.0.0.2', 'node-a')).not.toBe(grantName('spa', 'ssh', '10.0.0.2'));
+    expect(grantName('spa', 'ssh', '10.0.0.2', 'node-a')).not.toBe(
+      grantName('spa', 'ssh', '10.0.0.2', 'node-b'),
+    );
+    const longNode = `n${'x'.repeat(230)}.example`;
+    expect(grantName('knock', 'ssh', '10.0.0.2', longNode)).toMatch(/^ssh-0a000002-[0-9a-f]{16}$/);
     const spa = grantName('spa', 'ssh', '10.0.0.2/32');
     expect(spa).toBe(`spa-${createHash('sha256').update('ssh\n0a000002').digest('hex').slice(0, 16)}`);
     expect(spa).toMatch(/^spa-[0-9a-f]{16}$/);

@@ -512,9 +512,9 @@ describe('agent: the API unreachable', () => {
     expect(r.firewall.entries.size).toBe(1);
   });
 
-  it('a firewall failure is reported Failed and retried with backoff until it applies', async () => {
+  it('a firewall failure is reported Pending (not final) and retried with backoff until it applies', async () => {
     const r = await rig();
-    // Fails twice: the pass of the event, and the one its own Failed status write causes.
+    // Fails twice: the pass of the event, and the one its own Pending status write causes.
     const add = r.firewall.add.bind(r.firewall);
     let failures = 2;
     r.firewall.add = (g) => (failures-- > 0 ? Promise.reject(new Error('nft: netlink busy')) : add(g));
@@ -522,8 +522,8 @@ describe('agent: the API unreachable', () => {
     await r.tick();
     expect(r.firewall.entries.size).toBe(0);
     expect(r.nodeStatus('ssh-0a4d0013')).toMatchObject({
-      state: 'Failed',
-      message: 'firewall: nft: netlink busy',
+      state: 'Pending',
+      message: 'firewall: nft: netlink busy (retrying)',
     });
     await r.tick(2_000);
     expect(r.firewall.entries.size).toBe(1);

@@ -155,7 +155,7 @@ describe.skipIf(skipWithoutNetns('k8s-sniffer-live'))('knockgate sniffer, live i
   it('a real knock sequence becomes an AccessGrant for this node', async () => {
     const src = client.addr4['node']!;
     await client.run('knock', [node.addr4['client']!, '7000', '8000', '9000']);
-    const name = `knock-ssh-${addressHex(src)}`;
+    const name = `knock-ssh-${addressHex(src)}-node-a`;
     const grant = await waitFor(async () => (await grants()).find((g) => g.metadata.name === name), {
       timeoutMs: 20_000,
       what: `grant ${name}`,

@@ -258,7 +258,7 @@ describe('knockgate sniffer on Kubernetes', () => {
     const outcomes = await knock(a.role, '10.1.0.5', [7000, 8000, 9000]);
     expect(outcomes).toHaveLength(1);
     expect(outcomes[0]).toMatchObject({ kind: 'granted', extended: false });
-    const grant = (await serverGrant('knock-ssh-0a010005'))!;
+    const grant = (await serverGrant('knock-ssh-0a010005-node-a'))!;
     const owner = (await custom.getClusterCustomObject({
       ...plural('knockpolicies'),
       name: 'knock-ssh',
@@ -302,35 +302,37 @@ describe('knockgate sniffer on Kubernetes', () => {
   });
 
   it('a repeated knock extends the live grant, and replaces an Expired one of the same name', async () => {
-    const before = (await serverGrant('knock-ssh-0a010005'))!;
+    const before = (await serverGrant('knock-ssh-0a010005-node-a'))!;
     await new Promise((r) => setTimeout(r, 1100));
     const [again] = await knock(a.role, '10.1.0.5', [7000, 8000, 9000]);
     expect(again).toMatchObject({ kind: 'granted', extended: true });
-    const extended = (await serverGrant('knock-ssh-0a010005'))!;
+    const extended = (await serverGrant('knock-ssh-0a010005-node-a'))!;
     expect(extended.metadata.uid).toBe(before.metadata.uid);
     expect(Date.parse(extended.spec.expiresAt)).toBeGreaterThan(Date.parse(before.spec.expiresAt));
 
     // The controller marks it Expired; the next knock replaces it (a new object, no 409 lock-out).
     await custom.patchClusterCustomObjectStatus(
-      { ...plural('accessgrants'), name: 'knock-ssh-0a010005', body: { status: { phase: 'Expired' } } },
+      {
+        ...plural('accessgrants'),
+        name: 'knock-ssh-0a010005-node-a',
+        body: { status: { phase: 'Expired' } },
+      },
       MERGE,
     );
     const [replaced] = await knock(a.role, '10.1.0.5', [7000, 8000, 9000]);
     expect(replaced).toMatchObject({ kind: 'granted' });
-    const fresh = (await serverGrant('knock-ssh-0a010005'))!;
+    const fresh = (await serverGrant('knock-ssh-0a010005-node-a'))!;
     expect(fresh.metadata.uid).not.toBe(before.metadata.uid);
     expect(fresh.status?.phase).toBeUndefined();
   });
 
-  it('says so when a knock on another node extends a Local grant that does not target it', async () => {
+  it('a knock on another node makes that node its own grant (Local mode: the node is in the name)', async () => {
     const [outcome] = await knock(b.role, '10.1.0.5', [7000, 8000, 9000]);
-    expect(outcome).toMatchObject({ kind: 'granted', extended: true });
-    const grant = (await serverGrant('knock-ssh-0a010005'))!;
-    expect(grant.spec.targets).toEqual({ nodes: ['node-a'] });
-    const warning = b.log.lines().find((l) => l.event === 'not-targeted');
-    expect(warning?.msg).toBe(
-      'grant knock-ssh-0a010005 targets node-a, not node node-b: this node stays closed for 10.1.0.5/32',
-    );
+    expect(outcome).toMatchObject({ kind: 'granted', extended: false });
+    const onB = (await serverGrant('knock-ssh-0a010005-node-b'))!;
+    expect(onB.spec).toMatchObject({ observedBy: 'node-b', targets: { nodes: ['node-b'] } });
+    expect((await serverGrant('knock-ssh-0a010005-node-a'))!.spec.targets).toEqual({ nodes: ['node-a'] });
+    expect(b.log.lines().find((l) => l.event === 'not-targeted')).toBeUndefined();
   });
 
   it('an SPA packet claims its ReplayClaim, then creates a grant for the Selector nodes and SGs', async () => {
@@ -516,7 +518,7 @@ describe('knockgate sniffer on Kubernetes', () => {
       /^cannot watch the Kubernetes API \(.+\): running the last known policies; grants that cannot be written open nothing$/,
     );
     await stopped;
-    expect(await serverGrant('knock-ssh-0a040001')).toBeUndefined();
+    expect(await serverGrant('knock-ssh-0a040001-node-a')).toBeUndefined();
     await waitFor(async () => (await knock(a.role, '10.4.0.1', [7000, 8000, 9000]))[0]?.kind === 'granted', {
       timeoutMs: 20_000,
       what: 'a knock opens again after the API is back',

@@ -330,8 +330,9 @@ export class AgentReconciler {
         else this.enqueue(name);
         return;
       }
-      // Not the grant's fault (maxGrants, the kernel refused): say so, and try again later.
-      this.reporter.want(name, { state: 'Failed', message });
+      // Not the grant's fault (maxGrants, the kernel refused): say so, and try again later. Pending,
+      // not Failed: the controller takes a node's Failed as final for the grant.
+      this.reporter.want(name, { state: 'Pending', message: `${message} (retrying)` });
       throw err;
     }
     this.reporter.want(name, { state: 'Applied' });

@@ -416,6 +416,7 @@ export class SnifferRole {
         node: this.opts.node,
         targets: resolveTargets(policy, this.opts.node, this.view.nodes.list()),
         policyUid: policy.metadata.uid,
+        nameWithNode: (policy.spec.grant.targets?.node?.mode ?? 'Local') === 'Local',
       });
     } catch (err) {
       if (err instanceof GrantBuildError) return this.refuse(decision, 'invalid', err.message);
@@ -483,8 +484,9 @@ export class SnifferRole {
       auditGrant(this.log, extended ? 'extend' : 'open', stored);
       const wanted = grant.spec.targets?.nodes?.includes(this.opts.node) === true;
       if (wanted && !stored.spec.targets?.nodes?.includes(this.opts.node))
-        // Grant names carry no node: a Local-mode grant made on another node was extended, and
-        // this node's firewall stays closed for the source. Said, not hidden.
+        // Local-mode names carry the node, so this takes a policy whose targets changed while the
+        // grant lived (e.g. Selector → another node set): the stored grant keeps its targets, and
+        // this node's firewall stays closed for the source until it expires. Said, not hidden.
         this.log.warn(
           { event: 'not-targeted', grant: name, observedBy: stored.spec.observedBy, node: this.opts.node },
           `grant ${name} targets ${stored.spec.targets?.nodes?.join(', ') || 'no node'}, not node ${this.opts.node}: this node stays closed for ${stored.spec.source}`,
