@@ -207,6 +207,27 @@ export function decodeBuiltin(group: string, kind: string, obj: Json): string[] 
   return unknown;
 }
 
+/**
+ * The conversion a real server applies when it decodes a v1 Secret: `stringData` is write-only, its
+ * entries are merged into `data` (base64 of the UTF-8 text, overriding a `data` entry of the same key)
+ * and the field itself is never stored nor returned (k8s.io/kubernetes pkg/apis/core/v1 conversion).
+ * `kubectl create secret generic --from-literal` sends `data`; a manifest with `stringData` ends up
+ * the same way.
+ */
+export function convertBuiltin(group: string, kind: string, obj: Json): void {
+  if (group !== '' || kind !== 'Secret' || obj.stringData === undefined) return;
+  const strings = obj.stringData as Record<string, string>;
+  delete obj.stringData;
+  const entries = Object.entries(strings);
+  if (entries.length === 0) return;
+  const data = isObject(obj.data) ? obj.data : {};
+  for (const [key, value] of entries) data[key] = Buffer.from(value, 'utf8').toString('base64');
+  obj.data = data;
+}
+
+/** A Secret's or ConfigMap's key (k8s.io/apimachinery IsConfigMapKey). */
+const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+
 const QUALIFIED =
   /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 
@@ -221,6 +242,16 @@ export function validateBuiltin(group: string, kind: string, obj: Json): FieldEr
     });
   const required = (field: string) =>
     errors.push({ field, reason: 'FieldValueRequired', detail: 'Required value' });
+  if (group === '' && kind === 'Secret' && isObject(obj.data)) {
+    for (const key of Object.keys(obj.data)) {
+      if (key.length <= 253 && CONFIG_KEY.test(key) && key !== '.' && key !== '..') continue;
+      invalid(
+        `data[${key}]`,
+        key,
+        "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+      );
+    }
+  }
   if (group === 'coordination.k8s.io' && kind === 'Lease') {
     const spec = isObject(obj.spec) ? obj.spec : {};
     if (spec.leaseDurationSeconds !== undefined && (spec.leaseDurationSeconds as number) <= 0)

@@ -18,7 +18,7 @@ import {
   type FieldError,
 } from './status.js';
 import type { KubeObject, Storage } from './storage.js';
-import { decodeBuiltin, knowsKind, validateBuiltin } from './builtin-kinds.js';
+import { convertBuiltin, decodeBuiltin, knowsKind, validateBuiltin } from './builtin-kinds.js';
 import { metadataErrors } from './metadata.js';
 import { structuralProblems } from './structural.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
@@ -415,6 +415,7 @@ export class ObjectApi {
       if (unknown.length && opts.fieldValidation === 'Strict')
         throw badRequest(`strict decoding error: ${unknown.map((p) => `unknown field "${p}"`).join(', ')}`);
       if (opts.fieldValidation === 'Warn') warnings.push(...unknown.map((p) => `unknown field "${p}"`));
+      convertBuiltin(type.group, type.kind, obj);
       errors.push(...validateBuiltin(type.group, type.kind, obj));
     }
     const name = obj.metadata.name;
