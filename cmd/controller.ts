@@ -5,27 +5,14 @@
 //
 // Exit status: 0 after SIGTERM/SIGINT (the Lease is released so a standby takes over at once);
 // 2 for bad input (config FILE:LINE, options, kubeconfig).
+//
+// Only the options are defined here; the manager and the Kubernetes client load when the command
+// runs (cmd/controller-run.ts), so that every other command starts without them.
 
-import type { Server } from 'node:http';
-import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { systemClock } from '../api/clock.js';
-import { ConfigError } from '../api/config/errors.js';
-import { createLogger } from '../api/log.js';
-import { DNS1123_LABEL, DNS1123_SUBDOMAIN } from '../api/validate-fields.js';
-import { kubeConfigFromFlags } from './kube-options.js';
-import {
-  defaultControllerConfig,
-  loadControllerConfig,
-  type ControllerConfig,
-} from '../controller/reconciler/config.js';
-import { ControllerManager } from '../controller/reconciler/manager.js';
-import { createControllerMetrics } from '../controller/reconciler/metrics.js';
-import { MetricsAddressError, serveMetrics } from '../controller/standalone/metrics.js';
-import { CliError } from './errors.js';
 import { logLevel } from './options.js';
 
-interface ControllerCliOptions {
+export interface ControllerCliOptions {
   config?: string;
   kubeconfig?: string;
   context?: string;
@@ -33,72 +20,6 @@ interface ControllerCliOptions {
   identity?: string;
   logLevel: string;
   metricsAddress?: string;
-}
-
-function load(opts: ControllerCliOptions): ControllerConfig {
-  let config: ControllerConfig;
-  try {
-    config = opts.config === undefined ? defaultControllerConfig() : loadControllerConfig(opts.config);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message);
-    throw err;
-  }
-  // The release namespace (the pod's own, by the downward API) holds the Lease and the Events
-  // unless the config file names others.
-  const namespace = opts.namespace ?? (process.env.POD_NAMESPACE || undefined);
-  if (namespace !== undefined) {
-    if (!DNS1123_LABEL.test(namespace) || namespace.length > 63)
-      throw new CliError(`--namespace: "${namespace}" is not a namespace name`);
-    const defaults = defaultControllerConfig();
-    if (config.leaderElection.namespace === defaults.leaderElection.namespace)
-      config.leaderElection.namespace = namespace;
-    if (config.eventsNamespace === defaults.eventsNamespace) config.eventsNamespace = namespace;
-  }
-  return config;
-}
-
-async function run(opts: ControllerCliOptions): Promise<void> {
-  const config = load(opts);
-  const identity = opts.identity ?? (process.env.POD_NAME || hostname());
-  if (identity.length > 253 || !DNS1123_SUBDOMAIN.test(identity.toLowerCase()))
-    throw new CliError(`--identity: "${identity}" is not a usable holder identity`);
-  const kubeConfig = kubeConfigFromFlags(opts);
-  const logger = createLogger({ level: opts.logLevel, name: 'knockgate-controller' });
-  const metrics = createControllerMetrics();
-  let metricsServer: Server | undefined;
-  try {
-    metricsServer =
-      opts.metricsAddress === undefined ? undefined : await serveMetrics(metrics, opts.metricsAddress);
-  } catch (err) {
-    if (err instanceof MetricsAddressError) throw new CliError(err.message);
-    throw new CliError(`--metrics-address ${opts.metricsAddress}: ${(err as Error).message}`, 1);
-  }
-  const manager = new ControllerManager({
-    kubeConfig,
-    config,
-    identity,
-    clock: systemClock,
-    logger,
-    metrics,
-  });
-  manager.start();
-  logger.info(
-    {
-      event: 'started',
-      identity,
-      lease: `${config.leaderElection.namespace}/${config.leaderElection.leaseName}`,
-    },
-    `controller ${identity} started; campaigning for the lease`,
-  );
-  await new Promise<void>((resolve) => {
-    const onStop = (signal: string) => {
-      logger.info({ event: 'stopping', signal }, `${signal}: releasing the lease and stopping`);
-      metricsServer?.close();
-      void manager.stop({ release: true }).then(resolve);
-    };
-    process.once('SIGTERM', () => onStop('SIGTERM'));
-    process.once('SIGINT', () => onStop('SIGINT'));
-  });
 }
 
 export function register(program: Command): void {
@@ -117,5 +38,5 @@ export function register(program: Command): void {
     .option('--identity <name>', 'leader election identity (default: $POD_NAME, else the host name)')
     .option('--log-level <level>', 'trace, debug, info, warn, error', logLevel, 'info')
     .option('--metrics-address <host:port>', 'serve /metrics and /healthz here, e.g. 127.0.0.1:9466')
-    .action((opts: ControllerCliOptions) => run(opts));
+    .action(async (opts: ControllerCliOptions) => (await import('./controller-run.js')).run(opts));
 }

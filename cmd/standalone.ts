@@ -5,24 +5,16 @@
 // Exit status: 0 after SIGTERM/SIGINT; 2 for bad input (config FILE:LINE, options); 1 when this host
 // cannot run it (privileges, interface, firewall tools). Every failure is one line, and a failed
 // start leaves no rule behind.
+//
+// Only the options are defined here; the daemon loads when the command runs (cmd/standalone-run.ts).
 
 import type { Command } from 'commander';
-import { ConfigError, loadConfig, type LoadedConfig } from '../api/config/load.js';
-import { systemClock } from '../api/clock.js';
-import { createLogger, type Logger } from '../api/log.js';
-import { FIREWALL_BACKENDS, type FirewallBackend } from '../api/standalone.js';
-import { createFirewall } from '../controller/firewall/firewall.js';
-import type { Firewall } from '../controller/firewall/types.js';
-import { StandaloneDaemon, StartError } from '../controller/standalone/daemon.js';
-import { createStandaloneMetrics, serveMetrics } from '../controller/standalone/metrics.js';
-import { checkInterfaces, checkPrivileges, PreflightError } from '../controller/standalone/preflight.js';
-import { startSniffer } from '../sniffer/capture/sniffer.js';
-import { CAPTURE_BUFFER } from '../sniffer/capture/capture.js';
+import { FIREWALL_BACKENDS } from '../api/standalone.js';
 import { DEFAULT_STATE_DIR } from '../controller/local/state-dir.js';
-import { CliError } from './errors.js';
+import { CAPTURE_BUFFER } from '../sniffer/capture/buffer.js';
 import { intOption, logLevel } from './options.js';
 
-interface StandaloneCliOptions {
+export interface StandaloneCliOptions {
   config?: string;
   fwknopdConf?: string;
   interface?: string[];
@@ -33,114 +25,6 @@ interface StandaloneCliOptions {
   bufferSize?: number;
   metricsAddress?: string;
   cleanup?: boolean;
-}
-
-function parseBackend(value: string | undefined): FirewallBackend | undefined {
-  if (value === undefined) return undefined;
-  if (!(FIREWALL_BACKENDS as readonly string[]).includes(value))
-    throw new CliError(`unknown backend "${value}": want one of ${FIREWALL_BACKENDS.join(', ')}`);
-  return value as FirewallBackend;
-}
-
-/** Load the config and apply the command line's overrides. Throws CliError (exit 2). */
-function load(opts: StandaloneCliOptions): LoadedConfig {
-  if (opts.config === undefined) throw new CliError('--config FILE is required');
-  let config: LoadedConfig;
-  try {
-    config = loadConfig(opts.config, opts.fwknopdConf === undefined ? {} : { fwknopdConf: opts.fwknopdConf });
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message);
-    throw err;
-  }
-  const backend = parseBackend(opts.backend);
-  if (backend) config.settings.backend = backend;
-  if (opts.interface?.length) config.settings.interfaces = opts.interface;
-  if (opts.maxGrants !== undefined) config.settings.maxGrants = opts.maxGrants;
-  return config;
-}
-
-function firewallFor(backend: FirewallBackend, logger: Logger): Firewall {
-  return createFirewall({ backend, logger, clock: systemClock });
-}
-
-async function cleanup(opts: StandaloneCliOptions, logger: Logger): Promise<void> {
-  checkPrivileges();
-  const firewall = firewallFor(parseBackend(opts.backend) ?? 'nftables', logger);
-  await firewall.cleanup();
-  await firewall.close();
-  logger.info({ event: 'cleanup' }, 'removed every firewall object knockgate installed');
-}
-
-async function run(opts: StandaloneCliOptions): Promise<void> {
-  const logger = createLogger({ level: opts.logLevel, name: 'knockgate-standalone' });
-  try {
-    if (opts.cleanup) return await cleanup(opts, logger);
-    const config = load(opts);
-    for (const w of config.warnings) logger.warn({ event: 'config-warning' }, w);
-    checkPrivileges();
-    checkInterfaces(config.settings.interfaces);
-
-    const metrics = createStandaloneMetrics();
-    const firewall = firewallFor(config.settings.backend, logger);
-    const daemon = new StandaloneDaemon({
-      config,
-      stateDir: opts.stateDir,
-      firewall,
-      startSniffer,
-      clock: systemClock,
-      logger,
-      metrics,
-      ...(opts.bufferSize !== undefined ? { bufferBytes: opts.bufferSize } : {}),
-    });
-    try {
-      await daemon.start();
-    } catch (err) {
-      // Leave no rule behind a daemon that never ran. The daemon closed its firewall on the way
-      // out (a closed one refuses every operation), so a fresh one removes what was installed.
-      const cleaner = firewallFor(config.settings.backend, logger);
-      await cleaner
-        .cleanup()
-        .catch((e: Error) =>
-          logger.error({ event: 'cleanup-error' }, `cleanup after a failed start: ${e.message}`),
-        );
-      await cleaner.close().catch(() => undefined);
-      throw err;
-    }
-    const metricsServer =
-      opts.metricsAddress === undefined ? undefined : await serveMetrics(metrics, opts.metricsAddress);
-    await untilStopped(daemon, opts, logger);
-    metricsServer?.close();
-  } catch (err) {
-    if (err instanceof PreflightError || err instanceof StartError) throw new CliError(err.message, 1);
-    throw err;
-  }
-}
-
-/** Serve until SIGTERM/SIGINT; SIGHUP reloads the config (a broken one is refused, the old one stays). */
-function untilStopped(daemon: StandaloneDaemon, opts: StandaloneCliOptions, logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    let reloading = Promise.resolve();
-    const onHup = () => {
-      reloading = reloading.then(async () => {
-        try {
-          await daemon.reload(load(opts));
-        } catch (err) {
-          logger.error(
-            { event: 'reload-refused' },
-            `reload refused, keeping the running config: ${(err as Error).message}`,
-          );
-        }
-      });
-    };
-    const onStop = (signal: string) => {
-      logger.info({ event: 'stopping', signal }, `${signal}: stopping (open grants expire on their own)`);
-      process.off('SIGHUP', onHup);
-      void reloading.then(() => daemon.stop()).then(resolve);
-    };
-    process.on('SIGHUP', onHup);
-    process.once('SIGTERM', () => onStop('SIGTERM'));
-    process.once('SIGINT', () => onStop('SIGINT'));
-  });
 }
 
 export function register(program: Command): void {
@@ -165,5 +49,5 @@ export function register(program: Command): void {
     )
     .option('--metrics-address <host:port>', 'serve /metrics and /healthz here, e.g. 127.0.0.1:9464')
     .option('--cleanup', 'remove everything knockgate installed in the firewall, then exit')
-    .action((opts: StandaloneCliOptions) => run(opts));
+    .action(async (opts: StandaloneCliOptions) => (await import('./standalone-run.js')).run(opts));
 }
