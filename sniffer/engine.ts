@@ -3,7 +3,12 @@
 //
 //   const engine = createEngine({ policies, spaVerifierFor: (p) => createSpaVerifier(p, keys, { clock }), clock });
 //   if (decodeFrame(buf, n, link, frame) && engine.wants(portKeyOf(frame.ipProto, frame.dstPort)))
-//     for (const verdict of engine.handle(toInboundPacket(frame, clock.now()))) ...
+//     engine.handleFrame(frame, clock.now(), (verdict, packet) => ...);
+//
+// handleFrame() is the capture's path: knock doors read the decoded frame itself, and the
+// InboundPacket (address strings, payload view) is made only when an SPA verifier needs it or a
+// verdict is reported - a flood of knocks that complete nothing builds no object per packet.
+// handle(packet) does the same from an InboundPacket (tests, callers without a frame).
 //
 // A port → handlers index makes a packet nobody listens for cost one Map lookup. A policy that cannot
 // be used (bad spec, no SPA verifier, verifier construction failed) is left out and reported by
@@ -18,6 +23,8 @@ import type { Clock } from '../api/clock.js';
 import { parsePort, type PortRef } from '../api/ports.js';
 import type { KnockPolicy } from '../api/types.js';
 import type { InboundPacket, Verdict } from './decision.js';
+import { toInboundPacket } from './frames/decode.js';
+import { IPPROTO_UDP, type DecodedFrame } from './frames/frame.js';
 import { portKey, portOfKey } from './frames/port-key.js';
 import { createKnockDoor } from './knock/matcher.js';
 import type { KnockDoor } from './knock/door.js';
@@ -45,6 +52,15 @@ export interface Engine {
   wants(key: number): boolean;
   /** Every verdict the packet produces: grants, and SPA refusals. Never throws. */
   handle(packet: InboundPacket): Verdict[];
+  /**
+   * The same for a decoded frame captured at `at`: each verdict goes to `onVerdict` with the
+   * packet's InboundPacket (made once, only when needed). Never throws (onVerdict's errors aside).
+   */
+  handleFrame(
+    frame: DecodedFrame,
+    at: number,
+    onVerdict: (verdict: Verdict, packet: InboundPacket) => void,
+  ): void;
   /** Replace the policy set (see reload above). */
   setPolicies(policies: readonly KnockPolicy[]): void;
   /** The ports policies listen on, sorted: what the capture filter lets through. */
@@ -67,6 +83,8 @@ interface Handler {
   kind: 'knock' | 'spa';
   keys: number[];
   handle(packet: InboundPacket, key: number): Verdict | undefined;
+  /** Knock doors only: the frame itself, no InboundPacket needed. */
+  handleFrame?(frame: DecodedFrame, key: number, at: number): Verdict | undefined;
   dispose(): void;
 }
 
@@ -78,6 +96,7 @@ function knockHandler(policy: KnockPolicy, fingerprint: string, opts: EngineOpti
     kind: 'knock',
     keys: [...door.spec.portKeys],
     handle: (packet, key) => door.feed(packet, key),
+    handleFrame: (frame, key, at) => door.feedFrame(frame, key, at),
     dispose: () => door.dispose(),
   };
 }
@@ -150,6 +169,16 @@ export function createEngine(opts: EngineOptions): Engine {
 
   setPolicies(opts.policies);
 
+  /** Fail closed. The error text is not passed on: a verifier's message might quote input. */
+  function handlerFailed(h: Handler, packet: InboundPacket, err: unknown): Verdict {
+    return {
+      kind: 'refused',
+      policy: h.policy,
+      reason: 'internal-error',
+      message: `policy "${h.policy}": packet from ${packet.src} refused, its handler failed (${err instanceof Error ? err.name : typeof err})`,
+    };
+  }
+
   return {
     wants: (key) => byPort.has(key),
     handle(packet) {
@@ -162,16 +191,27 @@ export function createEngine(opts: EngineOptions): Engine {
           const v = h.handle(packet, key);
           if (v) verdicts.push(v);
         } catch (err) {
-          // Fail closed. The error text is not passed on: a verifier's message might quote input.
-          verdicts.push({
-            kind: 'refused',
-            policy: h.policy,
-            reason: 'internal-error',
-            message: `policy "${h.policy}": packet from ${packet.src} refused, its handler failed (${err instanceof Error ? err.name : typeof err})`,
-          });
+          verdicts.push(handlerFailed(h, packet, err));
         }
       }
       return verdicts;
+    },
+    handleFrame(frame, at, onVerdict) {
+      const key = portKey(frame.ipProto === IPPROTO_UDP ? 'udp' : 'tcp', frame.dstPort);
+      const list = byPort.get(key);
+      if (!list) return;
+      let packet: InboundPacket | undefined;
+      for (const h of list) {
+        let v: Verdict | undefined;
+        try {
+          v = h.handleFrame
+            ? h.handleFrame(frame, key, at)
+            : h.handle((packet ??= toInboundPacket(frame, at)), key);
+        } catch (err) {
+          v = handlerFailed(h, (packet ??= toInboundPacket(frame, at)), err);
+        }
+        if (v) onVerdict(v, (packet ??= toInboundPacket(frame, at)));
+      }
     },
     setPolicies,
     ports() {

@@ -1,6 +1,6 @@
 // Capture wired to decoding and the engine: packets on the capture interfaces go through the
 // allocation-free decoder; only those on a port some policy listens on become InboundPackets (with
-// the injectable clock's time) and reach the engine; every verdict goes to onVerdict.
+// the injectable clock's time) when the engine needs them; every verdict goes to onVerdict.
 //
 //   const s = startSniffer({ engine, clock, onVerdict: (v, p) => ... });
 //   engine.setPolicies(newPolicies); s.refresh();   // recompiles the filter, reopens when it changed
@@ -13,7 +13,7 @@ import type { Clock } from '../../api/clock.js';
 import type { InboundPacket, Verdict } from '../decision.js';
 import type { Engine } from '../engine.js';
 import { DecodedFrame } from '../frames/frame.js';
-import { decodeFrame, toInboundPacket } from '../frames/decode.js';
+import { decodeFrame } from '../frames/decode.js';
 import { portKeyOf } from '../frames/port-key.js';
 import { CaptureError, isEthernetInterface, openCapture, type Capture } from './capture.js';
 import type { DropEstimate } from './drops.js';
@@ -54,17 +54,19 @@ export function startSniffer(opts: SnifferOptions): Sniffer {
   let capture: Capture | undefined;
   let filters: Record<string, string> = {};
 
+  const onVerdict = (verdict: Verdict, packet: InboundPacket) => {
+    try {
+      opts.onVerdict(verdict, packet);
+    } catch (err) {
+      opts.onError?.(err);
+    }
+  };
+  // Per packet: decode into the reused frame, one Map lookup, and for a wanted port the engine's
+  // frame path (no InboundPacket unless a verifier or a verdict needs one).
   const onFrame = (buf: Buffer, length: number, link: Parameters<typeof decodeFrame>[2]) => {
     if (!decodeFrame(buf, length, link, frame)) return;
     if (!opts.engine.wants(portKeyOf(frame.ipProto, frame.dstPort))) return;
-    const packet = toInboundPacket(frame, opts.clock.now());
-    for (const verdict of opts.engine.handle(packet)) {
-      try {
-        opts.onVerdict(verdict, packet);
-      } catch (err) {
-        opts.onError?.(err);
-      }
-    }
+    opts.engine.handleFrame(frame, opts.clock.now(), onVerdict);
   };
 
   function computeFilters(): Record<string, string> {

@@ -1,8 +1,7 @@
 // One knock policy's state machine (knockd's "door"), tracking each source address separately.
 //
-// Per source, an attempt records when its first knock arrived, how many knocks it has made and the
-// sequences still possible (several only for oneTimeSequences that share a prefix). For a packet
-// on one of the door's ports:
+// Per source, an attempt records when its first knock arrived, the knocks made so far and the last
+// one. For a packet on one of the door's ports:
 //   - TCP with flags that do not match tcpFlags: ignored entirely (knockd flags_match()).
 //   - The attempt is older than sequenceTimeoutSeconds (counted from its first knock): dropped first.
 //   - The next expected knock: the attempt advances; the last knock of a sequence emits a grant and
@@ -13,128 +12,249 @@
 //     one knock less to recover).
 //   - No attempt and the first knock of a sequence: a new attempt.
 //
+// The sequences are compiled into a trie of port keys (several branches only for oneTimeSequences
+// that share a prefix): an attempt's knocks so far are one trie node, whose depth is the number of
+// knocks made, and which says which sequence (the first listed) is complete there.
+//
 // State is bounded: at most maxTrackedSources attempts; when full, the oldest attempt is evicted.
-// Attempts live in a Map in the order they started, so the oldest is the first key, and since every
-// attempt has the same timeout that order is also expiry order: one clock timer, armed for the first
-// attempt's expiry, drops expired attempts from the front.
+// Every attempt has the same timeout, so start order is expiry order: attempts live in a ring of
+// slots in the order they started (typed arrays: start time, trie node, last knock), with a Map from
+// the source's key (frames/source-key.ts: a number for IPv4, 16 bytes for IPv6) to its slot. One
+// clock timer, armed for the oldest attempt's expiry, drops expired attempts from the front. A flood
+// of spoofed first knocks thus costs one slot and one Map entry per source, nothing the garbage
+// collector has to trace, and no address text until a sequence completes.
+//
+// Slots of ended attempts (completed, reset, expired by a late packet) stay in the ring until they
+// reach the front; the ring has room for twice maxTrackedSources slots, so when it is full at least
+// half are dead and compacting it costs O(1) per attempt, amortized.
 
 import type { Clock, TimerHandle } from '../../api/clock.js';
 import type { AccessDecision, InboundPacket } from '../decision.js';
+import { formatIpv4, formatIpv6 } from '../frames/address.js';
+import { IPPROTO_TCP, type DecodedFrame } from '../frames/frame.js';
+import { frameSourceKey, textSourceKey, type SourceKey } from '../frames/source-key.js';
 import { oneTimeClaim } from './claim.js';
 import { tcpFlagsMatch } from './flags.js';
 import type { CompiledKnock } from './spec.js';
 
-interface Attempt {
-  start: number;
-  /** Knocks made so far, i.e. the index of the next expected knock. */
-  stage: number;
-  /** Indexes into spec.sequences still consistent with the knocks made. */
-  candidates: number[];
-  /** Port key of the last knock made. */
-  last: number;
+/** Slots the ring starts with; it doubles up to twice maxTrackedSources as attempts come. */
+const INITIAL_SLOTS = 1024;
+const ROOT = 0;
+
+/** The sequences as a trie of port keys. */
+class SequenceTrie {
+  /** Per node: its children by port key (undefined for a leaf). */
+  private readonly children: (Map<number, number> | undefined)[] = [undefined];
+  /** Per node: the index of the first sequence complete at it, or -1. */
+  readonly complete: number[] = [-1];
+
+  constructor(sequences: readonly (readonly number[])[]) {
+    sequences.forEach((seq, index) => {
+      let node = ROOT;
+      for (const key of seq) {
+        const map = (this.children[node] ??= new Map());
+        let next = map.get(key);
+        if (next === undefined) {
+          next = this.complete.length;
+          this.complete.push(-1);
+          this.children.push(undefined);
+          map.set(key, next);
+        }
+        node = next;
+      }
+      if (this.complete[node] === -1) this.complete[node] = index;
+    });
+  }
+
+  /** The node after knocking `key` at `node`, or -1. */
+  next(node: number, key: number): number {
+    return this.children[node]?.get(key) ?? -1;
+  }
 }
 
 export class KnockDoor {
-  private readonly attempts = new Map<string, Attempt>();
-  /** Port key → sequences that start with it. */
-  private readonly firstKnocks = new Map<number, number[]>();
+  private readonly trie: SequenceTrie;
+  /** Source key → slot of its attempt. */
+  private readonly index = new Map<SourceKey, number>();
+  private slots = 0;
+  private readonly maxSlots: number;
+  private readonly maxTracked: number;
+  /** Per slot: the source (undefined: the slot is dead), first knock time, trie node, last knock. */
+  private keys: (SourceKey | undefined)[] = [];
+  private starts = new Float64Array(0);
+  private nodes = new Int32Array(0);
+  private lasts = new Int32Array(0);
+  /** The ring: `used` slots from `head` on (wrapping), oldest first; `live` of them are attempts. */
+  private head = 0;
+  private used = 0;
+  private live = 0;
   private sweepTimer: TimerHandle | undefined;
 
   constructor(
     readonly spec: CompiledKnock,
     private readonly clock: Clock,
-    private readonly maxTrackedSources: number,
+    maxTrackedSources: number,
   ) {
-    spec.sequences.forEach((seq, i) => {
-      const list = this.firstKnocks.get(seq[0]!) ?? [];
-      list.push(i);
-      this.firstKnocks.set(seq[0]!, list);
-    });
+    this.trie = new SequenceTrie(spec.sequences);
+    // At least the newest attempt is always tracked, as before (a bound of 0 would track nothing).
+    this.maxTracked = Math.max(1, maxTrackedSources);
+    this.maxSlots = 2 * this.maxTracked;
   }
 
   /** Sources with an attempt in progress. */
   get tracked(): number {
-    return this.attempts.size;
+    return this.live;
   }
 
   /** Feed one packet whose port key is `key`. Returns a grant when it completes a sequence. */
   feed(p: InboundPacket, key: number): AccessDecision | undefined {
     if (!this.spec.portKeys.has(key)) return undefined;
     if (p.proto === 'tcp' && !tcpFlagsMatch(p.tcpFlags, this.spec.flags)) return undefined;
-    let attempt = this.attempts.get(p.src);
-    if (attempt && p.at - attempt.start >= this.spec.timeoutMs) {
-      this.attempts.delete(p.src);
-      attempt = undefined;
-    }
-    if (attempt) {
-      const stage = attempt.stage;
-      const next = attempt.candidates.filter((c) => this.spec.sequences[c]![stage] === key);
-      if (next.length > 0) {
-        attempt.candidates = next;
-        attempt.stage++;
-        attempt.last = key;
-        return this.completion(p, attempt);
-      }
-      if (key === attempt.last) return undefined;
-      this.attempts.delete(p.src);
-    }
-    const starts = this.firstKnocks.get(key);
-    if (!starts) return undefined;
-    const fresh: Attempt = { start: p.at, stage: 1, candidates: starts, last: key };
-    this.track(p.src, fresh);
-    return this.completion(p, fresh);
+    const done = this.step(textSourceKey(p.src, p.family), key, p.at);
+    return done < 0 ? undefined : this.decision(`${p.src}/${p.family === 4 ? 32 : 128}`, done, p.at);
+  }
+
+  /**
+   * The same for a decoded frame (sniffer/frames), without building an InboundPacket: the source's
+   * text is made only when the packet completes a sequence.
+   */
+  feedFrame(f: DecodedFrame, key: number, at: number): AccessDecision | undefined {
+    if (!this.spec.portKeys.has(key)) return undefined;
+    if (f.ipProto === IPPROTO_TCP && !tcpFlagsMatch(f.tcpFlags, this.spec.flags)) return undefined;
+    const done = this.step(frameSourceKey(f), key, at);
+    if (done < 0) return undefined;
+    const source =
+      f.family === 4 ? `${formatIpv4(f.buf, f.srcOffset)}/32` : `${formatIpv6(f.buf, f.srcOffset)}/128`;
+    return this.decision(source, done, at);
   }
 
   /** Cancel the expiry timer and forget every attempt (the door is being replaced or removed). */
   dispose(): void {
     this.sweepTimer?.cancel();
     this.sweepTimer = undefined;
-    this.attempts.clear();
+    this.index.clear();
+    this.keys = [];
+    this.starts = new Float64Array(0);
+    this.nodes = new Int32Array(0);
+    this.lasts = new Int32Array(0);
+    this.slots = this.head = this.used = this.live = 0;
   }
 
-  private completion(p: InboundPacket, attempt: Attempt): AccessDecision | undefined {
-    const done = attempt.candidates.find((c) => this.spec.sequences[c]!.length === attempt.stage);
-    if (done === undefined) return undefined;
-    this.attempts.delete(p.src);
+  /** Apply one knock from `src`; returns the index of the sequence it completes, or -1. */
+  private step(src: SourceKey, key: number, at: number): number {
+    let slot = this.index.get(src);
+    if (slot !== undefined && at - this.starts[slot]! >= this.spec.timeoutMs) {
+      this.end(slot);
+      slot = undefined;
+    }
+    if (slot !== undefined) {
+      const next = this.trie.next(this.nodes[slot]!, key);
+      if (next >= 0) {
+        this.nodes[slot] = next;
+        this.lasts[slot] = key;
+        const done = this.trie.complete[next]!;
+        if (done >= 0) this.end(slot);
+        return done;
+      }
+      if (key === this.lasts[slot]) return -1;
+      this.end(slot);
+    }
+    const first = this.trie.next(ROOT, key);
+    if (first < 0) return -1;
+    const done = this.trie.complete[first]!;
+    // A one-knock sequence completes at once: nothing to track.
+    if (done < 0) this.track(src, first, key, at);
+    return done;
+  }
+
+  private decision(source: string, done: number, at: number): AccessDecision {
     const decision: AccessDecision = {
       kind: 'grant',
       policy: this.spec.policy,
       method: 'knock',
-      source: `${p.src}/${p.family === 4 ? 32 : 128}`,
+      source,
       ports: [...this.spec.grantPorts],
       durationSeconds: this.spec.durationSeconds,
     };
     if (this.spec.oneTime)
-      decision.claim = oneTimeClaim(this.spec.policy, this.spec.sequenceTexts[done]!, p.at);
+      decision.claim = oneTimeClaim(this.spec.policy, this.spec.sequenceTexts[done]!, at);
     return decision;
   }
 
-  private track(src: string, attempt: Attempt): void {
-    if (this.attempts.size >= this.maxTrackedSources) {
-      const oldest = this.attempts.keys().next();
-      if (!oldest.done) this.attempts.delete(oldest.value);
+  /** End the attempt in `slot`: its slot stays, dead, until it reaches the front. */
+  private end(slot: number): void {
+    this.index.delete(this.keys[slot]!);
+    this.keys[slot] = undefined;
+    this.live--;
+    this.dropDeadFront();
+  }
+
+  private dropDeadFront(): void {
+    while (this.used > 0 && this.keys[this.head] === undefined) {
+      this.head = this.head + 1 === this.slots ? 0 : this.head + 1;
+      this.used--;
     }
-    this.attempts.set(src, attempt);
+    if (this.used === 0) this.head = 0;
+  }
+
+  private track(src: SourceKey, node: number, key: number, at: number): void {
+    if (this.live >= this.maxTracked) this.end(this.head); // the front is live: dead ones are dropped
+    if (this.used === this.slots) this.makeRoom();
+    const slot = (this.head + this.used) % this.slots;
+    this.keys[slot] = src;
+    this.starts[slot] = at;
+    this.nodes[slot] = node;
+    this.lasts[slot] = key;
+    this.used++;
+    this.live++;
+    this.index.set(src, slot);
     if (!this.sweepTimer) this.armSweep();
+  }
+
+  /** The ring is full: grow it (up to maxSlots), else compact it (then at least half is free). */
+  private makeRoom(): void {
+    const size =
+      this.slots < this.maxSlots
+        ? Math.min(this.maxSlots, Math.max(INITIAL_SLOTS, this.slots * 2))
+        : this.slots;
+    const keys: (SourceKey | undefined)[] = new Array<SourceKey | undefined>(size);
+    const starts = new Float64Array(size);
+    const nodes = new Int32Array(size);
+    const lasts = new Int32Array(size);
+    let n = 0;
+    for (let i = 0; i < this.used; i++) {
+      const from = (this.head + i) % this.slots;
+      const src = this.keys[from];
+      if (src === undefined) continue;
+      keys[n] = src;
+      starts[n] = this.starts[from]!;
+      nodes[n] = this.nodes[from]!;
+      lasts[n] = this.lasts[from]!;
+      this.index.set(src, n);
+      n++;
+    }
+    this.keys = keys;
+    this.starts = starts;
+    this.nodes = nodes;
+    this.lasts = lasts;
+    this.slots = size;
+    this.head = 0;
+    this.used = n;
   }
 
   /** Arm the timer for the oldest attempt's expiry (none when there is no attempt). */
   private armSweep(): void {
-    const first = this.attempts.values().next();
-    if (first.done) {
+    if (this.live === 0) {
       this.sweepTimer = undefined;
       return;
     }
-    const due = first.value.start + this.spec.timeoutMs - this.clock.now();
+    const due = this.starts[this.head]! + this.spec.timeoutMs - this.clock.now();
     this.sweepTimer = this.clock.setTimeout(() => this.sweep(), Math.max(0, due));
   }
 
   private sweep(): void {
     const now = this.clock.now();
-    for (const [src, attempt] of this.attempts) {
-      if (now - attempt.start < this.spec.timeoutMs) break;
-      this.attempts.delete(src);
-    }
+    while (this.live > 0 && now - this.starts[this.head]! >= this.spec.timeoutMs) this.end(this.head);
     this.armSweep();
   }
 }
