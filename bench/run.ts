@@ -7,7 +7,7 @@
 // ran, bench/results/latency-cdf.svg. Root only. --quick: smaller sizes, under three minutes.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { latencyCdfSvg } from './lib/cdf-plot.js';
@@ -16,10 +16,21 @@ import { RESULTS_DIR, ROOT, type RunOptions, type Scenario, type ScenarioResult 
 import { grantScale } from './scenarios/grant-scale.js';
 import { base64JunkFlood, junkFlood } from './scenarios/junk-flood.js';
 import { knockFlood } from './scenarios/knock-flood.js';
+import { kubeLatency } from './scenarios/kube-latency.js';
+import { kubeReconcile } from './scenarios/kube-reconcile.js';
 import { memory } from './scenarios/memory.js';
 import { openLatency } from './scenarios/open-latency.js';
 
-const SCENARIOS: Scenario[] = [openLatency, junkFlood, knockFlood, grantScale, memory, base64JunkFlood];
+const SCENARIOS: Scenario[] = [
+  openLatency,
+  junkFlood,
+  knockFlood,
+  grantScale,
+  memory,
+  base64JunkFlood,
+  kubeLatency,
+  kubeReconcile,
+];
 
 class UsageError extends Error {}
 
@@ -72,6 +83,34 @@ function parseArgs(argv: string[]): {
   };
 }
 
+interface SavedScenario {
+  name: string;
+  date?: string;
+  commit?: string;
+  [key: string]: unknown;
+}
+
+/**
+ * The scenarios of the previous latest.json, each with the date and commit it was measured at: a
+ * run of some scenarios (--only) replaces theirs and keeps the others' figures.
+ */
+function previousScenarios(): SavedScenario[] {
+  try {
+    const old = JSON.parse(readFileSync(join(RESULTS_DIR, 'latest.json'), 'utf8')) as {
+      date?: string;
+      commit?: string;
+      scenarios?: SavedScenario[];
+    };
+    return (old.scenarios ?? []).map((s) => ({
+      ...s,
+      date: s.date ?? old.date,
+      commit: s.commit ?? old.commit,
+    }));
+  } catch {
+    return [];
+  }
+}
+
 function machine() {
   return {
     hostname: hostname(),
@@ -100,12 +139,14 @@ async function main(): Promise<void> {
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim();
   const command = `npm run bench --${args.quick ? ' --quick' : ''}${args.only === SCENARIOS ? '' : ` --only ${args.only.map((s) => s.name).join(',')}`}${args.runs ? ` --runs ${args.runs}` : ''}${args.trials ? ` --trials ${args.trials}` : ''}${args.bufferBytes ? ` --buffer-size ${args.bufferBytes}` : ''}`;
   const results: ScenarioResult[] = [];
+  const previous = previousScenarios();
+  const date = new Date(started).toISOString();
   // Written after every scenario, so an interrupted or failed run keeps what it measured.
   const save = () => {
     mkdirSync(RESULTS_DIR, { recursive: true });
     const json = {
       machine: host,
-      date: new Date(started).toISOString(),
+      date,
       durationSeconds: Math.round((Date.now() - started) / 1000),
       commit,
       command,
@@ -116,7 +157,10 @@ async function main(): Promise<void> {
         floodRuns: opts.floodRuns,
         knockgateBufferBytes: opts.bufferBytes ?? 'default',
       },
-      scenarios: results.map((r) => ({ name: r.name, command: r.command, figures: r.figures })),
+      scenarios: [
+        ...previous.filter((p) => !results.some((r) => r.name === p.name)),
+        ...results.map((r) => ({ name: r.name, date, commit, command: r.command, figures: r.figures })),
+      ],
     };
     writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
     const latency = results.find((r) => r.samples);

@@ -34,7 +34,10 @@ interface Row {
   summary: Summary;
 }
 
-async function probe(cli: Host, probeArgs: ProbeArgs): Promise<{ latenciesMs: number[]; failures: number }> {
+export async function probe(
+  cli: Host,
+  probeArgs: ProbeArgs,
+): Promise<{ latenciesMs: number[]; failures: number }> {
   const { stdout } = await cli.run('node', [PROBE, JSON.stringify(probeArgs)], { timeoutMs: 600_000 });
   return JSON.parse(stdout) as { latenciesMs: number[]; failures: number };
 }
