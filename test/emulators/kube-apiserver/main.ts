@@ -20,8 +20,12 @@ function intOption(name: string, min: number, max: number) {
 }
 
 const program = new Command('kube-apiserver-emulator')
-  .description('Kubernetes API emulator for knockgate tests (127.0.0.1 only, state in memory)')
-  .option('--port <port>', 'port on 127.0.0.1 (0 = a free one)', intOption('--port', 0, 65535), 0)
+  .description('Kubernetes API emulator for knockgate tests (127.0.0.1 unless --host, state in memory)')
+  .option('--port <port>', 'port to listen on (0 = a free one)', intOption('--port', 0, 65535), 0)
+  .option(
+    '--host <address>',
+    'IP address to listen on (default 127.0.0.1; another one only inside a test netns)',
+  )
   .option('--kubeconfig <file>', 'write a kubeconfig here (one context per user)')
   .option('--rbac <file>', 'users (bearer tokens) and their rules, YAML')
   .option('--crds <dir>', 'create the CustomResourceDefinitions of every .yaml file in this directory')
@@ -53,6 +57,7 @@ async function main(): Promise<void> {
   program.parse();
   const opts = program.opts<{
     port: number;
+    host?: string;
     kubeconfig?: string;
     rbac?: string;
     crds?: string;
@@ -63,6 +68,7 @@ async function main(): Promise<void> {
   }>();
   const server = new KubeApiServer({
     port: opts.port,
+    host: opts.host,
     users: opts.rbac ? loadRbacFile(opts.rbac) : undefined,
     namespaces: opts.namespace,
     historyLimit: opts.historyLimit,

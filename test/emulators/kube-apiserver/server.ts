@@ -1,11 +1,12 @@
 // The Kubernetes API emulator's HTTP server (test infrastructure): routing, authentication and
-// RBAC, discovery, OpenAPI, CRUD, watch, Table output and fault injection, on 127.0.0.1 only.
-// Usable in-process (new KubeApiServer(...).start()) and from the CLI (main.ts).
+// RBAC, discovery, OpenAPI, CRUD, watch, Table output and fault injection, on 127.0.0.1 (or an
+// address of a test's network namespace). Usable in-process (new KubeApiServer(...).start()) and
+// from the CLI (main.ts).
 
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { stringify } from 'yaml';
 import { systemClock, type Clock, type TimerHandle } from '../../../api/clock.js';
 import { selfSubjectAccessReview } from './access-review.js';
@@ -34,6 +35,11 @@ import { loopbackIdentity, type TlsIdentity } from './tls.js';
 export interface KubeApiServerOptions {
   /** 0 (default) picks a free port. */
   port?: number;
+  /**
+   * The IP address to listen on (default 127.0.0.1). Another address only inside a network
+   * namespace a test made (e.g. 10.x.y.z), so the emulator is reachable from other namespaces.
+   */
+  host?: string;
   /** Bearer tokens and their rules; default: one "admin" user allowed everything, random token. */
   users?: RbacUser[];
   clock?: Clock;
@@ -82,10 +88,14 @@ export class KubeApiServer {
   private readonly sockets = new Set<Socket>();
   private readonly watches = new Set<OpenWatch>();
   private boundPort = 0;
-  private readonly tls: TlsIdentity = loopbackIdentity();
+  private readonly host: string;
+  private readonly tls: TlsIdentity;
   private stopped = true;
 
   constructor(private readonly options: KubeApiServerOptions = {}) {
+    this.host = options.host ?? '127.0.0.1';
+    if (isIP(this.host) === 0) throw new Error(`host ${this.host}: want an IP address`);
+    this.tls = loopbackIdentity(this.host);
     this.clock = options.clock ?? systemClock;
     this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 5000;
     this.users = options.users ?? [
@@ -125,10 +135,10 @@ export class KubeApiServer {
   }
 
   get url(): string {
-    return `https://127.0.0.1:${this.boundPort}`;
+    return `https://${isIP(this.host) === 6 ? `[${this.host}]` : this.host}:${this.boundPort}`;
   }
 
-  /** Listen on 127.0.0.1 (the option's port, or a free one). */
+  /** Listen on the host address (the option's port, or a free one). */
   async start(): Promise<void> {
     await this.listen(this.boundPort || this.options.port || 0);
   }
@@ -190,7 +200,7 @@ export class KubeApiServer {
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
+      server.listen(port, this.host, () => {
         server.off('error', reject);
         const addr = server.address();
         this.boundPort = typeof addr === 'object' && addr ? addr.port : port;
@@ -316,7 +326,7 @@ export class KubeApiServer {
       if (parts.length === 1 && p0 === 'version') return send(res, 200, VERSION_INFO);
       if (parts.length === 1 && p0 === 'api') {
         if (wantsAggregated(accept)) return send(res, 200, aggregated(types, true), AGGREGATED_CONTENT_TYPE);
-        return send(res, 200, coreVersions(`127.0.0.1:${this.boundPort}`));
+        return send(res, 200, coreVersions(new URL(this.url).host));
       }
       if (parts.length === 1 && p0 === 'apis') {
         if (wantsAggregated(accept)) return send(res, 200, aggregated(types, false), AGGREGATED_CONTENT_TYPE);

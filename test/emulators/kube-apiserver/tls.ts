@@ -12,11 +12,17 @@ export interface TlsIdentity {
   cert: string;
 }
 
-let cached: TlsIdentity | undefined;
+const cached = new Map<string, TlsIdentity>();
 
-/** One identity per process (generation takes a few tens of milliseconds). */
-export function loopbackIdentity(): TlsIdentity {
-  if (cached) return cached;
+/**
+ * One identity per process and listen address (generation takes a few tens of milliseconds); the
+ * certificate names 127.0.0.1 and, when the emulator listens elsewhere (a test network
+ * namespace's address), that address too.
+ */
+export function loopbackIdentity(host = '127.0.0.1'): TlsIdentity {
+  const known = cached.get(host);
+  if (known) return known;
+  const sans = [...new Set(['127.0.0.1', host])].map((ip) => `IP:${ip}`).join(',');
   const dir = mkdtempSync(join(tmpdir(), 'kube-emulator-tls-'));
   try {
     const key = join(dir, 'key.pem');
@@ -40,14 +46,15 @@ export function loopbackIdentity(): TlsIdentity {
         '-subj',
         '/CN=knockgate-kube-emulator',
         '-addext',
-        'subjectAltName=IP:127.0.0.1',
+        `subjectAltName=${sans}`,
         '-addext',
         'basicConstraints=critical,CA:TRUE',
       ],
       { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 },
     );
-    cached = { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
-    return cached;
+    const identity = { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
+    cached.set(host, identity);
+    return identity;
   } catch (err) {
     throw new Error(
       `cannot make the emulator's TLS certificate with openssl: ${(err as Error).message.split('\n')[0]}`,
