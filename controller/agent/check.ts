@@ -4,7 +4,8 @@
 //
 //   knock/spa grant: policy exists and is valid, method matches the policy's kind, ports ⊆ the
 //     policy's grant ports, expiresAt − now ≤ the policy's cap (+ clock skew), source one host,
-//     the policy targets nodes (mode Local: only the node that saw it).
+//     security groups ⊆ the policy's, the policy targets nodes (mode Local: only the node that
+//     saw it).
 //   manual grant: prefix no wider than largestManualPrefix; with a policyRef, the policy's bounds
 //     as above; without one, ports ⊆ this node's protected ports and at most a week.
 //   every grant: no address of its source in neverGrant (config, built-ins, this node's addresses).
@@ -111,6 +112,15 @@ function checkAgainstPolicy(
   if (remainingMs > capSeconds * 1000 + ctx.clockSkewMs)
     // Stable wording (no "N s left"): a status message must not change from one pass to the next.
     return `expiresAt ${grant.spec.expiresAt} is further away than policy "${policyName}" allows (${capSeconds} s)`;
+  // Targets a subset of the policy's, security groups included: a grant naming a group its policy
+  // does not is refused whole here, not opened on the node until the controller fails it.
+  const groupKey = (s: { groupId: string; region: string }) => `${s.region}/${s.groupId}`;
+  const allowedGroups = new Set((g.targets?.awsSecurityGroups ?? []).map(groupKey));
+  const otherGroup = (grant.spec.targets?.awsSecurityGroups ?? []).find(
+    (s) => !allowedGroups.has(groupKey(s)),
+  );
+  if (otherGroup !== undefined)
+    return `security group ${otherGroup.groupId} is not one of policy "${policyName}"'s targets`;
   const target = g.targets?.node?.mode ?? 'Local';
   if (target === 'None') return `policy "${policyName}" opens no node firewall (targets.node.mode None)`;
   if (target === 'Local' && method !== 'manual' && grant.spec.observedBy !== ctx.node)
