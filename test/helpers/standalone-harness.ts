@@ -179,7 +179,7 @@ export class Daemon {
 }
 
 /** Echo server on every given port, listening on :: (IPv4 and IPv6). Prints "ready". */
-const LISTENER = `
+export const LISTENER = `
 const net = require('net');
 const ports = process.argv.slice(1).map(Number);
 let left = ports.length;
@@ -190,7 +190,7 @@ for (const p of ports) {
 `;
 
 /** Prober: one JSON request per stdin line, one JSON answer per stdout line. */
-const PROBER = `
+export const PROBER = `
 const net = require('net');
 const held = new Map();
 const reply = (id, result) => process.stdout.write(JSON.stringify({ id, result }) + '\\n');
@@ -228,7 +228,7 @@ require('readline').createInterface({ input: process.stdin }).on('line', (line) 
 });
 `;
 
-class Prober {
+export class Prober {
   private seq = 0;
   private readonly waiting = new Map<number, (r: string) => void>();
 

@@ -1,0 +1,510 @@
+// A two-node Kubernetes cluster made of processes, as a user would run it (test infrastructure):
+//
+//   lan   a bridge joining every other namespace (10.T.0.0/24, no default route anywhere)
+//   api   the Kubernetes API emulator (dist/test/emulators/kube-apiserver/main.js) on 10.T.0.1,
+//         `knockgate controller`, and the real kubectl (admin)
+//   node-a, node-b   each a `knockgate sniffer` and a `knockgate agent` (nftables), and a TCP
+//         listener on the protected ports
+//   client   the real `knock` and `fwknop` clients, and a connect prober
+//   stranger never knocks: a prober only
+//
+// Every component holds its own kubeconfig with its own token, and the emulator grants each one
+// least-privilege RBAC. Processes are stopped by PID, the namespaces deleted, in destroy().
+//
+//   const c = await Cluster.create();
+//   await c.startApi(); await c.kubectl(['apply', '-f', 'crds/']);
+//   await c.startNode('node-a', agentConfig); await c.startController(controllerConfig);
+//   expect(await c.connect('client', 'node-a', 2222)).toBe('closed');
+//   await c.destroy();
+
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import type { AccessGrant } from '../../api/types.js';
+import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from '../../controller/reconciler/rbac.js';
+import { Host, sh, waitFor } from './netns.js';
+import {
+  Daemon,
+  KNOCKGATE,
+  LISTENER,
+  PROBER,
+  Prober,
+  requireBuilt,
+  ROOT,
+  runCommand,
+  type CommandResult,
+  type Reach,
+  type SpaKeys,
+} from './standalone-harness.js';
+
+export const EMULATOR = join(ROOT, 'dist/test/emulators/kube-apiserver/main.js');
+/** The release namespace: key Secrets, the Lease, Events. */
+export const RELEASE_NS = 'knockgate';
+
+export type NodeName = 'node-a' | 'node-b';
+export type Role = 'api' | NodeName | 'client' | 'stranger';
+const ROLES: Role[] = ['api', 'node-a', 'node-b', 'client', 'stranger'];
+const HOST_PART: Record<Role, number> = { api: 1, 'node-a': 11, 'node-b': 12, client: 21, stranger: 22 };
+
+/** The component users and their rules (the chart's ClusterRoles/Roles, as the emulator reads them). */
+const SNIFFER_RULES = [
+  { apiGroups: ['knockgate.io'], resources: ['knockpolicies'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: ['knockgate.io'], resources: ['replayclaims'], verbs: ['create', 'get', 'delete'] },
+  { apiGroups: ['knockgate.io'], resources: ['accessgrants'], verbs: ['create', 'get', 'patch', 'delete'] },
+  { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'], namespaces: [RELEASE_NS] },
+];
+const AGENT_RULES = [
+  {
+    apiGroups: ['knockgate.io'],
+    resources: ['accessgrants', 'knockpolicies'],
+    verbs: ['get', 'list', 'watch'],
+  },
+  { apiGroups: ['knockgate.io'], resources: ['accessgrants/status'], verbs: ['patch'] },
+];
+const CONTROLLER_RULES = [
+  ...CONTROLLER_CLUSTER_RULES,
+  ...CONTROLLER_NAMESPACE_RULES.map((r) => ({ ...r, namespaces: [RELEASE_NS] })),
+];
+
+let counter = 0;
+
+export class Cluster {
+  readonly dir: string;
+  readonly hosts = new Map<Role, Host>();
+  readonly daemons: Daemon[] = [];
+  /** Per node: its sniffer and agent. */
+  readonly sniffers = new Map<NodeName, Daemon>();
+  readonly agents = new Map<NodeName, Daemon>();
+  controller: Daemon | undefined;
+  api: Daemon | undefined;
+  private readonly probers = new Map<Role, Prober>();
+  private readonly tokens: Record<string, string>;
+  private readonly lanNs: string;
+  private readonly net: string;
+
+  private constructor(readonly tag: string) {
+    this.dir = mkdtempSync(join(tmpdir(), 'kg-cluster-'));
+    this.lanNs = `${tag}-lan`;
+    const tagByte = ((process.pid * 13 + counter) % 200) + 20;
+    this.net = `10.${tagByte}.0`;
+    for (const role of ROLES) this.hosts.set(role, new Host(role, `${tag}-${role}`));
+    this.tokens = Object.fromEntries(
+      ['admin', 'sniffer', 'agent', 'controller'].map((u) => [
+        u,
+        `${u}-${tag}-${Math.random().toString(36).slice(2)}`,
+      ]),
+    );
+  }
+
+  /** Namespaces and the bridge; nothing runs yet. */
+  static async create(): Promise<Cluster> {
+    requireBuilt();
+    const c = new Cluster(`kgc${process.pid % 100000}x${++counter}`);
+    try {
+      await sh('ip', ['netns', 'add', c.lanNs]);
+      const lan = (args: string[]) => sh('ip', ['netns', 'exec', c.lanNs, 'ip', ...args]);
+      await lan(['link', 'set', 'lo', 'up']);
+      await lan(['link', 'add', 'br0', 'type', 'bridge']);
+      await lan(['link', 'set', 'br0', 'up']);
+      for (const role of ROLES) {
+        const h = c.host(role);
+        await sh('ip', ['netns', 'add', h.netns]);
+        await h.run('ip', ['link', 'set', 'lo', 'up']);
+        // Made inside the lan namespace: no interface name ever exists in the root namespace.
+        const port = `p-${role}`;
+        await lan(['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.netns]);
+        await lan(['link', 'set', port, 'master', 'br0']);
+        await lan(['link', 'set', port, 'up']);
+        await h.run('ip', ['addr', 'add', `${c.addr(role)}/24`, 'dev', 'eth0']);
+        await h.run('ip', ['link', 'set', 'eth0', 'up']);
+        h.addr4.lan = c.addr(role);
+        h.ifname.lan = 'eth0';
+      }
+      return c;
+    } catch (err) {
+      await c.destroy();
+      throw err;
+    }
+  }
+
+  host(role: Role): Host {
+    return this.hosts.get(role)!;
+  }
+
+  addr(role: Role): string {
+    return `${this.net}.${HOST_PART[role]}`;
+  }
+
+  /** The /24 every namespace is on (a "wider source" than any one host). */
+  get subnet(): string {
+    return `${this.net}.0/24`;
+  }
+
+  /** Namespace names this cluster made (for the teardown check). */
+  get namespaces(): string[] {
+    return [this.lanNs, ...[...this.hosts.values()].map((h) => h.netns)];
+  }
+
+  write(name: string, text: string, mode = 0o600): string {
+    const path = join(this.dir, name);
+    writeFileSync(path, text, { mode });
+    return path;
+  }
+
+  private spawn(role: Role, cmd: string, args: string[]): Daemon {
+    const d = new Daemon(this.host(role).spawn(cmd, args), args);
+    this.daemons.push(d);
+    return d;
+  }
+
+  // --- the API ------------------------------------------------------------------------------------
+
+  /** The emulator in the api namespace on 10.T.0.1, with one user per component; kubeconfigs written. */
+  async startApi(): Promise<void> {
+    const rules = {
+      admin: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
+      sniffer: SNIFFER_RULES,
+      agent: AGENT_RULES,
+      controller: CONTROLLER_RULES,
+    };
+    const users = Object.entries(rules).map(([name, r]) => ({
+      name: name === 'admin' ? 'admin' : `system:serviceaccount:${RELEASE_NS}:${name}`,
+      token: this.tokens[name]!,
+      rules: r,
+    }));
+    const rbac = this.write('rbac.yaml', stringify({ users }));
+    const all = join(this.dir, 'all.kubeconfig');
+    this.api = this.spawn('api', 'node', [
+      EMULATOR,
+      '--host',
+      this.addr('api'),
+      '--port',
+      '0',
+      '--kubeconfig',
+      all,
+      '--rbac',
+      rbac,
+      '--namespace',
+      RELEASE_NS,
+      '--bookmark-interval-ms',
+      '2000',
+    ]);
+    await waitFor(() => this.api!.lines.some((l) => String(l.msg).includes('ready on')), {
+      timeoutMs: 45_000,
+      what: 'the API emulator',
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}: ${this.api!.stderr}`);
+    });
+    // One kubeconfig per component holding only its own user (a node never sees the admin token).
+    const kc = parse(readFileSync(all, 'utf8')) as {
+      users: { name: string }[];
+      contexts: { name: string; context: { user: string } }[];
+    };
+    for (const name of Object.keys(rules)) {
+      const context = kc.contexts.find((x) => x.name === name)!;
+      const own = {
+        ...kc,
+        users: kc.users.filter((u) => u.name === context.context.user),
+        contexts: [context],
+        'current-context': name,
+      };
+      this.write(`${name}.kubeconfig`, stringify(own));
+    }
+    rmSync(all);
+  }
+
+  kubeconfig(component: 'admin' | 'sniffer' | 'agent' | 'controller'): string {
+    return join(this.dir, `${component}.kubeconfig`);
+  }
+
+  /** The real kubectl as admin, run in the api namespace; the exit status is returned. */
+  kubectl(args: string[], timeoutMs = 30_000): Promise<CommandResult> {
+    return runCommand(
+      this.host('api'),
+      'kubectl',
+      ['--kubeconfig', this.kubeconfig('admin'), '--cache-dir', join(this.dir, 'kube-cache'), ...args],
+      timeoutMs,
+    );
+  }
+
+  /** kubectl that must succeed: its stdout. */
+  async kubectlOk(args: string[], timeoutMs = 30_000): Promise<string> {
+    const r = await this.kubectl(args, timeoutMs);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** kubectl apply -f of `yaml` (written to a file first). */
+  async apply(name: string, yaml: string): Promise<string> {
+    return this.kubectlOk(['apply', '-f', this.write(`${name}.yaml`, yaml)]);
+  }
+
+  async grants(): Promise<AccessGrant[]> {
+    const out = await this.kubectlOk(['get', 'accessgrants', '-o', 'json']);
+    return (JSON.parse(out) as { items: AccessGrant[] }).items;
+  }
+
+  async grant(name: string): Promise<AccessGrant | undefined> {
+    return (await this.grants()).find((g) => g.metadata.name === name);
+  }
+
+  /** Wait for a grant that satisfies `pred`; returns it. */
+  async waitGrant(pred: (g: AccessGrant) => boolean, what: string, timeoutMs = 30_000): Promise<AccessGrant> {
+    const found = await waitFor(async () => (await this.grants()).find(pred), {
+      timeoutMs,
+      intervalMs: 250,
+      what,
+    });
+    return found!;
+  }
+
+  /** Wait until no grant named `name` exists. */
+  async waitGone(name: string, timeoutMs = 30_000): Promise<void> {
+    await waitFor(async () => !(await this.grant(name)), {
+      timeoutMs,
+      intervalMs: 250,
+      what: `grant ${name} to be gone`,
+    });
+  }
+
+  /** POST /emulator/v1/faults with the admin token (from the api namespace, by curl-free node). */
+  async fault(request: Record<string, unknown>): Promise<void> {
+    const kc = parse(readFileSync(this.kubeconfig('admin'), 'utf8')) as {
+      clusters: { cluster: { server: string } }[];
+    };
+    const url = `${kc.clusters[0]!.cluster.server}/emulator/v1/faults`;
+    const script = `
+      const https = require('https');
+      const body = process.argv[3];
+      const req = https.request(process.argv[1], { method: 'POST', rejectUnauthorized: false,
+        headers: { authorization: 'Bearer ' + process.argv[2], 'content-type': 'application/json' } },
+        (res) => { let t = ''; res.on('data', (d) => (t += d)); res.on('end', () => {
+          if (res.statusCode !== 200) { console.error(res.statusCode + ' ' + t); process.exit(1); } }); });
+      req.on('error', (e) => { console.error(e.message); process.exit(1); });
+      req.end(body);`;
+    const r = await runCommand(this.host('api'), 'node', [
+      '-e',
+      script,
+      url,
+      this.tokens.admin!,
+      JSON.stringify(request),
+    ]);
+    if (r.code !== 0) throw new Error(`fault ${JSON.stringify(request)}: ${r.stderr.trim()}`);
+  }
+
+  // --- the components -----------------------------------------------------------------------------
+
+  /** `knockgate sniffer` and `knockgate agent` in a node namespace; waits for both to start. */
+  async startNode(node: NodeName, agentConfig: string): Promise<void> {
+    const config = this.write(`agent-${node}.yaml`, agentConfig);
+    const agent = this.spawn(node, 'node', [
+      KNOCKGATE,
+      'agent',
+      '--config',
+      config,
+      '--kubeconfig',
+      this.kubeconfig('agent'),
+      '--log-level',
+      'debug',
+    ]);
+    const sniffer = this.spawn(node, 'node', [
+      KNOCKGATE,
+      'sniffer',
+      '--kubeconfig',
+      this.kubeconfig('sniffer'),
+      '--namespace',
+      RELEASE_NS,
+      '--node',
+      node,
+      '--interface',
+      'eth0',
+      '--log-level',
+      'debug',
+    ]);
+    this.agents.set(node, agent);
+    this.sniffers.set(node, sniffer);
+    await Promise.all([
+      agent.waitEvent('started', `${node} agent started`, 45_000),
+      sniffer.waitEvent('started', `${node} sniffer started`, 45_000),
+    ]);
+  }
+
+  /** `knockgate controller` in the api namespace; waits until it leads. */
+  async startController(controllerConfig: string): Promise<void> {
+    const config = this.write('controller.yaml', controllerConfig);
+    this.controller = this.spawn('api', 'node', [
+      KNOCKGATE,
+      'controller',
+      '--config',
+      config,
+      '--kubeconfig',
+      this.kubeconfig('controller'),
+      '--namespace',
+      RELEASE_NS,
+      '--identity',
+      'controller-0',
+      '--log-level',
+      'debug',
+    ]);
+    await this.controller.waitEvent('leader-started', 'the controller to lead', 45_000);
+  }
+
+  /** Echo listeners on `ports` in a node namespace. */
+  async listen(role: Role, ports: number[]): Promise<ChildProcess> {
+    const child = this.host(role).spawn('node', ['-e', LISTENER, ...ports.map(String)]);
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`listener in ${role} did not start`)), 15_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        if (d.toString().includes('ready')) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(t);
+        reject(new Error(`listener in ${role} exited ${code}`));
+      });
+    });
+    return child;
+  }
+
+  // --- traffic ------------------------------------------------------------------------------------
+
+  private prober(role: Role): Prober {
+    let p = this.probers.get(role);
+    if (!p) {
+      p = new Prober(this.host(role).spawn('node', ['-e', PROBER], { stdio: ['pipe', 'pipe', 'pipe'] }));
+      this.probers.set(role, p);
+    }
+    return p;
+  }
+
+  /** One TCP connect: 'open' when it completes, 'closed' when dropped (no answer) or refused. */
+  async connect(from: Role, to: Role, port: number, timeoutMs = 1000): Promise<Reach> {
+    const r = await this.prober(from).ask({ op: 'connect', host: this.addr(to), port, timeoutMs });
+    return r === 'ok' ? 'open' : 'closed';
+  }
+
+  async waitReach(from: Role, to: Role, port: number, want: Reach, timeoutMs = 20_000): Promise<void> {
+    await waitFor(async () => (await this.connect(from, to, port)) === want, {
+      timeoutMs,
+      intervalMs: 200,
+      what: `${from} → ${to}:${port} ${want}`,
+    });
+  }
+
+  /** The real knockd client. */
+  async knock(from: Role, to: Role, ports: string[]): Promise<void> {
+    const r = await runCommand(this.host(from), 'knock', [this.addr(to), ...ports]);
+    if (r.code !== 0) throw new Error(`knock ${ports.join(' ')}: ${r.stderr}`);
+  }
+
+  /**
+   * The real fwknop client (never -R, no rc file, HOME in the cluster dir). The packet it sends is
+   * saved (--save-packet) and returned: the UDP payload's exact bytes.
+   */
+  async fwknop(from: Role, to: Role, keys: SpaKeys, access: string, port: number): Promise<Buffer> {
+    const saved = join(this.dir, `spa-${Date.now()}-${Math.random().toString(36).slice(2)}.pkt`);
+    const args = [
+      '--no-rc-file',
+      '--no-save-args',
+      '-A',
+      access,
+      '-a',
+      this.addr(from),
+      '-D',
+      this.addr(to),
+      '-p',
+      String(port),
+      '--key-base64-rijndael',
+      keys.key,
+      '--key-base64-hmac',
+      keys.hmac,
+      '--save-packet',
+      saved,
+    ];
+    const r = await runCommand(this.host(from), 'env', [`HOME=${this.dir}`, 'fwknop', ...args]);
+    if (r.code !== 0) throw new Error(`fwknop: ${r.stderr}${r.stdout}`);
+    // fwknop writes the payload it sent followed by one newline.
+    const text = readFileSync(saved, 'utf8').replace(/\n$/, '');
+    return Buffer.from(text, 'utf8');
+  }
+
+  /** Send `payload` as one UDP datagram from `from` to `to`:`port`. */
+  async sendUdp(from: Role, to: Role, port: number, payload: Buffer): Promise<void> {
+    const script = `
+      const s = require('dgram').createSocket('udp4');
+      s.send(Buffer.from(process.argv[3], 'base64'), Number(process.argv[2]), process.argv[1],
+        (e) => { s.close(); if (e) { console.error(e.message); process.exit(1); } });`;
+    const r = await runCommand(this.host(from), 'node', [
+      '-e',
+      script,
+      this.addr(to),
+      String(port),
+      payload.toString('base64'),
+    ]);
+    if (r.code !== 0) throw new Error(`udp send to ${to}:${port}: ${r.stderr}`);
+  }
+
+  /** `nft list ruleset` in a node. */
+  async ruleset(node: NodeName): Promise<string> {
+    const r = await runCommand(this.host(node), 'nft', ['list', 'ruleset']);
+    if (r.code !== 0) throw new Error(`nft list ruleset in ${node}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** What every component said, for a failing test's message (the last lines of each). */
+  logs(lines = 30): string {
+    const named: [string, Daemon | undefined][] = [
+      ['api', this.api],
+      ['controller', this.controller],
+      ...[...this.sniffers].map(([n, d]) => [`sniffer ${n}`, d] as [string, Daemon]),
+      ...[...this.agents].map(([n, d]) => [`agent ${n}`, d] as [string, Daemon]),
+    ];
+    return named
+      .filter(([, d]) => d)
+      .map(
+        ([n, d]) =>
+          `--- ${n}\n${d!.lines
+            .slice(-lines)
+            .map((l) => JSON.stringify(l))
+            .join('\n')}\n${d!.stderr.slice(-2000)}`,
+      )
+      .join('\n');
+  }
+
+  // --- teardown -----------------------------------------------------------------------------------
+
+  /** Stop every process (SIGTERM, then SIGKILL, by PID) and delete every namespace. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.daemons.map((d) => d.stop()));
+    for (const h of this.hosts.values())
+      for (const c of h.children)
+        if (c.exitCode === null && c.signalCode === null && c.pid) {
+          try {
+            process.kill(c.pid, 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
+        }
+    for (const ns of this.namespaces) {
+      try {
+        const { stdout } = await sh('ip', ['netns', 'pids', ns]);
+        for (const pid of stdout.split(/\s+/).filter(Boolean)) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+      } catch {
+        /* namespace never made */
+      }
+      await sh('ip', ['netns', 'del', ns]).catch(() => undefined);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
