@@ -13,6 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as tcpConnect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -31,10 +32,11 @@ import type { RecordedRequest } from '../emulators/kube-apiserver/server.js';
 import type { KubeObject } from '../emulators/kube-apiserver/storage.js';
 import { makeLab, PORTS, type Lab } from './firewall-scenarios.js';
 import { startEmulatedCluster, type EmulatedCluster } from './kube-store-emulator.js';
-import { waitFor } from './netns.js';
+import { waitFor, type Host } from './netns.js';
 
 export const NODE = 'srv-node';
 export const AGENT_USER = 'system:serviceaccount:knockgate:agent';
+export const SNIFFER_USER = 'system:serviceaccount:knockgate:sniffer';
 export const CLI = join(import.meta.dirname, '..', '..', 'dist/cmd/knockgate.js');
 const WRITE = { fieldValidation: 'Strict' as const, dryRun: false };
 const ALL = { labelSelector: null, fieldSelector: null };
@@ -47,6 +49,20 @@ export const QUICK = {
   requestBackoffInitialMs: 20,
   requestBackoffMaxMs: 200,
 };
+
+/** Listens on 127.0.0.1 (an ephemeral port, printed) and relays every connection to a unix socket. */
+const FORWARDER = `
+const net = require('node:net');
+const path = process.argv[1];
+const server = net.createServer((c) => {
+  const u = net.connect(path);
+  c.pipe(u).pipe(c);
+  const end = () => { c.destroy(); u.destroy(); };
+  c.on('error', end).on('close', end);
+  u.on('error', end).on('close', end);
+});
+server.listen(0, '127.0.0.1', () => console.log('port ' + server.address().port));
+`;
 
 const logger = pino({ level: process.env.KG_FAULTS_LOG ?? 'silent' });
 
@@ -88,6 +104,7 @@ export class FaultsBench {
   private readonly firewalls: Firewall[] = [];
   private readonly managers: ControllerManager[] = [];
   private readonly processes: ControllerProcess[] = [];
+  private bridge: Server | undefined;
   private readonly tmp = mkdtempSync(join(tmpdir(), 'kg-faults-'));
   /** Every request the emulator recorded, kept beyond its own bounded record. */
   readonly seen: SeenRequest[] = [];
@@ -116,15 +133,43 @@ export class FaultsBench {
             { apiGroups: ['knockgate.io'], resources: ['accessgrants/status'], verbs: ['patch'] },
           ],
         },
+        {
+          name: SNIFFER_USER,
+          token: token(),
+          rules: [
+            { apiGroups: ['knockgate.io'], resources: ['knockpolicies'], verbs: ['get', 'list', 'watch'] },
+            { apiGroups: ['knockgate.io'], resources: ['replayclaims'], verbs: ['create', 'get', 'delete'] },
+            {
+              apiGroups: ['knockgate.io'],
+              resources: ['accessgrants'],
+              verbs: ['create', 'get', 'patch', 'delete'],
+            },
+            { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+            {
+              apiGroups: [''],
+              resources: ['secrets'],
+              verbs: ['get', 'list', 'watch'],
+              namespaces: ['default'],
+            },
+          ],
+        },
         ...controllers.map((name) => ({ name, token: token(), rules })),
       ],
     });
+    // The node the agent (and a sniffer) run as.
+    this.cluster.server.api.create(
+      this.cluster.server.api.type('', 'v1', 'nodes')!,
+      undefined,
+      { apiVersion: 'v1', kind: 'Node', metadata: { name: NODE } },
+      WRITE,
+    );
     this.recordArrivals();
     this.createPolicy('ssh');
     this.agent = await this.startAgent();
   }
 
   async stop(): Promise<void> {
+    this.bridge?.close();
     for (const p of this.processes.splice(0)) await this.kill(p, 'SIGKILL');
     for (const m of this.managers.splice(0)) await m.stop().catch(() => undefined);
     await this.agent?.stop().catch(() => undefined);
@@ -251,6 +296,83 @@ export class FaultsBench {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([p.exited, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
     clearTimeout(timer);
+  }
+
+  /**
+   * A kubeconfig for `user` that reaches the emulator from inside `host`. Namespaces do not share
+   * a loopback, unix sockets are not namespaced: a forwarder in `host` listens on its 127.0.0.1 and
+   * relays each connection over a unix socket to the emulator's port here (TLS goes end to end; the
+   * certificate names 127.0.0.1). While the emulator is stopped, connections through it fail too.
+   */
+  async kubeconfigInside(host: Host, user: string): Promise<string> {
+    const sock = join(this.tmp, 'api.sock');
+    if (!this.bridge) {
+      const bridge = createServer((inner) => {
+        const outer = tcpConnect(this.cluster.server.port, '127.0.0.1');
+        inner.pipe(outer).pipe(inner);
+        const end = () => {
+          inner.destroy();
+          outer.destroy();
+        };
+        inner.on('error', end).on('close', end);
+        outer.on('error', end).on('close', end);
+      });
+      await new Promise<void>((resolve, reject) => bridge.once('error', reject).listen(sock, resolve));
+      this.bridge = bridge;
+    }
+    const child = host.spawn(process.execPath, ['-e', FORWARDER, sock], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const port = await waitFor(() => /^port (\d+)$/m.exec(out)?.[1], { what: 'the API forwarder' });
+    const kubeconfig = join(this.tmp, `${host.role}-${user.split(':').pop()!}.kubeconfig`);
+    writeFileSync(
+      kubeconfig,
+      this.cluster.server
+        .kubeconfig(user)
+        .replace(`https://127.0.0.1:${this.cluster.server.port}`, `https://127.0.0.1:${port}`),
+    );
+    return kubeconfig;
+  }
+
+  /**
+   * `knockgate sniffer` (the built CLI) in the node's namespace, capturing on the veth that faces
+   * cli. Resolves once it captures; output() holds its log lines.
+   */
+  async startSniffer(): Promise<{ child: ChildProcess; output: () => string }> {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npx tsc -p tsconfig.json" first`);
+    const kubeconfig = await this.kubeconfigInside(this.lab.srv, SNIFFER_USER);
+    const child = this.lab.srv.spawn(process.execPath, [
+      CLI,
+      'sniffer',
+      '--kubeconfig',
+      kubeconfig,
+      '--namespace',
+      'default',
+      '--node',
+      NODE,
+      '--interface',
+      this.lab.srv.ifname.cli!,
+    ]);
+    let out = '';
+    const take = (d: Buffer) => {
+      if (out.length < 512 * 1024) out += d.toString();
+    };
+    child.stdout!.on('data', take);
+    child.stderr!.on('data', take);
+    await waitFor(() => out.includes('"event":"started"'), {
+      what: 'the sniffer to capture',
+      timeoutMs: 45_000,
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}: ${out.slice(-2000)}`);
+    });
+    return { child, output: () => out };
+  }
+
+  /** The real knockd client in cli, knocking the sequence of policy ssh at srv. */
+  async knock(): Promise<void> {
+    await this.lab.cli.run('knock', [this.lab.srvFromCli[4], `${PORTS.knockTcp}:tcp`, '7001:tcp']);
   }
 
   // --- objects -----------------------------------------------------------------------------------
