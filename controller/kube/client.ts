@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { applyRequestTimeout } from './request.js';
 
 export class KubeConfigError extends Error {}
 
@@ -16,11 +17,18 @@ export interface KubeConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** Root under which the service account files live (tests); default "" (= /var/run/secrets/...). */
   serviceAccountRoot?: string;
+  /** Deadline of every API request but watches (request.ts); default KUBE_STORE_DEFAULTS.requestTimeoutMs. */
+  requestTimeoutMs?: number;
 }
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
+/** The KubeConfig of `opts`, every request of its API clients bounded by the request timeout. */
 export function loadKubeConfig(opts: KubeConfigOptions = {}): KubeConfig {
+  return applyRequestTimeout(readKubeConfig(opts), opts.requestTimeoutMs);
+}
+
+function readKubeConfig(opts: KubeConfigOptions): KubeConfig {
   const env = opts.env ?? process.env;
   const file = opts.kubeconfig ?? (env.KUBECONFIG ? env.KUBECONFIG.split(':')[0] : undefined);
   const kc = new KubeConfig();

@@ -74,6 +74,14 @@ export function toKubeApiError(what: string, err: unknown): KubeApiError {
       retryAfterMs(e.headers),
     );
   }
+  if (isAbort(err))
+    // The deadline of request.ts's applyRequestTimeout: the server took the request and said nothing.
+    return new KubeApiError(
+      `${what}: timed out: no answer from the API server within the request timeout`,
+      0,
+      'ETIMEDOUT',
+      undefined,
+    );
   const code = typeof e?.code === 'string' ? e.code : undefined;
   const message = typeof e?.message === 'string' ? e.message : String(err);
   return new KubeApiError(
@@ -84,7 +92,13 @@ export function toKubeApiError(what: string, err: unknown): KubeApiError {
   );
 }
 
-/** Worth trying again: throttled (429), a server-side failure (5xx) or a refused/reset connection. */
+/** node-fetch's AbortError (the request's signal fired), or a DOM TimeoutError/AbortError. */
+function isAbort(err: unknown): boolean {
+  const e = err as { name?: unknown; type?: unknown };
+  return e?.name === 'AbortError' || e?.name === 'TimeoutError' || e?.type === 'aborted';
+}
+
+/** Worth trying again: throttled (429), a server-side failure (5xx), a refused/reset connection or a timeout. */
 export function isRetryable(err: KubeApiError): boolean {
   if (err.status === 429 || (err.status >= 500 && err.status <= 504)) return true;
   return err.status === 0 && err.reason !== undefined && RETRYABLE_NETWORK.has(err.reason);

@@ -18,6 +18,10 @@
 // - pacing (paced-watch.ts): ListWatch reconnects at once after a watch that ends cleanly; watches
 //   that keep ending right after opening are spaced out with backoff, and a watch is never opened
 //   for a ListWatch that was superseded or stopped meanwhile.
+// - silent watches (paced-watch.ts): bookmarks are requested, and a watch that receives nothing for
+//   watchIdleTimeoutMs (a half-open connection, a proxy that stopped forwarding, a server that never
+//   answered the watch request) is reopened from its resourceVersion, well before the next resync.
+// Lists go through the API clients, whose requests have a deadline (request.ts).
 
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { ListWatch } from '@kubernetes/client-node';
@@ -53,6 +57,10 @@ export interface KubeInformerOptions<T extends CachedObject> {
   backoffMaxMs?: number;
   /** 0 = never relist on a timer. */
   resyncIntervalMs?: number;
+  /** A watch silent for this long (no event, no bookmark) is reopened; 0 = never. */
+  watchIdleTimeoutMs?: number;
+  /** Only objects matching this field selector (e.g. metadata.name=node-a); the list must apply it too. */
+  fieldSelector?: string;
   random?: () => number;
 }
 
@@ -96,6 +104,8 @@ export class KubeInformer<T extends CachedObject> {
   lastError: KubeApiError | undefined;
   /** Restarts after an error (for tests and metrics). */
   restarts = 0;
+  /** Watches ended because they stayed silent past watchIdleTimeoutMs (for tests and metrics). */
+  idleRestarts = 0;
 
   constructor(private readonly opts: KubeInformerOptions<T>) {
     this.backoff = new Backoff({
@@ -220,12 +230,23 @@ export class KubeInformer<T extends CachedObject> {
       }),
       minLifetimeMs: KUBE_STORE_DEFAULTS.watchMinLifetimeMs,
       isCurrent: () => token === this.token,
+      idleTimeoutMs: this.opts.watchIdleTimeoutMs ?? KUBE_STORE_DEFAULTS.watchIdleTimeoutMs,
+      onIdle: (idleMs) => {
+        if (token !== this.token) return;
+        this.idleRestarts++;
+        this.opts.logger?.warn(
+          { event: 'kube-watch-idle', resource: this.opts.resource, idleMs },
+          `watch ${this.opts.resource}: nothing received for ${Math.round(idleMs / 1000)} s (no event, no bookmark): reopening it`,
+        );
+      },
     });
     const lw: ListWatchLike = new ListWatch<KubernetesObject>(
       this.opts.path,
       watch,
       () => this.listFor(token) as Promise<KubernetesListObject<KubernetesObject>>,
       false,
+      undefined,
+      this.opts.fieldSelector,
     );
     lw.on('add', (o) => this.onWatchEvent(token, 'ADDED', o as T));
     lw.on('update', (o) => this.onWatchEvent(token, 'MODIFIED', o as T));

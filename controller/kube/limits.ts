@@ -16,6 +16,18 @@ export const KUBE_STORE_DEFAULTS = {
   initialSyncTimeoutMs: 30_000,
   /** A mutation waits this long for the informer to show it (read-your-writes) before resolving anyway. */
   cacheCatchUpTimeoutMs: 5_000,
+  /**
+   * Deadline of one API request (not of a watch), from sending it to the end of the answer: a server
+   * or proxy that accepts and never answers fails the request instead of hanging it. Like
+   * kubectl's --request-timeout, but on by default.
+   */
+  requestTimeoutMs: 10_000,
+  /**
+   * A watch that delivers nothing (no event, no bookmark; bookmarks are requested, and real servers
+   * send one about every minute) for this long is taken for a dead connection and reopened from its
+   * resourceVersion. 0 = never.
+   */
+  watchIdleTimeoutMs: 120_000,
   /** Attempts of one API request that fails with 429, 5xx or a refused/reset connection. */
   requestAttempts: 4,
   /** First wait between those attempts; doubles each time. */

@@ -1,12 +1,24 @@
-// client-node's Watch as ListWatch uses it, with two guards ListWatch lacks:
+// client-node's Watch as ListWatch uses it, with three guards ListWatch lacks:
 // - pacing: ListWatch reconnects at once after a watch that ends without an error. When watches end
 //   that way shortly after opening (a server or proxy that keeps closing them), the next one waits
 //   with exponential backoff instead of reconnecting in a tight loop.
 // - no zombies: a watch about to be opened for a ListWatch that was superseded or stopped meanwhile
 //   is not opened at all (ListWatch would otherwise keep it open after stop()).
+// - no silent watch: bookmarks are requested (allowWatchBookmarks; a real server sends one about
+//   every minute, the emulator every bookmarkIntervalMs), and a watch that receives nothing at all
+//   for idleTimeoutMs — no answer to the request, no event, no bookmark: a half-open connection, a
+//   proxy that stopped forwarding — is aborted and ended without an error, so ListWatch reopens it
+//   from its resourceVersion at once.
+//
+// The request is the one client-node's Watch.watch sends (same URL, agent for TLS and proxies, auth
+// headers, keep-alive), made here so that the idle timer can also cancel a request that never got
+// its headers (Watch.watch only returns its AbortController once the server has answered).
 
+import { request as httpRequest, STATUS_CODES, type Agent } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createInterface } from 'node:readline';
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
-import type { Clock } from '../../api/clock.js';
+import type { Clock, TimerHandle } from '../../api/clock.js';
 import { Backoff, sleep } from './backoff.js';
 
 export interface PacedWatchOptions {
@@ -16,13 +28,19 @@ export interface PacedWatchOptions {
   minLifetimeMs: number;
   /** False once the ListWatch using this Watch is superseded or stopped. */
   isCurrent: () => boolean;
+  /** Nothing received for this long (0 = never): the watch is ended and reopened. */
+  idleTimeoutMs?: number;
+  /** Told when a silent watch is ended (for a log line and a count). */
+  onIdle?: (idleMs: number) => void;
 }
+
+type Done = (err: unknown) => void;
 
 export class PacedWatch extends Watch {
   private quickEnds = 0;
 
   constructor(
-    kubeConfig: KubeConfig,
+    private readonly kubeConfig: KubeConfig,
     private readonly opts: PacedWatchOptions,
   ) {
     super(kubeConfig);
@@ -43,7 +61,7 @@ export class PacedWatch extends Watch {
       return idle;
     }
     const opened = this.opts.clock.now();
-    return super.watch(path, queryParams, callback, (err: unknown) => {
+    return this.open(path, { ...queryParams, allowWatchBookmarks: true }, callback, (err: unknown) => {
       if (!err) {
         if (this.opts.clock.now() - opened < this.opts.minLifetimeMs) this.quickEnds++;
         else {
@@ -53,5 +71,84 @@ export class PacedWatch extends Watch {
       }
       done(err);
     });
+  }
+
+  /** Watch.watch with an idle deadline on the injected clock; returns before the server answers. */
+  private async open(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: Done,
+  ): Promise<AbortController> {
+    const cluster = this.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('No currently active cluster');
+    const url = new URL(cluster.server + path);
+    url.searchParams.set('watch', 'true');
+    for (const [key, val] of Object.entries(queryParams))
+      if (val !== undefined) url.searchParams.set(key, String(val));
+    // What Watch.watch sends: the KubeConfig's agent (TLS, proxy) and headers (auth).
+    const fetchOpts = await this.kubeConfig.applyToFetchOptions({});
+    const headers: Record<string, string> = {};
+    for (const [k, v] of fetchOpts.headers as unknown as Iterable<[string, string]>) headers[k] = v;
+    const controller = new AbortController();
+    const idleMs = this.opts.idleTimeoutMs ?? 0;
+    let ended = false;
+    let idleTimer: TimerHandle | undefined;
+    const finish = (err: unknown) => {
+      if (ended) return;
+      ended = true;
+      idleTimer?.cancel();
+      controller.abort();
+      done(err);
+    };
+    const alive = () => {
+      if (idleMs <= 0 || ended) return;
+      idleTimer?.cancel();
+      idleTimer = this.opts.clock.setTimeout(() => {
+        if (ended) return;
+        this.opts.onIdle?.(idleMs);
+        finish(null); // a clean end: ListWatch resumes from its resourceVersion
+      }, idleMs);
+    };
+    alive();
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(url, {
+      method: 'GET',
+      headers,
+      agent: fetchOpts.agent as Agent | undefined,
+      signal: controller.signal,
+    });
+    req.on('error', (err) => finish(err));
+    req.on('socket', (socket) => socket.setKeepAlive(true, 30_000));
+    req.on('response', (res) => {
+      // A response torn down mid-body (abort, reset) emits 'aborted' errors: they end the watch.
+      res.on('error', finish);
+      if (ended) return void res.resume();
+      if (res.statusCode !== 200) {
+        const status = res.statusCode ?? 500;
+        const error = new Error(res.statusMessage || STATUS_CODES[status] || 'Internal Server Error');
+        (error as Error & { statusCode: number }).statusCode = status;
+        res.resume();
+        return finish(error);
+      }
+      alive();
+      res.on('close', () => finish(null));
+      const lines = createInterface({ input: res, crlfDelay: Infinity });
+      lines.on('error', finish); // readline re-emits the response's errors
+      lines.on('close', () => finish(null));
+      lines.on('line', (line: string) => {
+        if (ended) return;
+        alive();
+        let data: { type: string; object: unknown };
+        try {
+          data = JSON.parse(line) as { type: string; object: unknown };
+        } catch {
+          return; // not a JSON line: nothing to deliver
+        }
+        callback(data.type, data.object, data);
+      });
+    });
+    req.end();
+    return controller;
   }
 }
