@@ -103,12 +103,16 @@ describe.skipIf(skipWithoutNetns('faults of the controller, agent + controller p
 
       await bench.kill(leader, 'SIGSTOP');
       const frozenAt = Date.now();
+      const lastRenewal = Date.parse(bench.lease()!.renewTime!);
+      const transitions = bench.lease()!.leaseTransitions ?? 0;
       bench.put('lease-new', '10.77.5.2');
       bench.put('lease-short', '10.77.5.3', 8);
       bench.delete('lease-before');
       await waitFor(() => bench.holder() === 'ctl-c', { what: 'ctl-c to take over', timeoutMs: 30_000 });
       const tookOverAt = Date.now();
-      expect(tookOverAt - frozenAt).toBeGreaterThanOrEqual(3_000); // the Lease had to lapse first
+      // Only once the frozen leader's Lease lapsed (4 s after its last renewal), in one transition.
+      expect(tookOverAt - lastRenewal).toBeGreaterThanOrEqual(4_000);
+      expect(bench.lease()!.leaseTransitions).toBe(transitions + 1);
       await waitFor(() => active('lease-new'), { what: 'the new leader carries on' });
       await waitFor(() => bench.get('lease-before') === undefined, { what: 'revoked by the new leader' });
       await waitFor(() => bench.phase('lease-short') === 'Expired', { what: 'Expired by the new leader' });

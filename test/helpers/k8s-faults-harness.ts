@@ -455,13 +455,17 @@ export class FaultsBench {
 
   /** The Lease's holder. */
   holder(): string | undefined {
+    return this.lease()?.holderIdentity;
+  }
+
+  lease(): { holderIdentity?: string; leaseTransitions?: number; renewTime?: string } | undefined {
     try {
       const lease = this.cluster.server.api.get(
         this.cluster.server.api.type('coordination.k8s.io', 'v1', 'leases')!,
         'default',
         'knockgate-controller',
-      ) as unknown as { spec: { holderIdentity?: string } };
-      return lease.spec.holderIdentity;
+      ) as unknown as { spec: { holderIdentity?: string; leaseTransitions?: number; renewTime?: string } };
+      return lease.spec;
     } catch {
       return undefined;
     }
