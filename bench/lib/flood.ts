@@ -42,6 +42,23 @@ export interface FloodResult {
 
 const SETTLE_MS = 1500;
 
+/**
+ * KG_BENCH_OFFLOAD=off: turn TSO, GSO and GRO off on the server's veth before the daemon starts
+ * (every daemon of the run alike). libpcap sizes its ring slots by the snap length (64 KiB for cap,
+ * so a 4 MiB buffer holds 64 packets) unless the interface has no offloads, when a slot holds one
+ * MTU-sized frame: the same buffer then holds ~2,600 packets. It shows what a deeper ring does for
+ * floods; by default the veth keeps its offloads, as most NICs do. (No ethtool binary is needed:
+ * the SIOCETHTOOL set commands, from python3, which the ring counters need anyway.)
+ */
+const OFFLOAD_OFF = process.env.KG_BENCH_OFFLOAD === 'off';
+const OFFLOAD_OFF_PY = `
+import array, fcntl, socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for cmd in (0x1f, 0x24, 0x2c):  # ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_SGRO
+    v = array.array('I', [cmd, 0])
+    fcntl.ioctl(s.fileno(), 0x8946, struct.pack('16sP', sys.argv[1].encode(), v.buffer_info()[0]))
+`;
+
 export async function floodDaemon(
   net: Topology,
   kind: DaemonKind,
@@ -55,6 +72,7 @@ export async function floodDaemon(
     dst4: srv.addr4['cli']!,
     dst6: srv.addr6['cli']!,
   };
+  if (OFFLOAD_OFF) await srv.run('python3', ['-c', OFFLOAD_OFF_PY, srv.ifname['cli']!]);
   const daemon = await startDaemon(kind, srv, opts.dir, opts.keys, opts.bufferBytes);
   try {
     await new Promise((r) => setTimeout(r, SETTLE_MS));
