@@ -6,7 +6,7 @@
 // delete grants. Each component talks to the API with its own token and least-privilege RBAC.
 //
 // One cluster for the whole file; each check starts from "closed everywhere" and waits for
-// outcomes with generous deadlines. Grants last seconds, retention is 10 s.
+// outcomes with generous deadlines. Grants last seconds, retention is 15 s.
 
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ const PORT = 2222;
 const LONG_PORT = 2223;
 const SPA_PORT = 62201;
 const GRANT_SECONDS = 6;
-const RETENTION_SECONDS = 10;
+const RETENTION_SECONDS = 15;
 const SG = { groupId: 'sg-0123456789abcdef0', region: 'eu-west-1' };
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -216,6 +216,24 @@ describe.skipIf(skipWithoutNetns('k8s-two-node-e2e'))(
       expect([...(both.spec.targets?.nodes ?? [])].sort()).toEqual(['node-a', 'node-b']);
       expect(await c.connect('client', 'node-a', PORT)).toBe('open');
       await staysClosed('stranger', 'node-b', PORT);
+
+      // IPv6 (knock -6) on node-b: node-b opens for the client's IPv6 address, node-a does not.
+      const client6 = c.addr('client', 6);
+      expect(await c.connect('client', 'node-b', PORT, 6)).toBe('closed');
+      await c.knock('client', 'node-b', ['7001', '7002', '7003'], 6);
+      await withLogs(c.waitReach('client', 'node-b', PORT, 'open', 20_000, 6));
+      const name6 = `knock-local-${addressHex(client6)}-node-b`;
+      const g6 = await c.waitGrant(
+        (g) => g.metadata.name === name6 && g.status?.nodes?.['node-b']?.state === 'Applied',
+        `${name6} applied on node-b`,
+      );
+      expect(g6.spec).toMatchObject({
+        source: `${client6}/128`,
+        observedBy: 'node-b',
+        targets: { nodes: ['node-b'] },
+      });
+      expect(await c.connect('client', 'node-a', PORT, 6)).toBe('closed');
+      expect(await c.connect('stranger', 'node-b', PORT, 6)).toBe('closed');
       console.log(`knock checks done at ${elapsed()}`);
     }, 90_000);
 
@@ -273,8 +291,11 @@ describe.skipIf(skipWithoutNetns('k8s-two-node-e2e'))(
       // 3. After the controller garbage-collected it (retention): still refused.
       await c.waitGone(first.metadata.name, (RETENTION_SECONDS + 20) * 1000);
       mark = sniffA.lines.length;
+      const gcB = sniffB.lines.length;
       await c.sendUdp('client', 'node-a', SPA_PORT, packet);
-      await refusedReplay(sniffA, mark, 'the packet replayed after garbage collection');
+      await c.sendUdp('client', 'node-b', SPA_PORT, packet);
+      await refusedReplay(sniffA, mark, 'the packet replayed to node-a after garbage collection');
+      await refusedReplay(sniffB, gcB, 'the packet replayed to node-b after garbage collection');
       await staysClosed('client', 'node-a', PORT);
       expect(await spaGrants()).toEqual([]);
 
@@ -325,11 +346,13 @@ describe.skipIf(skipWithoutNetns('k8s-two-node-e2e'))(
         expect(new Set(cells.map((x) => x[0])).size).toBe(cells.length);
         return cells.find((x) => x[0] === name);
       };
-      const active = await waitFor(async () => (await row(short))?.[5] === 'Active' && (await row(short)), {
-        timeoutMs: 20_000,
-        intervalMs: 250,
-        what: `${short} listed Active`,
-      });
+      const active = await waitFor(
+        async () => {
+          const r = await row(short);
+          return r?.[5] === 'Active' ? r : undefined;
+        },
+        { timeoutMs: 20_000, intervalMs: 250, what: `${short} listed Active` },
+      );
       const g = (await c.grant(short))!;
       expect(active.slice(1, 7)).toEqual([
         `${client()}/32`,

@@ -1,6 +1,6 @@
 // A two-node Kubernetes cluster made of processes, as a user would run it (test infrastructure):
 //
-//   lan   a bridge joining every other namespace (10.T.0.0/24, no default route anywhere)
+//   lan   a bridge joining every other namespace (10.T.0.0/24 and fd00:T::/64, no default route)
 //   api   the Kubernetes API emulator (dist/test/emulators/kube-apiserver/main.js) on 10.T.0.1,
 //         `knockgate controller`, and the real kubectl (admin)
 //   node-a, node-b   each a `knockgate sniffer` and a `knockgate agent` (nftables), and a TCP
@@ -9,7 +9,7 @@
 //   stranger never knocks: a prober only
 //
 // Every component holds its own kubeconfig with its own token, and the emulator grants each one
-// least-privilege RBAC. Processes are stopped by PID, the namespaces deleted, in destroy().
+// least-privilege RBAC (each node's agent its own user, which may read its own Node object only). Processes are stopped by PID, the namespaces deleted, in destroy().
 //
 //   const c = await Cluster.create();
 //   await c.startApi(); await c.kubectl(['apply', '-f', 'crds/']);
@@ -35,6 +35,7 @@ import {
   ROOT,
   runCommand,
   type CommandResult,
+  type Family,
   type Reach,
   type SpaKeys,
 } from './standalone-harness.js';
@@ -56,18 +57,23 @@ const SNIFFER_RULES = [
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'], namespaces: [RELEASE_NS] },
 ];
-const AGENT_RULES = [
+/** One agent user per node: besides grants and policies it may read its own Node object only. */
+const agentRules = (node: NodeName) => [
   {
     apiGroups: ['knockgate.io'],
     resources: ['accessgrants', 'knockpolicies'],
     verbs: ['get', 'list', 'watch'],
   },
   { apiGroups: ['knockgate.io'], resources: ['accessgrants/status'], verbs: ['patch'] },
+  { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'], resourceNames: [node] },
 ];
 const CONTROLLER_RULES = [
   ...CONTROLLER_CLUSTER_RULES,
   ...CONTROLLER_NAMESPACE_RULES.map((r) => ({ ...r, namespaces: [RELEASE_NS] })),
 ];
+
+const COMPONENTS = ['admin', 'sniffer', 'agent-node-a', 'agent-node-b', 'controller'] as const;
+type Component = (typeof COMPONENTS)[number];
 
 let counter = 0;
 
@@ -84,18 +90,17 @@ export class Cluster {
   private readonly tokens: Record<string, string>;
   private readonly lanNs: string;
   private readonly net: string;
+  private readonly net6: string;
 
   private constructor(readonly tag: string) {
     this.dir = mkdtempSync(join(tmpdir(), 'kg-cluster-'));
     this.lanNs = `${tag}-lan`;
     const tagByte = ((process.pid * 13 + counter) % 200) + 20;
     this.net = `10.${tagByte}.0`;
+    this.net6 = `fd00:${tagByte}:`;
     for (const role of ROLES) this.hosts.set(role, new Host(role, `${tag}-${role}`));
     this.tokens = Object.fromEntries(
-      ['admin', 'sniffer', 'agent', 'controller'].map((u) => [
-        u,
-        `${u}-${tag}-${Math.random().toString(36).slice(2)}`,
-      ]),
+      COMPONENTS.map((u) => [u, `${u}-${tag}-${Math.random().toString(36).slice(2)}`]),
     );
   }
 
@@ -119,8 +124,10 @@ export class Cluster {
         await lan(['link', 'set', port, 'master', 'br0']);
         await lan(['link', 'set', port, 'up']);
         await h.run('ip', ['addr', 'add', `${c.addr(role)}/24`, 'dev', 'eth0']);
+        await h.run('ip', ['-6', 'addr', 'add', `${c.addr(role, 6)}/64`, 'dev', 'eth0', 'nodad']);
         await h.run('ip', ['link', 'set', 'eth0', 'up']);
         h.addr4.lan = c.addr(role);
+        h.addr6.lan = c.addr(role, 6);
         h.ifname.lan = 'eth0';
       }
       return c;
@@ -134,8 +141,8 @@ export class Cluster {
     return this.hosts.get(role)!;
   }
 
-  addr(role: Role): string {
-    return `${this.net}.${HOST_PART[role]}`;
+  addr(role: Role, family: Family = 4): string {
+    return family === 4 ? `${this.net}.${HOST_PART[role]}` : `${this.net6}:${HOST_PART[role]}`;
   }
 
   /** The /24 every namespace is on (a "wider source" than any one host). */
@@ -167,7 +174,8 @@ export class Cluster {
     const rules = {
       admin: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
       sniffer: SNIFFER_RULES,
-      agent: AGENT_RULES,
+      'agent-node-a': agentRules('node-a'),
+      'agent-node-b': agentRules('node-b'),
       controller: CONTROLLER_RULES,
     };
     const users = Object.entries(rules).map(([name, r]) => ({
@@ -216,7 +224,7 @@ export class Cluster {
     rmSync(all);
   }
 
-  kubeconfig(component: 'admin' | 'sniffer' | 'agent' | 'controller'): string {
+  kubeconfig(component: Component): string {
     return join(this.dir, `${component}.kubeconfig`);
   }
 
@@ -306,7 +314,7 @@ export class Cluster {
       '--config',
       config,
       '--kubeconfig',
-      this.kubeconfig('agent'),
+      this.kubeconfig(`agent-${node}`),
       '--log-level',
       'debug',
     ]);
@@ -383,22 +391,31 @@ export class Cluster {
   }
 
   /** One TCP connect: 'open' when it completes, 'closed' when dropped (no answer) or refused. */
-  async connect(from: Role, to: Role, port: number, timeoutMs = 1000): Promise<Reach> {
-    const r = await this.prober(from).ask({ op: 'connect', host: this.addr(to), port, timeoutMs });
+  async connect(from: Role, to: Role, port: number, family: Family = 4): Promise<Reach> {
+    const host = this.addr(to, family);
+    const r = await this.prober(from).ask({ op: 'connect', host, port, timeoutMs: 1000 });
     return r === 'ok' ? 'open' : 'closed';
   }
 
-  async waitReach(from: Role, to: Role, port: number, want: Reach, timeoutMs = 20_000): Promise<void> {
-    await waitFor(async () => (await this.connect(from, to, port)) === want, {
+  async waitReach(
+    from: Role,
+    to: Role,
+    port: number,
+    want: Reach,
+    timeoutMs = 20_000,
+    family: Family = 4,
+  ): Promise<void> {
+    await waitFor(async () => (await this.connect(from, to, port, family)) === want, {
       timeoutMs,
       intervalMs: 200,
-      what: `${from} → ${to}:${port} ${want}`,
+      what: `${from} → ${to}:${port} (IPv${family}) ${want}`,
     });
   }
 
-  /** The real knockd client. */
-  async knock(from: Role, to: Role, ports: string[]): Promise<void> {
-    const r = await runCommand(this.host(from), 'knock', [this.addr(to), ...ports]);
+  /** The real knockd client (`knock -6` for IPv6). */
+  async knock(from: Role, to: Role, ports: string[], family: Family = 4): Promise<void> {
+    const args = [...(family === 6 ? ['-6'] : []), this.addr(to, family), ...ports];
+    const r = await runCommand(this.host(from), 'knock', args);
     if (r.code !== 0) throw new Error(`knock ${ports.join(' ')}: ${r.stderr}`);
   }
 
