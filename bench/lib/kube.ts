@@ -7,6 +7,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { FirewallBackend } from '../../api/standalone.js';
 import { waitFor, type Host } from '../../test/helpers/netns.js';
@@ -268,4 +269,11 @@ export function auditTimes(output: string, event: string, method: string): Map<s
     }
   }
   return times;
+}
+
+/** The 1, 5 and 15 minute load averages, for the tables' headings (a shared machine's load varies). */
+export function loadNow(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 }

@@ -36,9 +36,12 @@ import {
 } from '../lib/setup.js';
 import { fmt, markdownTable, summarize, type Summary } from '../lib/stats.js';
 import { withTopology } from '../lib/topology.js';
+import { loadNow } from '../lib/kube.js';
 import { probe } from './open-latency.js';
 
 const BACKENDS: FirewallBackend[] = ['nftables', 'ipset'];
+/** --quick: the default backend only (the whole --quick run stays within minutes). */
+const backendsFor = (opts: RunOptions): FirewallBackend[] => (opts.quick ? ['nftables'] : BACKENDS);
 const NAME = 'kube-latency';
 const KUBE_TARGET = 'p99 < 50 ms';
 
@@ -93,7 +96,8 @@ async function measure(net: Topology, opts: RunOptions): Promise<Row[]> {
   const iface = srv.ifname['cli']!;
   const target = srv.addr4['cli']!;
   // Per backend: standalone knock, standalone spa, kubernetes knock, kubernetes spa; then knockd.
-  const groups = await addSourceGroups(srv, cli, dir, BACKENDS.length * 4 + 1, opts.trials);
+  const backends = backendsFor(opts);
+  const groups = await addSourceGroups(srv, cli, dir, backends.length * 4 + 1, opts.trials);
   let nextGroup = 0;
   srv.spawn('node', [
     '-e',
@@ -124,7 +128,7 @@ async function measure(net: Topology, opts: RunOptions): Promise<Row[]> {
 
   const cluster = await startCluster(srv, dir, keys);
   try {
-    for (const backend of BACKENDS) {
+    for (const backend of backends) {
       const kg = await startKnockgate(srv, dir, iface, backend, keys, opts.bufferBytes);
       try {
         await record('standalone', 'knock', backend);
@@ -217,8 +221,12 @@ export const kubeLatency: Scenario = {
   name: NAME,
   description: 'knock / SPA → first TCP connect through sniffer, API emulator and agent, beside standalone',
   async run(opts: RunOptions): Promise<ScenarioResult> {
-    console.error(`${NAME}: ${opts.trials} trials per setup and trigger, backends ${BACKENDS.join(', ')}`);
+    console.error(
+      `${NAME}: ${opts.trials} trials per setup and trigger, backends ${backendsFor(opts).join(', ')}`,
+    );
+    const loadAtStart = loadNow();
     const rows = await withTopology((net) => measure(net, opts));
+    const load = `load average ${loadAtStart} at the start, ${loadNow()} at the end`;
     const figures: Figure[] = rows.flatMap((r) => {
       const own: Figure = {
         scenario: NAME,
@@ -252,7 +260,7 @@ export const kubeLatency: Scenario = {
       name: NAME,
       command: `npm run bench -- --only ${NAME}${opts.quick ? ' --quick' : ''}`,
       markdown: [
-        `### Kubernetes open latency (last knock / SPA packet sent → first TCP connect; ${opts.trials} trials per row, each from its own source; 1 ms probe resolution; sniffer + agent against the API emulator, no controller; standalone and knockd in the same run)`,
+        `### Kubernetes open latency (last knock / SPA packet sent → first TCP connect; ${opts.trials} trials per row, each from its own source; 1 ms probe resolution; sniffer + agent against the API emulator, no controller; standalone and knockd in the same run; ${load})`,
         '',
         table(rows),
       ].join('\n'),

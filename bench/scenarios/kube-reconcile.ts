@@ -28,9 +28,12 @@ import {
 } from '../lib/setup.js';
 import { fmt, markdownTable } from '../lib/stats.js';
 import { withTopology } from '../lib/topology.js';
+import { loadNow } from '../lib/kube.js';
 import { waitFor } from '../../test/helpers/netns.js';
 
 const BACKENDS: FirewallBackend[] = ['nftables', 'ipset'];
+/** --quick: the default backend only (the whole --quick run stays within minutes). */
+const backendsFor = (opts: RunOptions): FirewallBackend[] => (opts.quick ? ['nftables'] : BACKENDS);
 const NAME = 'kube-reconcile';
 /** How often the helper counts the kernel set (each count lists the set: not free at 10,000). */
 const POLL_MS = 50;
@@ -126,7 +129,7 @@ async function measure(net: Topology, opts: RunOptions): Promise<Row[]> {
   const srv = net.ns('srv');
   const rows: Row[] = [];
   for (const count of opts.quick ? [1000] : [1000, 10_000])
-    for (const backend of BACKENDS) rows.push(await point(srv, opts.dir, backend, count));
+    for (const backend of backendsFor(opts)) rows.push(await point(srv, opts.dir, backend, count));
   return rows;
 }
 
@@ -134,8 +137,12 @@ export const kubeReconcile: Scenario = {
   name: NAME,
   description: 'N grants in the API, agent started: time until all are in the kernel and all Applied',
   async run(opts: RunOptions): Promise<ScenarioResult> {
-    console.error(`${NAME}: ${opts.quick ? '1,000' : '1,000 and 10,000'} grants, ${BACKENDS.join(', ')}`);
+    console.error(
+      `${NAME}: ${opts.quick ? '1,000' : '1,000 and 10,000'} grants, ${backendsFor(opts).join(', ')}`,
+    );
+    const loadAtStart = loadNow();
     const rows = await withTopology((net) => measure(net, opts));
+    const load = `load average ${loadAtStart} at the start, ${loadNow()} at the end`;
     const figure = (r: Row, name: string, ms: number): Figure => ({
       scenario: NAME,
       daemon: `knockgate agent (${r.backend})`,
@@ -150,7 +157,7 @@ export const kubeReconcile: Scenario = {
       name: NAME,
       command: `npm run bench -- --only ${NAME}${opts.quick ? ' --quick' : ''}`,
       markdown: [
-        `### Kubernetes reconcile (N AccessGrants for the node in the API emulator, then the agent started; times from its spawn; the kernel set counted every ${POLL_MS} ms plus the time a count takes; one run per point)`,
+        `### Kubernetes reconcile (N AccessGrants for the node in the API emulator, then the agent started; times from its spawn; the kernel set counted every ${POLL_MS} ms plus the time a count takes; one run per point; ${load})`,
         '',
         markdownTable(
           [
