@@ -1,5 +1,5 @@
 // The node agent against the Kubernetes API emulator, as its own least-privileged service account
-// (get/list/watch on grants and policies, patch on accessgrants/status), with an in-memory firewall:
+// (agentRules: get/list/watch on grants and policies, patch on accessgrants/status, its own Node), with an in-memory firewall:
 // grants applied and reported, hand-written grants that exceed their policy Failed with the reason,
 // a deleted policy's grants closed, and under the emulator's faults (dropped watches, compaction,
 // 429s, 500s, the API stopped) nothing closed wrongly and expiry still on time.
@@ -12,6 +12,7 @@ import type { AccessGrant, KnockPolicy, NodeStatus } from '../api/types.js';
 import { NodeAgent } from '../controller/agent/agent.js';
 import { parseAgentConfig } from '../controller/agent/config.js';
 import { agentKube } from '../controller/agent/kube.js';
+import { agentRules } from '../controller/agent/rbac.js';
 import { FakeFirewall } from './helpers/fake-firewall.js';
 import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
 import { waitFor } from './helpers/netns.js';
@@ -66,14 +67,7 @@ async function rig(): Promise<Rig> {
       {
         name: AGENT_USER,
         token: randomBytes(16).toString('hex'),
-        rules: [
-          {
-            apiGroups: ['knockgate.io'],
-            resources: ['accessgrants', 'knockpolicies'],
-            verbs: ['get', 'list', 'watch'],
-          },
-          { apiGroups: ['knockgate.io'], resources: ['accessgrants/status'], verbs: ['patch'] },
-        ],
+        rules: agentRules(NODE),
       },
     ],
   });

@@ -19,11 +19,16 @@ import { KUBE_STORE_DEFAULTS } from '../kube/limits.js';
 import { neverGrantSet } from '../standalone/admission.js';
 import type { AgentConfig } from './config.js';
 import { AgentReconciler } from './reconciler.js';
-import type { NodeStatusWriter, ObjectCache } from './sources.js';
+import type { NodeObject, NodeStatusWriter, ObjectCache } from './sources.js';
 
 export interface AgentSources {
   grants: ObjectCache<AccessGrant>;
   policies: ObjectCache<KnockPolicy>;
+  /**
+   * A cache of this node's own Node object (by name), started with the sources. Without it the
+   * node's labels are never known and Selector-mode grants stay Pending (fail closed).
+   */
+  node?(name: string): ObjectCache<NodeObject>;
   status: NodeStatusWriter;
   start(): void;
   stop(): Promise<void>;
@@ -84,6 +89,7 @@ export class NodeAgent {
    */
   async start(): Promise<void> {
     const { config, firewall, sources, clock, logger } = this.opts;
+    const nodes = sources.node?.(config.nodeName);
     sources.start();
     const wait = this.opts.startupListWaitMs ?? AGENT_TIMING.startupListWaitMs;
     if (wait > 0) {
@@ -101,6 +107,7 @@ export class NodeAgent {
       node: config.nodeName,
       grants: sources.grants,
       policies: sources.policies,
+      ...(nodes ? { nodes } : {}),
       status: sources.status,
       firewall,
       clock,

@@ -9,8 +9,10 @@
 //   manual grant: prefix no wider than largestManualPrefix; with a policyRef, the policy's bounds
 //     as above; without one, ports ⊆ this node's protected ports and at most a week.
 //   every grant: no address of its source in neverGrant (config, built-ins, this node's addresses).
-// Not checked here: a Selector policy's nodeSelector against this node's labels (the agent does
-// not read Node objects; the grant's targets were resolved by the sniffer that made it).
+//   a grant of a policy with targets.node.mode Selector (manual ones too): this node's labels (its own
+//     Node object, which the agent watches) must match grant.targets.node.nodeSelector, so a grant
+//     whose targets name nodes the policy does not select opens nothing there. While the Node is
+//     not known yet the verdict is "wait" (kept unapplied, Pending, decided again when it arrives).
 
 import { isIP } from 'node:net';
 import type { CidrSet } from '../../api/addresses.js';
@@ -22,6 +24,7 @@ import { validatePolicy } from '../../api/validate.js';
 import type { FirewallGrant } from '../firewall/types.js';
 import { expiresAtMs } from '../grants-phase.js';
 import { addressHex } from '../grants.js';
+import { labelsMatch } from '../sniffer/selection.js';
 
 export interface CheckContext {
   node: string;
@@ -30,9 +33,15 @@ export interface CheckContext {
   protectedPorts: readonly PortRef[];
   largestManualPrefix: { ipv4: number; ipv6: number };
   clockSkewMs: number;
+  /** This node's labels from its Node object; undefined while that object is not known. */
+  nodeLabels?: Record<string, string> | undefined;
 }
 
-export type Verdict = { ok: true; entries: FirewallGrant[] } | { ok: false; reason: string };
+/**
+ * ok: the entries to apply. Refused: `reason`, final for this grant as it is (Failed). With `wait`,
+ * the grant cannot be decided yet (this node's Node object is not known): nothing applied, Pending.
+ */
+export type Verdict = { ok: true; entries: FirewallGrant[] } | { ok: false; reason: string; wait?: boolean };
 
 const refuse = (reason: string): Verdict => ({ ok: false, reason });
 
@@ -78,6 +87,19 @@ export function checkGrant(grant: AccessGrant, policy: KnockPolicy | undefined, 
   } else {
     const problem = checkAgainstPolicy(grant, ports, remainingMs, policyName, policy, ctx);
     if (problem) return refuse(problem);
+    const target = policy!.spec.grant.targets?.node;
+    if (target?.mode === 'Selector') {
+      if (ctx.nodeLabels === undefined)
+        return {
+          ok: false,
+          wait: true,
+          reason: `waiting for node ${ctx.node}'s labels (policy "${policyName}" selects nodes by label)`,
+        };
+      if (!labelsMatch(target.nodeSelector, ctx.nodeLabels))
+        return refuse(
+          `policy "${policyName}" opens only nodes labelled ${formatSelector(target.nodeSelector)}: node ${ctx.node} is not`,
+        );
+    }
   }
   const expiresAt = expiresAtMs(grant);
   const name = grant.metadata.name;
@@ -126,6 +148,13 @@ function checkAgainstPolicy(
   if (target === 'Local' && method !== 'manual' && grant.spec.observedBy !== ctx.node)
     return `policy "${policyName}" opens only the node that saw the request (${String(grant.spec.observedBy)}), not ${ctx.node}`;
   return undefined;
+}
+
+function formatSelector(selector: Record<string, string> | undefined): string {
+  return Object.entries(selector ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }
 
 /**

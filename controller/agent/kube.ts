@@ -2,16 +2,20 @@
 // KnockPolicies, and the writer of this node's status.nodes entry (a merge patch of the status
 // subresource holding only that key, so agents never conflict and need no read first).
 //
-// RBAC this needs: get, list, watch on accessgrants and knockpolicies; patch on accessgrants/status.
+// and a cache of this node's own Node object (list+watch with fieldSelector metadata.name=NODE), whose
+// labels decide Selector-mode grants.
+//
+// RBAC this needs (rbac.ts, AGENT_CLUSTER_RULES): get, list, watch on accessgrants and
+// knockpolicies; patch on accessgrants/status; get, list, watch on its own node.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type KubernetesListObject } from '@kubernetes/client-node';
 import type { Clock } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import type { AccessGrant, KnockPolicy, NodeStatus } from '../../api/types.js';
 import { KubeApiError } from '../kube/errors.js';
 import { KubeInformer, type CachedObject } from '../kube/informer.js';
 import { ResourceClient } from '../kube/resource-client.js';
-import { GrantGoneError, type NodeStatusWriter } from './sources.js';
+import { GrantGoneError, type NodeObject, type NodeStatusWriter } from './sources.js';
 
 export interface AgentKubeTuning {
   watchBackoffInitialMs?: number;
@@ -26,6 +30,8 @@ export interface AgentKubeTuning {
 export interface AgentKube {
   grants: KubeInformer<AccessGrant & CachedObject>;
   policies: KubeInformer<KnockPolicy & CachedObject>;
+  /** This node's Node object (created on first call; started with the others). */
+  node(name: string): KubeInformer<NodeObject & CachedObject>;
   status: NodeStatusWriter;
   start(): void;
   stop(): Promise<void>;
@@ -81,16 +87,38 @@ export function agentKube(
       }
     },
   };
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  let nodeInformer: KubeInformer<NodeObject & CachedObject> | undefined;
+  let started = false;
   return {
     grants,
     policies,
+    node(name: string) {
+      if (nodeInformer) return nodeInformer;
+      // One object, by name: what RBAC's resourceNames allows for list and watch.
+      const fieldSelector = `metadata.name=${name}`;
+      nodeInformer = new KubeInformer<NodeObject & CachedObject>({
+        ...informerOpts,
+        path: '/api/v1/nodes',
+        fieldSelector,
+        list: () =>
+          core.listNode({ fieldSelector }) as unknown as Promise<
+            KubernetesListObject<NodeObject & CachedObject>
+          >,
+        resource: `nodes/${name}`,
+      });
+      if (started) nodeInformer.start();
+      return nodeInformer;
+    },
     status,
     start() {
+      started = true;
       grants.start();
       policies.start();
+      nodeInformer?.start();
     },
     async stop() {
-      await Promise.all([grants.stop(), policies.stop()]);
+      await Promise.all([grants.stop(), policies.stop(), nodeInformer?.stop()]);
     },
   };
 }

@@ -21,6 +21,7 @@ import type { Logger } from '../../api/log.js';
 import type { PortRef } from '../../api/ports.js';
 import type { AccessGrant, KnockPolicy } from '../../api/types.js';
 import { Backoff } from '../kube/backoff.js';
+import { KUBE_STORE_DEFAULTS } from '../kube/limits.js';
 import type { InformerEvent } from '../kube/informer.js';
 import { auditGrant, type AuditEvent } from '../grants-audit.js';
 import { isLive, isTerminal } from '../grants-phase.js';
@@ -32,7 +33,7 @@ import {
   type RemoveReason,
 } from '../firewall/types.js';
 import { checkGrant } from './check.js';
-import type { ObjectCache } from './sources.js';
+import type { NodeObject, ObjectCache } from './sources.js';
 import { shows, StatusReporter, type WantedStatus } from './status.js';
 import type { NodeStatusWriter } from './sources.js';
 
@@ -42,6 +43,8 @@ export interface ReconcilerOptions {
   node: string;
   grants: ObjectCache<AccessGrant>;
   policies: ObjectCache<KnockPolicy>;
+  /** This node's own Node object (its labels decide Selector-mode grants); absent: never known. */
+  nodes?: ObjectCache<NodeObject>;
   status: NodeStatusWriter;
   firewall: Firewall;
   clock: Clock;
@@ -78,6 +81,8 @@ export class AgentReconciler {
   private readonly reporter: StatusReporter;
   /** Grants kept at their last state because the policy list was empty (decided again on a policy event). */
   private readonly heldForPolicies = new Set<string>();
+  /** Selector-mode grants kept unapplied (Pending) until this node's labels are known. */
+  private readonly heldForNode = new Set<string>();
   private readonly unsubscribe: (() => void)[] = [];
   private draining: Promise<void> | undefined;
   private resyncTimer: TimerHandle | undefined;
@@ -108,6 +113,10 @@ export class AgentReconciler {
       this.opts.grants.subscribe((e) => this.onGrantEvent(e)),
       this.opts.policies.subscribe((e) => this.onPolicyEvent(e)),
     );
+    if (this.opts.nodes) {
+      this.unsubscribe.push(this.opts.nodes.subscribe(() => this.onNodeEvent()));
+      void this.awaitNode(this.opts.nodes);
+    }
     this.enqueue(RESYNC);
     this.armResync();
   }
@@ -121,6 +130,7 @@ export class AgentReconciler {
     for (const a of this.applied.values()) a.timer.cancel();
     this.queue.clear();
     this.heldForPolicies.clear();
+    this.heldForNode.clear();
     this.reporter.stop();
   }
 
@@ -173,6 +183,35 @@ export class AgentReconciler {
       const g = this.opts.grants.get(name);
       if (!g || g.spec.policyRef?.name === policy) this.enqueue(name);
     }
+  }
+
+  /** This node's labels changed (or arrived): the grants of Selector-mode policies are decided again. */
+  private onNodeEvent(): void {
+    if (!this.syncedOnce) return;
+    for (const name of this.heldForNode) this.enqueue(name);
+    this.heldForNode.clear();
+    for (const g of this.opts.grants.list()) {
+      if (!this.targetsMe(g)) continue;
+      const policy = g.spec.policyRef?.name;
+      const p = policy === undefined ? undefined : this.opts.policies.get(policy);
+      if (p?.spec?.grant?.targets?.node?.mode === 'Selector') this.enqueue(g.metadata.name);
+    }
+  }
+
+  /** The node cache's first list brings no event: wait for it (bounded waits, until stopped). */
+  private async awaitNode(nodes: ObjectCache<NodeObject>): Promise<void> {
+    for (let i = 0; !this.stopped && !nodes.isSynced && i < 1_000_000; i++) {
+      try {
+        await nodes.waitForSync(KUBE_STORE_DEFAULTS.initialSyncTimeoutMs);
+      } catch (err) {
+        if (this.stopped) return;
+        this.opts.logger.warn(
+          { event: 'node-not-synced', node: this.opts.node },
+          `node ${this.opts.node} not read yet (${(err as Error).message}): Selector-mode grants stay Pending`,
+        );
+      }
+    }
+    if (!this.stopped) this.onNodeEvent();
   }
 
   /** Before the first full resync, events only tell that the caches may have become ready. */
@@ -282,6 +321,11 @@ export class AgentReconciler {
       // A malformed object must not stop the others (a resync decides them all): fail closed.
       verdict = { ok: false, reason: `malformed grant: ${(err as Error).message}` };
     }
+    if (!verdict.ok && verdict.wait) {
+      // Fail closed, and only this grant: unapplied and Pending until this node's labels are known.
+      this.heldForNode.add(grant.metadata.name);
+      return { kind: 'close', reason: 'revoked', report: { state: 'Pending', message: verdict.reason } };
+    }
     if (!verdict.ok)
       return { kind: 'close', reason: 'revoked', report: { state: 'Failed', message: verdict.reason } };
     return { kind: 'open', entries: verdict.entries };
@@ -304,7 +348,16 @@ export class AgentReconciler {
       protectedPorts: this.opts.protectedPorts,
       largestManualPrefix: this.opts.largestManualPrefix,
       clockSkewMs: this.opts.clockSkewMs,
+      nodeLabels: this.nodeLabels(),
     });
+  }
+
+  /** This node's labels, or undefined while its Node object is not known. */
+  private nodeLabels(): Record<string, string> | undefined {
+    const nodes = this.opts.nodes;
+    if (!nodes?.isSynced) return undefined;
+    const node = nodes.get(this.opts.node);
+    return node ? (node.metadata.labels ?? {}) : undefined;
   }
 
   private async reconcile(name: string): Promise<void> {

@@ -1,5 +1,5 @@
-// What the agent reads and writes, as narrow interfaces: informer caches of AccessGrants and
-// KnockPolicies (controller/kube/informer.ts implements ObjectCache), and a writer of this node's
+// What the agent reads and writes, as narrow interfaces: informer caches of AccessGrants,
+// KnockPolicies and its own Node (controller/kube/informer.ts implements ObjectCache), and a writer of this node's
 // own entry in a grant's status.nodes. Logic tests drive the agent through in-memory versions.
 
 import type { InformerEvent } from '../kube/informer.js';
@@ -19,6 +19,11 @@ export interface ObjectCache<T> {
 export interface NodeStatusWriter {
   /** Merge-patch status.nodes[node] of grant `name` (only that key). Throws when the API cannot. */
   patch(name: string, node: string, status: NodeStatus): Promise<void>;
+}
+
+/** What the agent reads of its own Node object: its labels (Selector-mode policies). */
+export interface NodeObject {
+  metadata: { name: string; labels?: Record<string, string>; uid?: string; resourceVersion?: string };
 }
 
 /** Thrown by a NodeStatusWriter when the grant is gone: nothing to report any more. */

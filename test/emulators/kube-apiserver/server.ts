@@ -382,7 +382,9 @@ export class KubeApiServer {
       resource: plural,
       subresource,
       namespace,
-      name,
+      // As the real RequestInfoFactory: a list or watch whose field selector requires one
+      // metadata.name is authorized as a request for that name (RBAC resourceNames apply).
+      name: name ?? (verb === 'list' || verb === 'watch' ? selectedName(url.searchParams) : undefined),
     });
     // The emulator reads JSON only (and the protobuf of SelfSubjectAccessReview above).
     if (isProtobuf(req)) {
@@ -605,6 +607,15 @@ function verbOf(method: string, named: boolean, isWatch: boolean): string {
     default:
       throw methodNotAllowed();
   }
+}
+
+/** The name a field selector requires exactly (metadata.name=X or ==X), if any. */
+function selectedName(q: URLSearchParams): string | undefined {
+  for (const term of (q.get('fieldSelector') ?? '').split(',')) {
+    const m = /^\s*metadata\.name\s*==?\s*([^=!\s]+)\s*$/.exec(term);
+    if (m) return m[1];
+  }
+  return undefined;
 }
 
 function isProtobuf(req: IncomingMessage): boolean {
