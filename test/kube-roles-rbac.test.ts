@@ -1,0 +1,159 @@
+// The roles' RBAC rules as data (controller/sniffer/rbac.ts, controller/agent/rbac.ts,
+// controller/reconciler/rbac.ts) against the API emulator's RBAC: the sniffer's rules allow its
+// whole grant path — create, extend a live grant (get+patch), replace an Expired one (get+delete,
+// then create) — and without delete the replace path fails with the API server's 403 in one line,
+// leaving the Expired grant as it was.
+
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../api/clock.js';
+import type { AccessGrant } from '../api/types.js';
+import { AGENT_CLUSTER_RULES, agentRules } from '../controller/agent/rbac.js';
+import { buildGrant } from '../controller/grants.js';
+import { KubeApiError } from '../controller/kube/errors.js';
+import { KubeGrantStore } from '../controller/kube/grant-store.js';
+import type { PolicyRule } from '../controller/reconciler/rbac.js';
+import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from '../controller/sniffer/rbac.js';
+import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
+
+const NS = 'knockgate';
+const SNIFFER = 'system:serviceaccount:knockgate:sniffer';
+const NO_DELETE = 'system:serviceaccount:knockgate:sniffer-without-delete';
+const WRITE = { fieldValidation: 'Strict' as const, dryRun: false };
+
+const withoutVerb = (rules: PolicyRule[], resource: string, verb: string): PolicyRule[] =>
+  rules.map((r) => (r.resources.includes(resource) ? { ...r, verbs: r.verbs.filter((v) => v !== verb) } : r));
+
+let cluster: EmulatedCluster | undefined;
+const stores: KubeGrantStore[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+async function setup(): Promise<EmulatedCluster> {
+  const token = () => randomBytes(16).toString('hex');
+  const namespaced = SNIFFER_NAMESPACE_RULES.map((r) => ({ ...r, namespaces: [NS] }));
+  cluster = await startEmulatedCluster({
+    namespaces: [NS],
+    users: [
+      { name: 'admin', token: token(), rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }] },
+      { name: SNIFFER, token: token(), rules: [...SNIFFER_CLUSTER_RULES, ...namespaced] },
+      {
+        name: NO_DELETE,
+        token: token(),
+        rules: [...withoutVerb(SNIFFER_CLUSTER_RULES, 'accessgrants', 'delete'), ...namespaced],
+      },
+    ],
+  });
+  return cluster;
+}
+
+function store(c: EmulatedCluster, user: string): KubeGrantStore {
+  const s = new KubeGrantStore({
+    kubeConfig: c.kubeConfigFor(user),
+    clock: systemClock,
+    requestBackoffInitialMs: 20,
+    requestBackoffMaxMs: 100,
+  });
+  stores.push(s);
+  return s;
+}
+
+function knockGrant(seconds = 60): AccessGrant {
+  return buildGrant(
+    {
+      kind: 'grant',
+      policy: 'ssh',
+      method: 'knock',
+      source: '10.88.0.7',
+      ports: ['22/tcp'],
+      durationSeconds: seconds,
+    },
+    { clock: systemClock, node: 'node-a' },
+  );
+}
+
+/** What the controller does at expiresAt: phase Expired (a history entry, kept for retention). */
+function markExpired(c: EmulatedCluster, name: string): void {
+  const type = c.server.api.type('knockgate.io', 'v1alpha1', 'accessgrants')!;
+  c.server.api.patch(
+    type,
+    undefined,
+    name,
+    'application/merge-patch+json',
+    { status: { phase: 'Expired' } },
+    'status',
+    WRITE,
+  );
+}
+
+function serverGrant(c: EmulatedCluster, name: string): AccessGrant {
+  const type = c.server.api.type('knockgate.io', 'v1alpha1', 'accessgrants')!;
+  return c.server.api.get(type, undefined, name) as unknown as AccessGrant;
+}
+
+describe("the sniffer's RBAC (controller/sniffer/rbac.ts)", () => {
+  it('says get and delete on accessgrants beyond create and patch', () => {
+    const grants = SNIFFER_CLUSTER_RULES.find((r) => r.resources.includes('accessgrants'))!;
+    expect([...grants.verbs].sort()).toEqual(['create', 'delete', 'get', 'patch']);
+    // Nothing it does not need: no list/watch of grants, no status writes, Secrets only in a Role.
+    expect(SNIFFER_CLUSTER_RULES.some((r) => r.resources.includes('accessgrants/status'))).toBe(false);
+    expect(SNIFFER_CLUSTER_RULES.some((r) => r.resources.includes('secrets'))).toBe(false);
+    expect(SNIFFER_NAMESPACE_RULES.map((r) => r.resources).flat()).toEqual(['secrets']);
+  });
+
+  it('with its rules: create, extend a live grant, replace an Expired one (a new uid)', async () => {
+    const c = await setup();
+    const s = store(c, SNIFFER);
+    const first = await s.create(knockGrant(60));
+    const name = first.metadata.name;
+    const extended = await s.extend(knockGrant(120));
+    expect(extended.metadata.uid).toBe(first.metadata.uid);
+    expect(Date.parse(extended.spec.expiresAt)).toBeGreaterThan(Date.parse(first.spec.expiresAt));
+    markExpired(c, name);
+    const replaced = await s.extend(knockGrant(60));
+    expect(replaced.metadata.name).toBe(name);
+    expect(replaced.metadata.uid).not.toBe(first.metadata.uid);
+    expect(serverGrant(c, name).status?.phase).toBeUndefined();
+  });
+
+  it('without delete the replace-Expired path fails with the 403 in one line, the Expired grant left as it was', async () => {
+    const c = await setup();
+    const s = store(c, NO_DELETE);
+    const first = await s.create(knockGrant(60));
+    const name = first.metadata.name;
+    // Extending a live grant needs no delete.
+    await s.extend(knockGrant(120));
+    markExpired(c, name);
+    const err = await s.extend(knockGrant(60)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(KubeApiError);
+    expect((err as KubeApiError).status).toBe(403);
+    expect((err as Error).message).toBe(
+      `delete accessgrant ${name}: accessgrants.knockgate.io "${name}" is forbidden: User "${NO_DELETE}" cannot delete resource "accessgrants" in API group "knockgate.io" at the cluster scope (HTTP 403)`,
+    );
+    const after = serverGrant(c, name);
+    expect(after.metadata.uid).toBe(first.metadata.uid);
+    expect(after.status?.phase).toBe('Expired');
+  });
+});
+
+describe("the agent's RBAC (controller/agent/rbac.ts)", () => {
+  it('reads grants and policies, patches only grant status, reads only its own Node', () => {
+    expect(AGENT_CLUSTER_RULES.flatMap((r) => r.verbs)).not.toContain('create');
+    expect(AGENT_CLUSTER_RULES.flatMap((r) => r.verbs)).not.toContain('delete');
+    const patch = AGENT_CLUSTER_RULES.filter((r) => r.verbs.includes('patch'));
+    expect(patch.flatMap((r) => r.resources)).toEqual(['accessgrants/status']);
+    const node = agentRules('node-a').find((r) => r.resources.includes('nodes'))!;
+    expect(node).toEqual({
+      apiGroups: [''],
+      resources: ['nodes'],
+      verbs: ['get', 'list', 'watch'],
+      resourceNames: ['node-a'],
+    });
+  });
+});
