@@ -58,7 +58,7 @@ spec:
   knock: {sequence: ["7101/tcp", "7102/tcp", "7103/tcp"], sequenceTimeoutSeconds: 10, tcpFlags: [syn]}
   grant:
     ports: ["${PORT}/tcp"]
-    durationSeconds: ${GRANT_SECONDS}
+    durationSeconds: ${2 * GRANT_SECONDS}
     targets: {node: {mode: Selector, nodeSelector: {role: edge}}}
   nodeSelector: {role: edge}
 ---
@@ -176,8 +176,10 @@ describe.skipIf(skipWithoutNetns('k8s-two-node-e2e'))(
 
     afterAll(async () => {
       await c?.destroy();
-      const { stdout } = { stdout: execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }) };
-      const left = namespaces.filter((ns) => stdout.split('\n').some((l) => l.split(' ')[0] === ns));
+      const listed = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+        .split('\n')
+        .map((l) => l.split(' ')[0]);
+      const left = namespaces.filter((ns) => listed.includes(ns));
       expect(left, 'namespaces left behind').toEqual([]);
     }, 60_000);
 

@@ -278,17 +278,17 @@ export class Cluster {
     });
   }
 
-  /** POST /emulator/v1/faults with the admin token (from the api namespace, by curl-free node). */
+  /** POST /emulator/v1/faults with the admin token, from the api namespace (see faults.ts). */
   async fault(request: Record<string, unknown>): Promise<void> {
     const kc = parse(readFileSync(this.kubeconfig('admin'), 'utf8')) as {
-      clusters: { cluster: { server: string } }[];
+      clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
     };
-    const url = `${kc.clusters[0]!.cluster.server}/emulator/v1/faults`;
+    const { server, 'certificate-authority-data': ca } = kc.clusters[0]!.cluster;
+    // argv: URL, token, CA (base64 PEM), body. The emulator's certificate is checked, as kubectl does.
     const script = `
-      const https = require('https');
-      const body = process.argv[3];
-      const req = https.request(process.argv[1], { method: 'POST', rejectUnauthorized: false,
-        headers: { authorization: 'Bearer ' + process.argv[2], 'content-type': 'application/json' } },
+      const [url, token, ca, body] = process.argv.slice(1);
+      const req = require('https').request(url, { method: 'POST', ca: Buffer.from(ca, 'base64'),
+        headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' } },
         (res) => { let t = ''; res.on('data', (d) => (t += d)); res.on('end', () => {
           if (res.statusCode !== 200) { console.error(res.statusCode + ' ' + t); process.exit(1); } }); });
       req.on('error', (e) => { console.error(e.message); process.exit(1); });
@@ -296,8 +296,9 @@ export class Cluster {
     const r = await runCommand(this.host('api'), 'node', [
       '-e',
       script,
-      url,
+      `${server}/emulator/v1/faults`,
       this.tokens.admin!,
+      ca,
       JSON.stringify(request),
     ]);
     if (r.code !== 0) throw new Error(`fault ${JSON.stringify(request)}: ${r.stderr.trim()}`);
