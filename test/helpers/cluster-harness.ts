@@ -9,7 +9,8 @@
 //   stranger never knocks: a prober only
 //
 // Every component holds its own kubeconfig with its own token, and the emulator grants each one
-// least-privilege RBAC (each node's agent its own user, which may read its own Node object only). Processes are stopped by PID, the namespaces deleted, in destroy().
+// the RBAC the product declares for it (least privilege; each node's agent its own user).
+// Processes are stopped by PID, the namespaces deleted, in destroy().
 //
 //   const c = await Cluster.create();
 //   await c.startApi(); await c.kubectl(['apply', '-f', 'crds/']);
@@ -23,7 +24,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { AccessGrant } from '../../api/types.js';
+import { agentRules } from '../../controller/agent/rbac.js';
 import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from '../../controller/reconciler/rbac.js';
+import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from '../../controller/sniffer/rbac.js';
 import { Host, sh, waitFor } from './netns.js';
 import {
   Daemon,
@@ -49,28 +52,14 @@ export type Role = 'api' | NodeName | 'client' | 'stranger';
 const ROLES: Role[] = ['api', 'node-a', 'node-b', 'client', 'stranger'];
 const HOST_PART: Record<Role, number> = { api: 1, 'node-a': 11, 'node-b': 12, client: 21, stranger: 22 };
 
-/** The component users and their rules (the chart's ClusterRoles/Roles, as the emulator reads them). */
-const SNIFFER_RULES = [
-  { apiGroups: ['knockgate.io'], resources: ['knockpolicies'], verbs: ['get', 'list', 'watch'] },
-  { apiGroups: ['knockgate.io'], resources: ['replayclaims'], verbs: ['create', 'get', 'delete'] },
-  { apiGroups: ['knockgate.io'], resources: ['accessgrants'], verbs: ['create', 'get', 'patch', 'delete'] },
-  { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
-  { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'], namespaces: [RELEASE_NS] },
-];
-/** One agent user per node: besides grants and policies it may read its own Node object only. */
-const agentRules = (node: NodeName) => [
-  {
-    apiGroups: ['knockgate.io'],
-    resources: ['accessgrants', 'knockpolicies'],
-    verbs: ['get', 'list', 'watch'],
-  },
-  { apiGroups: ['knockgate.io'], resources: ['accessgrants/status'], verbs: ['patch'] },
-  { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'], resourceNames: [node] },
-];
-const CONTROLLER_RULES = [
-  ...CONTROLLER_CLUSTER_RULES,
-  ...CONTROLLER_NAMESPACE_RULES.map((r) => ({ ...r, namespaces: [RELEASE_NS] })),
-];
+/**
+ * The component users hold exactly the rules the product declares for them (the chart's
+ * ClusterRoles and Roles): controller/{sniffer,agent,reconciler}/rbac.ts. Each node's agent is its
+ * own user, allowed to read its own Node object only.
+ */
+const inRelease = <T>(rules: T[]) => rules.map((r) => ({ ...r, namespaces: [RELEASE_NS] }));
+const SNIFFER_RULES = [...SNIFFER_CLUSTER_RULES, ...inRelease(SNIFFER_NAMESPACE_RULES)];
+const CONTROLLER_RULES = [...CONTROLLER_CLUSTER_RULES, ...inRelease(CONTROLLER_NAMESPACE_RULES)];
 
 const COMPONENTS = ['admin', 'sniffer', 'agent-node-a', 'agent-node-b', 'controller'] as const;
 type Component = (typeof COMPONENTS)[number];
