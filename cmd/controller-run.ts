@@ -75,8 +75,13 @@ export async function run(opts: ControllerCliOptions): Promise<void> {
     },
     `controller ${identity} started; campaigning for the lease`,
   );
+  // The clock's timers are unref'd (so that short-lived commands end when their work does). With
+  // the API unreachable every connection is gone and only those timers (retries) are left: without
+  // a handle of its own the process would exit, status 0, in the middle of a retry. Run until told.
+  const keepAlive = setInterval(() => undefined, 2 ** 30);
   await new Promise<void>((resolve) => {
     const onStop = (signal: string) => {
+      clearInterval(keepAlive);
       logger.info({ event: 'stopping', signal }, `${signal}: releasing the lease and stopping`);
       metricsServer?.close();
       void manager.stop({ release: true }).then(resolve);
