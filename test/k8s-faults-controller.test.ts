@@ -1,7 +1,8 @@
 // Faults of the controller, end to end: `knockgate controller` processes (the built CLI) beside the
 // real agent driving nftables in a network namespace, against the API emulator on the real clock.
 // A leader SIGKILLed and replaced by a new pod; a leader frozen (SIGSTOP: it stops renewing, as if
-// partitioned) whose Lease another instance takes over, and which, thawed, must not act again.
+// partitioned) whose Lease another instance takes over, and which, thawed, must not act again; a
+// leader cut off from the API by a network partition (its TCP link silenced), likewise.
 // Each scenario ends on the bench's invariant (test/helpers/k8s-faults-harness.ts): no grant lost,
 // none open past its expiry, no nft element without a live grant, every status converged.
 
@@ -30,7 +31,7 @@ describe.skipIf(skipWithoutNetns('faults of the controller, agent + controller p
     afterAll(() => bench.stop(), 60_000);
 
     it('SIGKILLed and restarted: the agent carries on alone; the new controller expires, retains, deletes and finalizes', async () => {
-      const a = bench.spawnController('ctl-a', CONFIG);
+      const a = await bench.spawnController('ctl-a', CONFIG);
       await waitFor(() => bench.holder() === 'ctl-a', { what: 'ctl-a to lead', timeoutMs: 30_000 });
       bench.put('kill-cli', bench.cli4);
       bench.put('kill-short', '10.77.4.2', 12);
@@ -61,7 +62,7 @@ describe.skipIf(skipWithoutNetns('faults of the controller, agent + controller p
       expect(bench.holder()).toBe('ctl-a'); // the killed leader's Lease, not released
 
       // A new pod takes the Lease once the killed leader's lapses, and picks up from the API state.
-      const b = bench.spawnController('ctl-b', CONFIG);
+      const b = await bench.spawnController('ctl-b', CONFIG);
       await waitFor(() => bench.holder() === 'ctl-b', { what: 'ctl-b to lead', timeoutMs: 30_000 });
       await waitFor(() => bench.get('kill-gone') === undefined, { what: 'the finalizer released' });
       await waitFor(() => active('kill-new'), { what: 'the grant made meanwhile Active' });
@@ -89,9 +90,9 @@ describe.skipIf(skipWithoutNetns('faults of the controller, agent + controller p
 
     it('the Lease taken over from a frozen leader: exactly one acts, the new leader carries on, the old one stays out', async () => {
       // ctl-b leads (started here when the previous test did not run); ctl-c stands by.
-      if (!bench.running('ctl-b')) bench.spawnController('ctl-b', CONFIG);
+      if (!bench.running('ctl-b')) await bench.spawnController('ctl-b', CONFIG);
       await waitFor(() => bench.holder() === 'ctl-b', { what: 'ctl-b leading', timeoutMs: 30_000 });
-      const c = bench.spawnController('ctl-c', CONFIG);
+      const c = await bench.spawnController('ctl-c', CONFIG);
       await waitFor(() => bench.seen.some((r) => r.user === 'ctl-c' && r.url.includes('/leases/')), {
         what: 'ctl-c campaigning',
         timeoutMs: 30_000,
@@ -143,6 +144,61 @@ describe.skipIf(skipWithoutNetns('faults of the controller, agent + controller p
       expect(await bench.connect()).toBe('ok');
       await bench.invariant('after the Lease was taken over');
       expect(c.child.exitCode).toBeNull();
+    }, 120_000);
+
+    it('a leader cut off from the API (a network partition) steps down, the other takes over; healed, it stays out', async () => {
+      // Two instances campaign (ctl-c leads after the previous test); started here otherwise.
+      for (const id of ['ctl-b', 'ctl-c']) if (!bench.running(id)) await bench.spawnController(id, CONFIG);
+      await waitFor(() => ['ctl-b', 'ctl-c'].includes(bench.holder() ?? ''), {
+        what: 'a leader',
+        timeoutMs: 30_000,
+      });
+      const leaderId = bench.holder()!;
+      const otherId = leaderId === 'ctl-b' ? 'ctl-c' : 'ctl-b';
+      const leader = bench.controller(leaderId);
+      bench.put('part-cli', bench.cli4);
+      bench.put('part-before', '10.77.6.1');
+      await waitFor(() => active('part-cli') && active('part-before'), { what: `Active under ${leaderId}` });
+
+      leader.link.partition();
+      const cutAt = Date.now();
+      const transitions = bench.lease()!.leaseTransitions ?? 0;
+      bench.put('part-new', '10.77.6.2');
+      bench.put('part-short', '10.77.6.3', 8);
+      bench.delete('part-before');
+      await waitFor(() => bench.holder() === otherId, { what: `${otherId} to take over`, timeoutMs: 30_000 });
+      await waitFor(() => active('part-new'), { what: 'the new leader carries on' });
+      await waitFor(() => bench.get('part-before') === undefined, { what: 'revoked by the new leader' });
+      await waitFor(() => bench.phase('part-short') === 'Expired', { what: 'Expired by the new leader' });
+
+      leader.link.heal();
+      const healedAt = Date.now();
+      bench.put('part-after', '10.77.6.4');
+      await waitFor(() => active('part-after'), { what: 'Active after the heal' });
+      await waitFor(() => bench.seen.some((r) => r.user === leaderId && r.seenAt > healedAt), {
+        what: `${leaderId} back in touch`,
+        timeoutMs: 20_000,
+      }).catch((err: Error) => {
+        const { exitCode, signalCode } = leader.child;
+        throw new Error(
+          `${err.message} (exit ${exitCode}, signal ${signalCode}):\n${leader.output().slice(-4000)}`,
+        );
+      });
+      await sleep(3_000); // several retry periods of the healed instance
+      expect(bench.holder()).toBe(otherId);
+      expect(bench.lease()!.leaseTransitions).toBe(transitions + 1);
+      // Cut off, then healed, the old leader wrote nothing: no object, no Event, no Lease.
+      const late = bench.seen.filter(
+        (r) => r.user === leaderId && r.seenAt > cutAt + 200 && r.method !== 'GET',
+      );
+      expect(late.map((r) => `${r.method} ${r.url} ${r.status}`)).toEqual([]);
+      expect(bench.eventCount('Opened', 'part-new')).toBe(1);
+      expect(bench.eventCount('Opened', 'part-after')).toBe(1);
+      expect(bench.eventCount('Revoked', 'part-before')).toBe(1);
+      expect(bench.eventCount('Expired', 'part-short')).toBe(1);
+      expect(await bench.connect()).toBe('ok');
+      await bench.invariant('after the partition healed');
+      expect(leader.child.exitCode).toBeNull(); // it rode the partition out
     }, 120_000);
   },
 );

@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as tcpConnect, createServer, type Server } from 'node:net';
+import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -87,7 +87,10 @@ export interface KernelElement {
 export interface ControllerProcess {
   identity: string;
   child: ChildProcess;
-  stderr(): string;
+  /** Its only way to the API: partition() cuts it off, heal() reconnects it. */
+  link: Link;
+  /** Its log lines (stdout and stderr). */
+  output(): string;
   exited: Promise<number | null>;
 }
 
@@ -105,6 +108,7 @@ export class FaultsBench {
   private readonly managers: ControllerManager[] = [];
   private readonly processes: ControllerProcess[] = [];
   private bridge: Server | undefined;
+  private readonly links: Link[] = [];
   private readonly tmp = mkdtempSync(join(tmpdir(), 'kg-faults-'));
   /** Every request the emulator recorded, kept beyond its own bounded record. */
   readonly seen: SeenRequest[] = [];
@@ -131,6 +135,8 @@ export class FaultsBench {
               verbs: ['get', 'list', 'watch'],
             },
             { apiGroups: ['knockgate.io'], resources: ['accessgrants/status'], verbs: ['patch'] },
+            // Its own Node (labels of Selector policies).
+            { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
           ],
         },
         {
@@ -170,6 +176,7 @@ export class FaultsBench {
 
   async stop(): Promise<void> {
     this.bridge?.close();
+    for (const l of this.links) l.close();
     for (const p of this.processes.splice(0)) await this.kill(p, 'SIGKILL');
     for (const m of this.managers.splice(0)) await m.stop().catch(() => undefined);
     await this.agent?.stop().catch(() => undefined);
@@ -242,10 +249,18 @@ export class FaultsBench {
   }
 
   /** `knockgate controller` as `identity` (the built CLI in dist/), with `configYaml` as its config file. */
-  spawnController(identity: string, configYaml: string): ControllerProcess {
+  async spawnController(identity: string, configYaml: string): Promise<ControllerProcess> {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npx tsc -p tsconfig.json" first`);
+    const link = new Link(() => this.cluster.server.port);
+    this.links.push(link);
+    const port = await link.listen();
     const kubeconfig = join(this.tmp, `${identity}.kubeconfig`);
-    writeFileSync(kubeconfig, this.cluster.server.kubeconfig(identity));
+    writeFileSync(
+      kubeconfig,
+      this.cluster.server
+        .kubeconfig(identity)
+        .replace(`https://127.0.0.1:${this.cluster.server.port}`, `https://127.0.0.1:${port}`),
+    );
     const config = join(this.tmp, `${identity}.yaml`);
     writeFileSync(config, configYaml);
     const child = spawn(
@@ -264,14 +279,16 @@ export class FaultsBench {
         '--log-level',
         process.env.KG_FAULTS_LOG ?? 'warn',
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, KUBECONFIG: '', POD_NAMESPACE: '' } },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '', POD_NAMESPACE: '' } },
     );
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      if (stderr.length < 256 * 1024) stderr += d.toString();
-    });
+    let output = '';
+    const take = (d: Buffer) => {
+      if (output.length < 256 * 1024) output += d.toString();
+    };
+    child.stdout!.on('data', take);
+    child.stderr!.on('data', take);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const p = { identity, child, stderr: () => stderr, exited };
+    const p = { identity, child, link, output: () => output, exited };
     this.processes.push(p);
     return p;
   }
@@ -585,5 +602,79 @@ export class FaultsBench {
     } catch {
       throw new Error(`${what}: the invariant does not hold after ${timeoutMs} ms:\n  ${last.join('\n  ')}`);
     }
+  }
+}
+
+/**
+ * A TCP link from one client to the emulator (on loopback) that can be cut like a network
+ * partition: partition() silences every open connection (nothing more is forwarded either way, no
+ * reset: a request in flight just hangs) and holds new connections unanswered; heal() drops what
+ * was held, so the client's timeouts and reconnects take over, and forwards again.
+ */
+export class Link {
+  private server: Server | undefined;
+  private readonly pairs = new Set<[Socket, Socket]>();
+  private readonly held = new Set<Socket>();
+  private cut = false;
+
+  constructor(private readonly targetPort: () => number) {}
+
+  listen(): Promise<number> {
+    const server = createServer((inner) => this.accept(inner));
+    this.server = server;
+    return new Promise((resolve, reject) =>
+      server.once('error', reject).listen(0, '127.0.0.1', () => {
+        resolve((server.address() as { port: number }).port);
+      }),
+    );
+  }
+
+  private accept(inner: Socket): void {
+    inner.on('error', () => inner.destroy());
+    if (this.cut) {
+      inner.pause();
+      this.held.add(inner);
+      inner.once('close', () => this.held.delete(inner));
+      return;
+    }
+    const outer = tcpConnect(this.targetPort(), '127.0.0.1');
+    const pair: [Socket, Socket] = [inner, outer];
+    this.pairs.add(pair);
+    inner.pipe(outer).pipe(inner);
+    const end = () => {
+      this.pairs.delete(pair);
+      inner.destroy();
+      outer.destroy();
+    };
+    inner.on('close', end);
+    outer.on('error', end).on('close', end);
+  }
+
+  partition(): void {
+    this.cut = true;
+    for (const [inner, outer] of this.pairs) {
+      inner.unpipe(outer);
+      outer.unpipe(inner);
+      inner.pause();
+      outer.pause();
+      this.held.add(inner);
+      this.held.add(outer);
+    }
+    this.pairs.clear();
+  }
+
+  heal(): void {
+    this.cut = false;
+    for (const s of this.held) s.destroy();
+    this.held.clear();
+  }
+
+  close(): void {
+    this.heal();
+    for (const [inner, outer] of this.pairs) {
+      inner.destroy();
+      outer.destroy();
+    }
+    this.server?.close();
   }
 }
