@@ -10,6 +10,8 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { FirewallBackend } from '../../api/standalone.js';
+import { agentRules } from '../../controller/agent/rbac.js';
+import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from '../../controller/sniffer/rbac.js';
 import { waitFor, type Host } from '../../test/helpers/netns.js';
 import { stopPeer, type Peer } from './peers.js';
 import { KNOCKGATE, KNOCK_PORTS, PROTECTED_PORT, ROOT, SPA_PORT, type SpaKeys } from './setup.js';
@@ -22,26 +24,28 @@ export const KUBE_NODE_HELPER = join(ROOT, 'dist', 'bench', 'lib', 'kube-node.js
 /** Grant durations of the bench policies; the reconcile scenario's grants live within this. */
 export const POLICY_DURATION_SECONDS = 7200;
 
-// Each role with the verbs its manifests grant it (deploy/ in the design), one token each.
-const RBAC = `users:
-  - name: admin
-    token: bench-admin-token-0123456789
-    rules:
-      - {apiGroups: ["*"], resources: ["*"], verbs: ["*"]}
-  - name: sniffer
-    token: bench-sniffer-token-0123456789
-    rules:
-      - {apiGroups: [knockgate.io], resources: [knockpolicies], verbs: [get, list, watch]}
-      - {apiGroups: [knockgate.io], resources: [replayclaims], verbs: [create, get, delete]}
-      - {apiGroups: [knockgate.io], resources: [accessgrants], verbs: [create, get, patch, delete]}
-      - {apiGroups: [""], resources: [nodes], verbs: [get, list, watch]}
-      - {apiGroups: [""], resources: [secrets], verbs: [get, list, watch], namespaces: [${KUBE_NAMESPACE}]}
-  - name: agent
-    token: bench-agent-token-0123456789
-    rules:
-      - {apiGroups: [knockgate.io], resources: [accessgrants, knockpolicies], verbs: [get, list, watch]}
-      - {apiGroups: [knockgate.io], resources: [accessgrants/status], verbs: [patch]}
-`;
+// Each role holds exactly the rules the product declares for it (controller/*/rbac.ts), one token
+// each; the admin sets the cluster up.
+function rbacFile(): string {
+  const users = [
+    {
+      name: 'admin',
+      token: 'bench-admin-token-0123456789',
+      rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
+    },
+    {
+      name: 'sniffer',
+      token: 'bench-sniffer-token-0123456789',
+      rules: [
+        ...SNIFFER_CLUSTER_RULES,
+        ...SNIFFER_NAMESPACE_RULES.map((r) => ({ ...r, namespaces: [KUBE_NAMESPACE] })),
+      ],
+    },
+    { name: 'agent', token: 'bench-agent-token-0123456789', rules: agentRules(NODE) },
+  ];
+  // JSON is YAML: the emulator's --rbac file.
+  return `${JSON.stringify({ users }, null, 2)}\n`;
+}
 
 // Secret data is base64 of the key text (itself base64), as the API returns it.
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -123,7 +127,7 @@ export interface KubeCluster {
 export async function startCluster(srv: Host, dir: string, keys: SpaKeys): Promise<KubeCluster> {
   const kubeconfig = join(dir, `kubeconfig-${Date.now()}`);
   const rbac = join(dir, 'rbac.yaml');
-  writeFileSync(rbac, RBAC);
+  writeFileSync(rbac, rbacFile());
   const emulator = await startProcess(
     srv,
     'the Kubernetes API emulator',
