@@ -1,6 +1,7 @@
 // What `knockgate agent` runs: config, wiring and signals. Loaded only when the command runs
 // (cmd/agent.ts registers the options), so other commands never load the Kubernetes client.
 
+import type { Server } from 'node:http';
 import { systemClock } from '../api/clock.js';
 import { ConfigError } from '../api/config/errors.js';
 import { createLogger } from '../api/log.js';
@@ -9,6 +10,9 @@ import { loadAgentConfig, type AgentConfig } from '../controller/agent/config.js
 import { agentKube } from '../controller/agent/kube.js';
 import { createFirewall } from '../controller/firewall/firewall.js';
 import { FirewallInputError } from '../controller/firewall/types.js';
+import { applyRequestTimeout } from '../controller/kube/request.js';
+import { createAgentMetrics, type AgentMetrics } from '../controller/agent/metrics.js';
+import { MetricsAddressError, serveMetrics } from '../controller/metrics-server.js';
 import { kubeConfigFromFlags } from './kube-options.js';
 import { CliError } from './errors.js';
 import type { AgentCliOptions } from './agent.js';
@@ -23,24 +27,41 @@ function load(opts: AgentCliOptions): AgentConfig {
   }
 }
 
+async function listen(metrics: AgentMetrics, agent: NodeAgent, address: string): Promise<Server | undefined> {
+  if (address === 'off') return undefined;
+  try {
+    return await serveMetrics(metrics, address, { notReady: () => agent.notReady() });
+  } catch (err) {
+    if (err instanceof MetricsAddressError) throw new CliError(err.message);
+    throw new CliError(`--metrics-address ${address}: ${(err as Error).message}`, 1);
+  }
+}
+
 export async function run(opts: AgentCliOptions): Promise<void> {
   const config = load(opts);
-  const kubeConfig = kubeConfigFromFlags(opts);
+  const kubeConfig = applyRequestTimeout(kubeConfigFromFlags(opts), opts.requestTimeout * 1000);
   const logger = createLogger({ level: opts.logLevel, name: 'knockgate-agent' });
   const firewall = createFirewall({ backend: config.backend, logger, clock: systemClock });
   const sources = agentKube(kubeConfig, systemClock, logger);
-  const agent = new NodeAgent({ config, firewall, sources, clock: systemClock, logger });
+  const metrics = createAgentMetrics();
+  const agent = new NodeAgent({ config, firewall, sources, clock: systemClock, logger, metrics });
+  // Up before start(): /healthz answers and /readyz says what is missing while the lists load.
+  const metricsServer = await listen(metrics, agent, opts.metricsAddress);
   try {
     await agent.start();
   } catch (err) {
     await agent.stop().catch(() => undefined);
+    metricsServer?.close();
     const message = `firewall: ${(err as Error).message}`;
     throw new CliError(message, err instanceof FirewallInputError ? 2 : 1);
   }
   await new Promise<void>((resolve) => {
     const onStop = (signal: string) => {
       logger.info({ event: 'stopping', signal }, `${signal}: stopping (open grants expire on their own)`);
-      void agent.stop().then(resolve);
+      void agent.stop().then(() => {
+        metricsServer?.close();
+        resolve();
+      });
     };
     process.once('SIGTERM', () => onStop('SIGTERM'));
     process.once('SIGINT', () => onStop('SIGINT'));

@@ -8,14 +8,21 @@
 // (cmd/agent-run.ts), so that every other command starts without them.
 
 import type { Command } from 'commander';
-import { logLevel } from './options.js';
+import { intOption, logLevel } from './options.js';
 
 export interface AgentCliOptions {
   config?: string;
   kubeconfig?: string;
   context?: string;
   logLevel: string;
+  /** HOST:PORT, or "off". */
+  metricsAddress: string;
+  /** Deadline of each Kubernetes API request but watches, seconds. */
+  requestTimeout: number;
 }
+
+/** Default /metrics, /healthz, /readyz address (the pod runs on the host network: loopback only). */
+export const AGENT_METRICS_ADDRESS = '127.0.0.1:9467';
 
 export function register(program: Command): void {
   program
@@ -25,5 +32,16 @@ export function register(program: Command): void {
     .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, else in-cluster)')
     .option('--context <name>', 'kubeconfig context other than the current one')
     .option('--log-level <level>', 'trace, debug, info, warn, error', logLevel, 'info')
+    .option(
+      '--metrics-address <host:port>',
+      'serve /metrics, /healthz and /readyz here ("off": not at all)',
+      AGENT_METRICS_ADDRESS,
+    )
+    .option(
+      '--request-timeout <seconds>',
+      'deadline of each Kubernetes API request, watches excepted (1-600)',
+      intOption('--request-timeout', 1, 600),
+      10,
+    )
     .action(async (opts: AgentCliOptions) => (await import('./agent-run.js')).run(opts));
 }

@@ -19,6 +19,13 @@ import { KUBE_STORE_DEFAULTS } from '../kube/limits.js';
 import { neverGrantSet } from '../standalone/admission.js';
 import type { AgentConfig } from './config.js';
 import { AgentReconciler } from './reconciler.js';
+import {
+  countAudit,
+  instrumentFirewall,
+  instrumentStatusWriter,
+  registerAgentGauges,
+  type AgentMetrics,
+} from './metrics.js';
 import type { NodeObject, NodeStatusWriter, ObjectCache } from './sources.js';
 
 export interface AgentSources {
@@ -30,6 +37,8 @@ export interface AgentSources {
    */
   node?(name: string): ObjectCache<NodeObject>;
   status: NodeStatusWriter;
+  /** True while the grant and policy watches are current (metrics); default: both listed. */
+  apiUp?(): boolean;
   start(): void;
   stop(): Promise<void>;
 }
@@ -45,6 +54,8 @@ export interface AgentOptions {
   /** How long start() waits for the first lists before installing without them (0 = not at all). */
   startupListWaitMs?: number;
   random?: () => number;
+  /** Counted here: firewall operations, status writes, audit events; gauges read at scrape time. */
+  metrics?: AgentMetrics;
 }
 
 export const AGENT_TIMING = {
@@ -68,8 +79,35 @@ export class NodeAgent {
   private stopped = false;
   private onStopped!: () => void;
   private readonly stoppedSignal = new Promise<void>((resolve) => (this.onStopped = resolve));
+  private installed = false;
+  private readonly firewall: Firewall;
+  private readonly status: NodeStatusWriter;
 
-  constructor(private readonly opts: AgentOptions) {}
+  constructor(private readonly opts: AgentOptions) {
+    const { metrics, sources } = opts;
+    this.firewall = metrics ? instrumentFirewall(opts.firewall, metrics) : opts.firewall;
+    this.status = metrics ? instrumentStatusWriter(sources.status, metrics) : sources.status;
+    if (metrics)
+      registerAgentGauges(metrics, {
+        applied: () => this.reconciler?.appliedNames().length ?? 0,
+        apiUp: () => (sources.apiUp ? sources.apiUp() : sources.grants.isSynced && sources.policies.isSynced),
+      });
+  }
+
+  /**
+   * Why the agent is not ready (/readyz), or undefined: ready once its firewall is installed and the
+   * grant and policy caches have had their first complete lists.
+   */
+  notReady(): string | undefined {
+    if (this.stopped) return 'stopping';
+    if (!this.installed) return 'the firewall is not installed yet';
+    const { grants, policies } = this.opts.sources;
+    const missing = [grants.isSynced ? '' : 'accessgrants', policies.isSynced ? '' : 'knockpolicies'].filter(
+      Boolean,
+    );
+    if (missing.length > 0) return `no complete list of ${missing.join(' and ')} yet`;
+    return undefined;
+  }
 
   get node(): string {
     return this.opts.config.nodeName;
@@ -88,7 +126,8 @@ export class NodeAgent {
    * be installed (stop() then stops the sources).
    */
   async start(): Promise<void> {
-    const { config, firewall, sources, clock, logger } = this.opts;
+    const { config, sources, clock, logger } = this.opts;
+    const firewall = this.firewall;
     const nodes = sources.node?.(config.nodeName);
     sources.start();
     const wait = this.opts.startupListWaitMs ?? AGENT_TIMING.startupListWaitMs;
@@ -103,12 +142,14 @@ export class NodeAgent {
     }
     if (this.stopped) return;
     await firewall.install(agentFirewallConfig(config));
+    this.installed = true;
+    const metrics = this.opts.metrics;
     this.reconciler = new AgentReconciler({
       node: config.nodeName,
       grants: sources.grants,
       policies: sources.policies,
       ...(nodes ? { nodes } : {}),
-      status: sources.status,
+      status: this.status,
       firewall,
       clock,
       logger,
@@ -118,6 +159,7 @@ export class NodeAgent {
       clockSkewMs: config.clockSkewMs,
       resyncIntervalMs: config.resyncIntervalMs,
       ...(this.opts.random ? { random: this.opts.random } : {}),
+      ...(metrics ? { onAudit: (event, reason) => countAudit(metrics, event, reason) } : {}),
     });
     this.reconciler.start();
     // With the lists in: return once their whole state is applied (statuses follow on their own).
@@ -151,7 +193,7 @@ export class NodeAgent {
     // need not answer a waiter at all).
     await this.opts.sources.stop();
     await this.reconciler?.idle();
-    await this.opts.firewall.close().catch(() => undefined);
+    await this.firewall.close().catch(() => undefined);
   }
 
   private async awaitFirstLists(): Promise<void> {

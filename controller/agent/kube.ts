@@ -33,6 +33,8 @@ export interface AgentKube {
   /** This node's Node object (created on first call; started with the others). */
   node(name: string): KubeInformer<NodeObject & CachedObject>;
   status: NodeStatusWriter;
+  /** Both watches listed and no list/watch error since. */
+  apiUp(): boolean;
   start(): void;
   stop(): Promise<void>;
 }
@@ -111,6 +113,11 @@ export function agentKube(
       return nodeInformer;
     },
     status,
+    apiUp: () =>
+      grants.isSynced &&
+      policies.isSynced &&
+      grants.lastError === undefined &&
+      policies.lastError === undefined,
     start() {
       started = true;
       grants.start();

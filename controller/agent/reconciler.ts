@@ -55,6 +55,8 @@ export interface ReconcilerOptions {
   clockSkewMs: number;
   resyncIntervalMs: number;
   random?: () => number;
+  /** Told of every audit event (open, extend, expire, revoke, refuse with its reason): metrics. */
+  onAudit?: (event: AuditEvent, reason?: string) => void;
 }
 
 /** What one grant should be on this node. */
@@ -333,6 +335,7 @@ export class AgentReconciler {
 
   /** One audit line; a malformed grant gets a minimal one instead of an exception. */
   private audit(event: AuditEvent, grant: AccessGrant, reason?: string): void {
+    this.opts.onAudit?.(event, reason);
     try {
       auditGrant(this.opts.logger, event, grant, reason);
     } catch {
@@ -379,8 +382,11 @@ export class AgentReconciler {
       if (err instanceof FirewallInputError) {
         // The firewall's own checks refused it: trying again cannot help. (A grant that expired
         // while it was being applied is just closed: the next pass reports that.)
-        if (isLive(grant!, this.opts.clock.now())) this.reporter.want(name, { state: 'Failed', message });
-        else this.enqueue(name);
+        if (isLive(grant!, this.opts.clock.now())) {
+          if (!shows(grant, this.opts.node, { state: 'Failed', message }))
+            this.opts.onAudit?.('refuse', message);
+          this.reporter.want(name, { state: 'Failed', message });
+        } else this.enqueue(name);
         return;
       }
       // Not the grant's fault (maxGrants, the kernel refused): say so, and try again later. Pending,
@@ -422,7 +428,13 @@ export class AgentReconciler {
     for (const e of old.entries) await this.opts.firewall.remove(e, reason);
     const event = reason === 'expired' ? 'expire' : 'revoke';
     if (grant) this.audit(event, grant);
-    else this.opts.logger.info({ event, grant: name }, `${event} ${name}: grant gone`);
+    else this.goneAudit(event, name);
+  }
+
+  /** The audit line of a grant closed after its object is gone. */
+  private goneAudit(event: 'expire' | 'revoke', name: string): void {
+    this.opts.onAudit?.(event);
+    this.opts.logger.info({ event, grant: name }, `${event} ${name}: grant gone`);
   }
 
   private track(name: string, uid: string | undefined, entries: FirewallGrant[]): void {
@@ -492,7 +504,7 @@ export class AgentReconciler {
       const grant = this.opts.grants.get(name);
       const event = grant && !isLive(grant, now) ? 'expire' : 'revoke';
       if (grant) this.audit(event, grant);
-      else this.opts.logger.info({ event, grant: name }, `${event} ${name}: grant gone`);
+      else this.goneAudit(event, name);
     }
     for (const [name, d] of desired) {
       const old = this.applied.get(name);

@@ -1,7 +1,6 @@
 // Prometheus metrics of `knockgate standalone` (prom-client), served on 127.0.0.1 only unless told
 // otherwise: /metrics and /healthz.
 
-import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface StandaloneMetrics {
@@ -56,38 +55,5 @@ export function createStandaloneMetrics(): StandaloneMetrics {
   };
 }
 
-export class MetricsAddressError extends Error {}
-
-/** Parse "127.0.0.1:9464" / "[::1]:9464". */
-export function parseListenAddress(text: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:]+)\]|([0-9.]+|localhost)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535)
-    throw new MetricsAddressError(`invalid metrics address "${text}": want HOST:PORT, e.g. 127.0.0.1:9464`);
-  return { host: m[1] ?? m[2]!, port };
-}
-
-export async function serveMetrics(
-  metrics: Pick<StandaloneMetrics, 'registry'>,
-  address: string,
-): Promise<Server> {
-  const { host, port } = parseListenAddress(address);
-  const server = createServer((req, res) => {
-    if (req.url === '/metrics') {
-      void metrics.registry.metrics().then((text) => {
-        res.writeHead(200, { 'content-type': metrics.registry.contentType });
-        res.end(text);
-      });
-    } else if (req.url === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('ok\n');
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return server;
-}
+// The HTTP server is shared by every role (controller/metrics-server.ts).
+export { MetricsAddressError, parseListenAddress, serveMetrics } from '../metrics-server.js';
