@@ -308,6 +308,12 @@ export class Cluster {
       '--log-level',
       'debug',
     ]);
+    this.agents.set(node, agent);
+    await Promise.all([agent.waitEvent('started', `${node} agent started`, 45_000), this.startSniffer(node)]);
+  }
+
+  /** `knockgate sniffer` in a node namespace (it captures on eth0); waits for it to start. */
+  async startSniffer(node: NodeName): Promise<Daemon> {
     const sniffer = this.spawn(node, 'node', [
       KNOCKGATE,
       'sniffer',
@@ -322,12 +328,16 @@ export class Cluster {
       '--log-level',
       'debug',
     ]);
-    this.agents.set(node, agent);
     this.sniffers.set(node, sniffer);
-    await Promise.all([
-      agent.waitEvent('started', `${node} agent started`, 45_000),
-      sniffer.waitEvent('started', `${node} sniffer started`, 45_000),
-    ]);
+    await sniffer.waitEvent('started', `${node} sniffer started`, 45_000);
+    return sniffer;
+  }
+
+  /** Stop a node's sniffer (SIGTERM) and start a new one: nothing of its memory is kept. */
+  async restartSniffer(node: NodeName): Promise<Daemon> {
+    const exit = await this.sniffers.get(node)!.stop();
+    if (exit.code !== 0) throw new Error(`${node} sniffer exited ${JSON.stringify(exit)}`);
+    return this.startSniffer(node);
   }
 
   /** `knockgate controller` in the api namespace; waits until it leads. */
