@@ -18,8 +18,11 @@ const DAEMONS: DaemonKind[] = ['knockgate', 'knockd'];
 
 interface Derived {
   pps: number;
+  /** Packets the daemon read from its ring (handed to the socket, not dropped) per second of flood. */
+  readPps: number;
   completed: number;
   cpuPerSent: number;
+  cpuPerRead: number;
   dropPct: number;
   idleRssMb: number;
   maxRssMb: number;
@@ -52,10 +55,13 @@ export const knockFlood: Scenario = {
             ],
           });
           const d = r.segments[0]!;
+          const read = d.ring.packets - d.ring.drops;
           perDaemon.get(kind)!.push({
             pps: d.sent.pps,
+            readPps: d.ring.packets > 0 ? read / d.sent.seconds : NaN,
             completed: d.opened,
             cpuPerSent: d.cpuMicros / d.sent.packets,
+            cpuPerRead: read > 0 ? d.cpuMicros / read : NaN,
             dropPct: d.ring.packets > 0 ? (100 * d.ring.drops) / d.ring.packets : NaN,
             idleRssMb: r.idleRssBytes / 2 ** 20,
             maxRssMb: r.maxRssBytes / 2 ** 20,
@@ -66,6 +72,12 @@ export const knockFlood: Scenario = {
     const columns: { key: keyof Derived; name: string; unit: string; digits: number; target?: string }[] = [
       { key: 'pps', name: 'sender rate', unit: 'packets/s', digits: 0 },
       {
+        key: 'readPps',
+        name: 'packets the daemon read from its ring per second of flood (the sniffer rate)',
+        unit: 'packets/s',
+        digits: 0,
+      },
+      {
         key: 'completed',
         name: `real sequences completed (of ${REAL4 + REAL6}: ${REAL4} IPv4, ${REAL6} IPv6)`,
         unit: 'count',
@@ -73,6 +85,7 @@ export const knockFlood: Scenario = {
         target: `${REAL4 + REAL6} of ${REAL4 + REAL6}`,
       },
       { key: 'cpuPerSent', name: 'daemon CPU per packet sent', unit: 'µs', digits: 2 },
+      { key: 'cpuPerRead', name: 'daemon CPU per packet read', unit: 'µs', digits: 2 },
       { key: 'dropPct', name: 'pcap drops (kernel ring)', unit: '%', digits: 2 },
       { key: 'idleRssMb', name: 'RSS idle', unit: 'MiB', digits: 1, target: '< 64 MiB' },
       {
