@@ -10,11 +10,14 @@ import { FaultsBench } from './helpers/k8s-faults-harness.js';
 import { skipWithoutNetns, waitFor } from './helpers/netns.js';
 
 const CTL = 'system:serviceaccount:knockgate:controller';
+const NODE2 = 'third-node';
 
 describe.skipIf(skipWithoutNetns('faults of the API, agent + controller'))(
   'agent and controller under API faults (nftables in a namespace)',
   () => {
     const bench = new FaultsBench();
+    /** A second node: `knockgate agent` as a process in the "third" namespace. */
+    let agent2: Awaited<ReturnType<FaultsBench['spawnAgent']>>;
     const active = (name: string) =>
       bench.phase(name) === 'Active' && bench.nodeStatus(name)?.state === 'Applied';
 
@@ -22,7 +25,8 @@ describe.skipIf(skipWithoutNetns('faults of the API, agent + controller'))(
       await bench.start([CTL]);
       const ctl = bench.manager(CTL);
       await waitFor(() => ctl.isLeader(), { what: 'the controller to lead' });
-    }, 60_000);
+      agent2 = await bench.spawnAgent(bench.lab.third, NODE2);
+    }, 90_000);
 
     afterAll(() => bench.stop(), 60_000);
 
@@ -86,9 +90,12 @@ describe.skipIf(skipWithoutNetns('faults of the API, agent + controller'))(
     }, 90_000);
 
     it('the API stopped for 30 s: expiry on time meanwhile, nothing new opened, full reconcile after', async () => {
+      bench.put('stop-cli', bench.cli4);
       bench.put('stop-short', '10.77.3.2', 12);
       bench.put('stop-gone', '10.77.3.3');
-      await waitFor(() => active('stop-short') && active('stop-gone'), { what: 'Active before the stop' });
+      await waitFor(() => ['stop-cli', 'stop-short', 'stop-gone'].every(active), {
+        what: 'Active before the stop',
+      });
       const shortEnd = Date.parse(bench.get('stop-short')!.spec.expiresAt);
       const before = new Set((await bench.elements()).map((e) => e.address));
       let back = false;
@@ -98,6 +105,7 @@ describe.skipIf(skipWithoutNetns('faults of the API, agent + controller'))(
       // noticed): a new grant, and a deletion held by the controller's finalizer.
       await new Promise((r) => setTimeout(r, 500));
       bench.put('stop-new', '10.77.3.4');
+      bench.put('stop-node2', '10.77.3.9', 300, NODE2);
       bench.delete('stop-gone');
       // The short grant closes at its expiresAt with the API away.
       await waitFor(async () => !(await bench.hasElement('10.77.3.2')), {
@@ -127,6 +135,18 @@ describe.skipIf(skipWithoutNetns('faults of the API, agent + controller'))(
       await waitFor(() => bench.nodeStatus('stop-short')?.state === 'Removed', { what: 'Removed' });
       expect(await bench.hasElement('10.77.3.3')).toBe(false);
       expect(await bench.connect()).toBe('ok');
+      // The agent process of the second node rode the stop out and applies what was made meanwhile.
+      await waitFor(() => bench.nodeStatus('stop-node2', NODE2)?.state === 'Applied', {
+        what: `the grant of ${NODE2} Applied by its agent process`,
+        timeoutMs: 40_000,
+      }).catch((err: Error) => {
+        const { exitCode, signalCode } = agent2.child;
+        throw new Error(
+          `${err.message} (exit ${exitCode}, signal ${signalCode}): ${agent2.output().slice(-3000)}`,
+        );
+      });
+      expect((await bench.elements(bench.lab.third)).map((e) => e.address)).toEqual(['10.77.3.9']);
+      expect(agent2.child.exitCode).toBeNull();
       await bench.invariant('after the 30 s stop');
     }, 120_000);
   },

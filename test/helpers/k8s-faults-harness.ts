@@ -387,6 +387,44 @@ export class FaultsBench {
     return { child, output: () => out };
   }
 
+  /**
+   * `knockgate agent` (the built CLI) as node `nodeName` in `host`'s namespace, with the agent's
+   * config of the bench; resolves once it has installed its firewall. Stopped with the namespaces.
+   */
+  async spawnAgent(host: Host, nodeName: string): Promise<{ child: ChildProcess; output: () => string }> {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npx tsc -p tsconfig.json" first`);
+    this.cluster.server.api.create(
+      this.cluster.server.api.type('', 'v1', 'nodes')!,
+      undefined,
+      { apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } },
+      WRITE,
+    );
+    const config = join(this.tmp, `agent-${nodeName}.yaml`);
+    writeFileSync(config, AGENT_CONFIG.replace(`nodeName: ${NODE}`, `nodeName: ${nodeName}`));
+    const kubeconfig = await this.kubeconfigInside(host, AGENT_USER);
+    const child = host.spawn(process.execPath, [
+      CLI,
+      'agent',
+      '--config',
+      config,
+      '--kubeconfig',
+      kubeconfig,
+    ]);
+    let out = '';
+    const take = (d: Buffer) => {
+      if (out.length < 512 * 1024) out += d.toString();
+    };
+    child.stdout!.on('data', take);
+    child.stderr!.on('data', take);
+    await waitFor(() => out.includes('"event":"started"'), {
+      what: `the agent of ${nodeName} to start`,
+      timeoutMs: 45_000,
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}: ${out.slice(-2000)}`);
+    });
+    return { child, output: () => out };
+  }
+
   /** The real knockd client in cli, knocking the sequence of policy ssh at srv. */
   async knock(): Promise<void> {
     await this.lab.cli.run('knock', [this.lab.srvFromCli[4], `${PORTS.knockTcp}:tcp`, '7001:tcp']);
@@ -416,7 +454,7 @@ export class FaultsBench {
   }
 
   /** A knock grant of policy ssh for `source`, seen by and targeting this node, `seconds` from now. */
-  grant(name: string, source: string, seconds = 300): AccessGrant {
+  grant(name: string, source: string, seconds = 300, node = NODE): AccessGrant {
     return {
       apiVersion: API_VERSION,
       kind: 'AccessGrant',
@@ -427,15 +465,15 @@ export class FaultsBench {
         expiresAt: new Date(Date.now() + seconds * 1000).toISOString(),
         policyRef: { name: 'ssh' },
         method: 'knock',
-        observedBy: NODE,
-        targets: { nodes: [NODE] },
+        observedBy: node,
+        targets: { nodes: [node] },
       },
     };
   }
 
   /** Create a grant in process (works while the listener is stopped: what a sniffer wrote meanwhile). */
-  put(name: string, source: string, seconds = 300): AccessGrant {
-    const g = this.grant(name, source, seconds);
+  put(name: string, source: string, seconds = 300, node = NODE): AccessGrant {
+    const g = this.grant(name, source, seconds, node);
     this.cluster.server.api.create(this.type('accessgrants'), undefined, g, WRITE);
     return g;
   }
@@ -466,8 +504,8 @@ export class FaultsBench {
     return this.get(name)?.status?.phase;
   }
 
-  nodeStatus(name: string): NodeStatus | undefined {
-    return this.get(name)?.status?.nodes?.[NODE];
+  nodeStatus(name: string, node = NODE): NodeStatus | undefined {
+    return this.get(name)?.status?.nodes?.[node];
   }
 
   /** The Lease's holder. */
@@ -517,11 +555,11 @@ export class FaultsBench {
 
   // --- the node --------------------------------------------------------------------------------
 
-  /** The node's grant elements (both families) from `nft -j list set`. */
-  async elements(): Promise<KernelElement[]> {
+  /** The node's (or `host`'s) grant elements (both families) from `nft -j list set`. */
+  async elements(host: Host = this.lab.srv): Promise<KernelElement[]> {
     const out: KernelElement[] = [];
     for (const set of ['grants4', 'grants6']) {
-      const { stdout } = await this.lab.srv.run('nft', ['-j', 'list', 'set', 'inet', 'knockgate', set]);
+      const { stdout } = await host.run('nft', ['-j', 'list', 'set', 'inet', 'knockgate', set]);
       const doc = JSON.parse(stdout) as { nftables: { set?: { elem?: unknown[] } }[] };
       for (const item of doc.nftables)
         for (const raw of item.set?.elem ?? []) {
