@@ -230,13 +230,28 @@ describe('Secret stringData (emulator)', () => {
   });
 
   it('kubectl create secret --from-literal and kubectl apply with stringData both end up in data', async () => {
-    // kubectl sends a created Secret as protobuf, which the emulator does not decode (README): the
-    // object kubectl builds from --from-literal goes through apply (JSON) instead.
-    const built = await kubectlOk([
+    // kubectl sends the Secret it creates as protobuf (decoded by the emulator like the real server).
+    await kubectlOk([
       'create',
       'secret',
       'generic',
       'literal',
+      '-n',
+      NS,
+      '--from-literal=KEY_BASE64=s3cret',
+      '--from-literal=HMAC_KEY_BASE64=h m\u00e4c',
+      '--type=Opaque',
+    ]);
+    const literal = JSON.parse(await kubectlOk(['get', 'secret', 'literal', '-n', NS, '-o', 'json'])) as Json;
+    expect(literal.data).toEqual({ KEY_BASE64: b64('s3cret'), HMAC_KEY_BASE64: b64('h m\u00e4c') });
+    expect(literal.type).toBe('Opaque');
+    expect(literal.metadata.namespace).toBe(NS);
+    // The built object through apply (JSON) lands the same way.
+    const built = await kubectlOk([
+      'create',
+      'secret',
+      'generic',
+      'literal-applied',
       '-n',
       NS,
       '--from-literal=KEY_BASE64=s3cret',
@@ -246,8 +261,10 @@ describe('Secret stringData (emulator)', () => {
     ]);
     writeFileSync(join(dir, 'literal.yaml'), built);
     await kubectlOk(['apply', '-f', join(dir, 'literal.yaml')]);
-    const literal = JSON.parse(await kubectlOk(['get', 'secret', 'literal', '-n', NS, '-o', 'json'])) as Json;
-    expect(literal.data).toEqual({ KEY_BASE64: b64('s3cret') });
+    const viaApply = JSON.parse(
+      await kubectlOk(['get', 'secret', 'literal-applied', '-n', NS, '-o', 'json']),
+    ) as Json;
+    expect(viaApply.data).toEqual({ KEY_BASE64: b64('s3cret') });
     expect(literal.stringData).toBeUndefined();
 
     const manifest = join(dir, 'secret.yaml');

@@ -88,3 +88,66 @@ export function decodeSelfSubjectAccessReview(raw: Buffer): Record<string, unkno
   }
   return { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: out };
 }
+
+const stringsOf = (fs: Field[], no: number) =>
+  fs.filter((f) => f.no === no && f.bytes).map((f) => f.bytes!.toString('utf8'));
+
+/** A protobuf map<string, V> field: repeated entries of key=1, value=2. */
+function mapOf(fs: Field[], no: number, value: (b: Buffer) => string): Record<string, string> | undefined {
+  const entries = fs.filter((f) => f.no === no && f.bytes);
+  if (entries.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const e of entries) {
+    const kv = fields(e.bytes!);
+    out[stringOf(kv, 1) ?? ''] = value(bytesOf(kv, 2) ?? Buffer.alloc(0));
+  }
+  return out;
+}
+
+/** The ObjectMeta fields a client sets on a create or update (apimachinery generated.proto). */
+function decodeObjectMeta(raw: Buffer): Record<string, unknown> {
+  const m = fields(raw);
+  const utf8 = (b: Buffer) => b.toString('utf8');
+  const meta: Record<string, unknown> = {};
+  // name=1 generateName=2 namespace=3 uid=5 resourceVersion=6 labels=11 annotations=12 finalizers=14
+  for (const [no, key] of [
+    [1, 'name'],
+    [2, 'generateName'],
+    [3, 'namespace'],
+    [5, 'uid'],
+    [6, 'resourceVersion'],
+  ] as const) {
+    const v = stringOf(m, no);
+    if (v) meta[key] = v;
+  }
+  const labels = mapOf(m, 11, utf8);
+  if (labels) meta.labels = labels;
+  const annotations = mapOf(m, 12, utf8);
+  if (annotations) meta.annotations = annotations;
+  const finalizers = stringsOf(m, 14);
+  if (finalizers.length) meta.finalizers = finalizers;
+  return meta;
+}
+
+/**
+ * A core/v1 Secret (k8s.io/api/core/v1 generated.proto) as its JSON form: what `kubectl create
+ * secret` sends. metadata=1, data=2 (map<string, bytes>, base64 in JSON), type=3, stringData=4,
+ * immutable=5.
+ */
+export function decodeSecret(raw: Buffer): Record<string, unknown> {
+  const s = fields(raw);
+  const out: Record<string, unknown> = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: decodeObjectMeta(bytesOf(s, 1) ?? Buffer.alloc(0)),
+  };
+  const data = mapOf(s, 2, (b) => b.toString('base64'));
+  if (data) out.data = data;
+  const type = stringOf(s, 3);
+  if (type) out.type = type;
+  const stringData = mapOf(s, 4, (b) => b.toString('utf8'));
+  if (stringData) out.stringData = stringData;
+  const immutable = s.find((f) => f.no === 5)?.varint;
+  if (immutable !== undefined) out.immutable = immutable !== 0n;
+  return out;
+}

@@ -10,7 +10,7 @@ import { isIP, type Socket } from 'node:net';
 import { stringify } from 'yaml';
 import { systemClock, type Clock, type TimerHandle } from '../../../api/clock.js';
 import { selfSubjectAccessReview } from './access-review.js';
-import { decodeEnvelope, decodeSelfSubjectAccessReview } from './protobuf.js';
+import { decodeEnvelope, decodeSecret, decodeSelfSubjectAccessReview } from './protobuf.js';
 import {
   aggregated,
   AGGREGATED_CONTENT_TYPE,
@@ -386,13 +386,21 @@ export class KubeApiServer {
       // metadata.name is authorized as a request for that name (RBAC resourceNames apply).
       name: name ?? (verb === 'list' || verb === 'watch' ? selectedName(url.searchParams) : undefined),
     });
-    // The emulator reads JSON only (and the protobuf of SelfSubjectAccessReview above).
+    // The emulator reads JSON, and as protobuf only what kubectl sends that way: the
+    // SelfSubjectAccessReview above and a Secret it creates or replaces (`kubectl create secret`).
+    let protobufObject: Record<string, unknown> | undefined;
     if (isProtobuf(req)) {
-      throw new ApiError(
-        415,
-        'UnsupportedMediaType',
-        `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`,
-      );
+      if (type.kind === 'Secret' && !subresource && (verb === 'create' || verb === 'update')) {
+        const envelope = decodeEnvelope(raw);
+        if (envelope.kind !== 'Secret')
+          throw badRequest(`protobuf: a ${envelope.kind || 'message'} sent as a Secret`);
+        protobufObject = decodeSecret(envelope.raw);
+      } else
+        throw new ApiError(
+          415,
+          'UnsupportedMediaType',
+          `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`,
+        );
     }
     const q = url.searchParams;
     const writeOpts: WriteOptions = {
@@ -420,11 +428,18 @@ export class KubeApiServer {
       case 'watch':
         return this.watch(req, res, type, namespace, q, accept);
       case 'create': {
-        const r = this.api.create(type, namespace, parseJson(body), writeOpts);
+        const r = this.api.create(type, namespace, protobufObject ?? parseJson(body), writeOpts);
         return send(res, 201, r.object, undefined, r.warnings);
       }
       case 'update': {
-        const r = this.api.update(type, namespace, name, parseJson(body), subresource, writeOpts);
+        const r = this.api.update(
+          type,
+          namespace,
+          name,
+          protobufObject ?? parseJson(body),
+          subresource,
+          writeOpts,
+        );
         return send(res, r.created ? 201 : 200, r.object, undefined, r.warnings);
       }
       case 'patch': {
