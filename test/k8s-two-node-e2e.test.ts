@@ -136,6 +136,14 @@ describe.skipIf(skipWithoutNetns('k8s-two-node-e2e'))(
       );
     }
 
+    /** The reasons of the Events about grant `name`, as `kubectl get events` lists them. */
+    async function eventsOf(name: string): Promise<Set<string>> {
+      const out = await c.kubectlOk(['get', 'events', '-n', RELEASE_NS, '-o', 'json']);
+      const items = (JSON.parse(out) as { items: { reason: string; involvedObject?: { name?: string } }[] })
+        .items;
+      return new Set(items.filter((e) => e.involvedObject?.name === name).map((e) => e.reason));
+    }
+
     function withLogs<T>(p: Promise<T>): Promise<T> {
       return p.catch((err: Error) => {
         throw new Error(`${err.message}\n${c.logs()}`);
@@ -413,11 +421,14 @@ describe.skipIf(skipWithoutNetns('k8s-two-node-e2e'))(
       await c.waitGone(long, 20_000);
       const goneMs = Date.now() - t0;
       console.log(`kubectl delete accessgrant: closed after ${closedMs} ms, object gone after ${goneMs} ms`);
-      const events = await c.kubectlOk(['get', 'events', '-n', RELEASE_NS, '-o', 'json']);
-      const reasons = (
-        JSON.parse(events) as { items: { reason: string; involvedObject?: { name?: string } }[] }
-      ).items;
-      expect(reasons.some((e) => e.involvedObject?.name === long)).toBe(true);
+      // The Events kubectl shows for it: opened, then revoked.
+      await waitFor(
+        async () => {
+          const reasons = await eventsOf(long);
+          return reasons.has('Opened') && reasons.has('Revoked');
+        },
+        { timeoutMs: 20_000, intervalMs: 500, what: `Opened and Revoked events of ${long}` },
+      );
     }, 120_000);
 
     it('a hand-written grant that exceeds its policy applies nothing and is Failed with the reason', async () => {
@@ -476,6 +487,16 @@ describe.skipIf(skipWithoutNetns('k8s-two-node-e2e'))(
         .slice(mark)
         .filter((l) => l.event === 'open' && String(l.grant).startsWith('hand-'));
       expect(opened, 'hand-written grants the agent opened').toEqual([]);
+      // A warning Event says so for each.
+      for (const [name] of cases)
+        await waitFor(
+          async () => [...(await eventsOf(name))].some((r) => r === 'Refused' || r === 'Failed'),
+          {
+            timeoutMs: 20_000,
+            intervalMs: 500,
+            what: `a Refused or Failed event of ${name}`,
+          },
+        );
       await c.kubectlOk(['delete', 'accessgrants', ...cases.map(([n]) => n), '--timeout=30s']);
     }, 90_000);
 
