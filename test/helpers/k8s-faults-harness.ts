@@ -1,9 +1,12 @@
 // The bench of the fault tests (test/k8s-faults-*.test.ts): the Kubernetes API emulator in this
-// process on the real clock, one node ("srv", a network namespace) whose real agent drives nftables
-// there, a granted client ("cli") and a host never granted ("third"), and real controllers — in
-// process (ControllerManager on the real clock) or as `knockgate controller` processes that can be
-// SIGKILLed, SIGSTOPped and restarted. Every component runs as its own least-privileged user, so
-// the emulator's request record tells who wrote what.
+// process on the real clock, one node ("srv", a network namespace) whose real agent (in process)
+// drives nftables there, a granted client ("cli") and a host never granted ("third"), and real
+// controllers — in process (ControllerManager on the real clock) or as `knockgate controller`
+// processes that can be SIGKILLed, SIGSTOPped, cut off by a partition of their own TCP link to the
+// API (Link) and restarted. `knockgate sniffer` and `knockgate agent` processes run inside a node's
+// namespace and reach the emulator through a relay over a unix socket (namespaces share no
+// loopback; unix sockets are not namespaced). Every component runs as its own user, so the
+// emulator's request record (stamped on arrival here) tells who wrote what, and when.
 //
 // The invariant every scenario ends on (violations()): no element of the node's grant sets without
 // a live grant it belongs to, no element outliving its grant's expiresAt, every live grant targeting
@@ -109,12 +112,13 @@ export class FaultsBench {
   private readonly processes: ControllerProcess[] = [];
   private bridge: Server | undefined;
   private readonly links: Link[] = [];
-  private readonly tmp = mkdtempSync(join(tmpdir(), 'kg-faults-'));
+  private tmp = '';
   /** Every request the emulator recorded, kept beyond its own bounded record. */
   readonly seen: SeenRequest[] = [];
 
   /** Namespaces, the emulator with one user per controller identity, the policy, the agent. */
   async start(controllers: string[]): Promise<void> {
+    this.tmp = mkdtempSync(join(tmpdir(), 'kg-faults-'));
     this.lab = await makeLab();
     this.cli4 = this.lab.cli.addr4.srv!;
     const rules = [
@@ -188,7 +192,7 @@ export class FaultsBench {
     }
     await this.cluster?.stop();
     await this.lab?.net.destroy();
-    rmSync(this.tmp, { recursive: true, force: true });
+    if (this.tmp) rmSync(this.tmp, { recursive: true, force: true });
   }
 
   /**
