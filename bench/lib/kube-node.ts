@@ -6,7 +6,7 @@
 //   port, the knock policy), `concurrency` requests at a time; prints {"createdMs": n}.
 // - watch-reconcile: list and follow the grants (an informer, as the agent has), print {"ready":true}
 //   once listed, then poll the kernel set and count the grants whose status shows this node
-//   Applied, until both reach `count` or `timeoutMs` passes; prints one JSON line of when each
+//   Applied, until both reach the number listed (`count` unless a create was lost) or `timeoutMs`; prints one JSON line of when each
 //   was reached (Date.now(), to compare with the agent's spawn time in the bench process).
 
 import { execFile } from 'node:child_process';
@@ -50,6 +50,8 @@ export interface WatchReconcileResult {
   kernelAt?: number;
   /** Date.now() when every grant's status first showed the node Applied. */
   appliedAt?: number;
+  /** Grants in the first list (the target: normally `count`; fewer when a create was lost). */
+  listed: number;
   kernelCount: number;
   applied: number;
   /** Kernel polls done (each an `nft -j list set` / `ipset list -t`). */
@@ -129,15 +131,18 @@ async function watchReconcile(args: WatchReconcileArgs): Promise<void> {
     resyncIntervalMs: 0,
   });
   const applied = new Set<string>();
-  const result: WatchReconcileResult = { kernelCount: 0, applied: 0, polls: 0 };
+  const result: WatchReconcileResult = { listed: 0, kernelCount: 0, applied: 0, polls: 0 };
   const note = (g: AccessGrant) => {
     if (g.status?.nodes?.[args.node]?.state === 'Applied') applied.add(g.metadata.name);
     else applied.delete(g.metadata.name);
-    if (result.appliedAt === undefined && applied.size >= args.count) result.appliedAt = Date.now();
+    if (result.listed > 0 && result.appliedAt === undefined && applied.size >= result.listed)
+      result.appliedAt = Date.now();
   };
   informer.subscribe((e) => (e.type === 'DELETED' ? applied.delete(e.object.metadata.name) : note(e.object)));
   informer.start();
   await informer.waitForSync(60_000);
+  result.listed = informer.list().length;
+  if (result.listed === 0) throw new Error('no grants listed');
   for (const g of informer.list()) note(g);
   process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
   const end = Date.now() + args.timeoutMs;
@@ -145,7 +150,7 @@ async function watchReconcile(args: WatchReconcileArgs): Promise<void> {
     if (result.kernelAt === undefined) {
       result.kernelCount = await kernelCount(args.backend);
       result.polls++;
-      if (result.kernelCount >= args.count) result.kernelAt = Date.now();
+      if (result.kernelCount >= result.listed) result.kernelAt = Date.now();
     }
     await new Promise((r) => setTimeout(r, args.pollMs));
   }

@@ -103,10 +103,14 @@ async function point(srv: Host, dir: string, backend: FirewallBackend, count: nu
     } catch {
       throw new Error(`reconcile watcher: ${out.slice(-2000)}`);
     }
+    if (r.listed !== count)
+      console.error(
+        `  warning: ${r.listed} of the ${count} grants created were listed; measured against ${r.listed}`,
+      );
     const t0 = agent.spawnedAt;
     const row: Row = {
       backend,
-      grants: count,
+      grants: r.listed,
       createMs: createdMs,
       startedMs: agent.readyAt - t0,
       kernelMs: r.kernelAt === undefined ? NaN : r.kernelAt - t0,
