@@ -14,6 +14,7 @@ import type { Logger } from '../../api/log.js';
 import type { AccessGrant, KnockPolicy, NodeStatus } from '../../api/types.js';
 import { KubeApiError } from '../kube/errors.js';
 import { KubeInformer, type CachedObject } from '../kube/informer.js';
+import { applyRequestTimeout, requestTimeoutOf } from '../kube/request.js';
 import { ResourceClient } from '../kube/resource-client.js';
 import { GrantGoneError, type NodeObject, type NodeStatusWriter } from './sources.js';
 
@@ -46,6 +47,8 @@ export function agentKube(
   tuning: AgentKubeTuning = {},
   random?: () => number,
 ): AgentKube {
+  // Every request bounded (loadKubeConfig does this already; a KubeConfig made elsewhere gets the default).
+  if (requestTimeoutOf(kubeConfig) === undefined) applyRequestTimeout(kubeConfig);
   const retry = {
     clock,
     attempts: tuning.requestAttempts,

@@ -20,7 +20,7 @@ import type { Clock, TimerHandle } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import type { PortRef } from '../../api/ports.js';
 import type { AccessGrant, KnockPolicy } from '../../api/types.js';
-import { Backoff } from '../kube/backoff.js';
+import { Backoff, sleep } from '../kube/backoff.js';
 import { KUBE_STORE_DEFAULTS } from '../kube/limits.js';
 import type { InformerEvent } from '../kube/informer.js';
 import { auditGrant, type AuditEvent } from '../grants-audit.js';
@@ -211,6 +211,8 @@ export class AgentReconciler {
           { event: 'node-not-synced', node: this.opts.node },
           `node ${this.opts.node} not read yet (${(err as Error).message}): Selector-mode grants stay Pending`,
         );
+        // A wait that failed at once (a stopped cache) must not turn this into a busy loop.
+        await sleep(this.opts.clock, RECONCILE_RETRY.initialMs);
       }
     }
     if (!this.stopped) this.onNodeEvent();

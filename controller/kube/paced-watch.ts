@@ -12,7 +12,7 @@
 //
 // The request is the one client-node's Watch.watch sends (same URL, agent for TLS and proxies, auth
 // headers, keep-alive), made here so that the idle timer can also cancel a request that never got
-// its headers (Watch.watch only returns its AbortController once the server has answered).
+// its headers (Watch.watch offers no way to abort it before the server has answered).
 
 import { request as httpRequest, STATUS_CODES, type Agent } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -73,7 +73,7 @@ export class PacedWatch extends Watch {
     });
   }
 
-  /** Watch.watch with an idle deadline on the injected clock; returns before the server answers. */
+  /** Watch.watch with an idle deadline on the injected clock, which also covers the wait for an answer. */
   private async open(
     path: string,
     queryParams: Record<string, string | number | boolean | undefined>,
@@ -94,11 +94,16 @@ export class PacedWatch extends Watch {
     const idleMs = this.opts.idleTimeoutMs ?? 0;
     let ended = false;
     let idleTimer: TimerHandle | undefined;
+    // Like Watch.watch, return once the server answered (or the request failed): ListWatch takes
+    // a resolved start() for "the API server is back".
+    let answered!: () => void;
+    const answer = new Promise<void>((resolve) => (answered = resolve));
     const finish = (err: unknown) => {
       if (ended) return;
       ended = true;
       idleTimer?.cancel();
       controller.abort();
+      answered();
       done(err);
     };
     const alive = () => {
@@ -121,6 +126,7 @@ export class PacedWatch extends Watch {
     req.on('error', (err) => finish(err));
     req.on('socket', (socket) => socket.setKeepAlive(true, 30_000));
     req.on('response', (res) => {
+      answered();
       // A response torn down mid-body (abort, reset) emits 'aborted' errors: they end the watch.
       res.on('error', finish);
       if (ended) return void res.resume();
@@ -149,6 +155,7 @@ export class PacedWatch extends Watch {
       });
     });
     req.end();
+    await answer;
     return controller;
   }
 }
