@@ -55,8 +55,13 @@ export async function run(opts: AgentCliOptions): Promise<void> {
     const message = `firewall: ${(err as Error).message}`;
     throw new CliError(message, err instanceof FirewallInputError ? 2 : 1);
   }
+  // The clock's timers are unref'd (so that short-lived commands end when their work does). With
+  // the API unreachable and no firewall session open, only those timers (retries, expiries) are
+  // left: without a handle of its own the process would exit, status 0. Run until told.
+  const keepAlive = setInterval(() => undefined, 2 ** 30);
   await new Promise<void>((resolve) => {
     const onStop = (signal: string) => {
+      clearInterval(keepAlive);
       logger.info({ event: 'stopping', signal }, `${signal}: stopping (open grants expire on their own)`);
       void agent.stop().then(() => {
         metricsServer?.close();
