@@ -395,7 +395,11 @@ export class FaultsBench {
    * `knockgate agent` (the built CLI) as node `nodeName` in `host`'s namespace, with the agent's
    * config of the bench; resolves once it has installed its firewall. Stopped with the namespaces.
    */
-  async spawnAgent(host: Host, nodeName: string): Promise<{ child: ChildProcess; output: () => string }> {
+  async spawnAgent(
+    host: Host,
+    nodeName: string,
+    args: string[] = [],
+  ): Promise<{ child: ChildProcess; output: () => string }> {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npx tsc -p tsconfig.json" first`);
     this.cluster.server.api.create(
       this.cluster.server.api.type('', 'v1', 'nodes')!,
@@ -413,6 +417,7 @@ export class FaultsBench {
       config,
       '--kubeconfig',
       kubeconfig,
+      ...args,
     ]);
     let out = '';
     const take = (d: Buffer) => {
@@ -583,6 +588,17 @@ export class FaultsBench {
   /** A TCP connect from cli to the protected port: 'ok', or 'timeout' when dropped. */
   connect(): Promise<string> {
     return this.lab.cliProbe.connect(this.lab.srvFromCli[4], PORTS.service);
+  }
+
+  /** Whether cli gets through: up to three connects of 2 s each (a loaded machine is slow to answer). */
+  async letIn(): Promise<boolean> {
+    for (let i = 0; i < 3; i++)
+      if (
+        (await this.lab.cliProbe.connect(this.lab.srvFromCli[4], PORTS.service, { timeoutMs: 2_000 })) ===
+        'ok'
+      )
+        return true;
+    return false;
   }
 
   /** What breaks the invariant right now (empty: it holds). `slackMs` absorbs propagation. */
