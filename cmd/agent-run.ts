@@ -10,7 +10,6 @@ import { loadAgentConfig, type AgentConfig } from '../controller/agent/config.js
 import { agentKube } from '../controller/agent/kube.js';
 import { createFirewall } from '../controller/firewall/firewall.js';
 import { FirewallInputError } from '../controller/firewall/types.js';
-import { applyRequestTimeout } from '../controller/kube/request.js';
 import { createAgentMetrics, type AgentMetrics } from '../controller/agent/metrics.js';
 import { MetricsAddressError, serveMetrics } from '../controller/metrics-server.js';
 import { kubeConfigFromFlags } from './kube-options.js';
@@ -39,7 +38,7 @@ async function listen(metrics: AgentMetrics, agent: NodeAgent, address: string):
 
 export async function run(opts: AgentCliOptions): Promise<void> {
   const config = load(opts);
-  const kubeConfig = applyRequestTimeout(kubeConfigFromFlags(opts), opts.requestTimeout * 1000);
+  const kubeConfig = kubeConfigFromFlags(opts);
   const logger = createLogger({ level: opts.logLevel, name: 'knockgate-agent' });
   const firewall = createFirewall({ backend: config.backend, logger, clock: systemClock });
   const sources = agentKube(kubeConfig, systemClock, logger);

@@ -8,7 +8,7 @@
 // (cmd/agent-run.ts), so that every other command starts without them.
 
 import type { Command } from 'commander';
-import { intOption, logLevel } from './options.js';
+import { logLevel, REQUEST_TIMEOUT_OPTION } from './options.js';
 
 export interface AgentCliOptions {
   config?: string;
@@ -38,10 +38,10 @@ export function register(program: Command): void {
       AGENT_METRICS_ADDRESS,
     )
     .option(
-      '--request-timeout <seconds>',
-      'deadline of each Kubernetes API request, watches excepted (1-600)',
-      intOption('--request-timeout', 1, 600),
-      10,
+      REQUEST_TIMEOUT_OPTION.flags,
+      REQUEST_TIMEOUT_OPTION.description,
+      REQUEST_TIMEOUT_OPTION.parse,
+      REQUEST_TIMEOUT_OPTION.defaultSeconds,
     )
     .action(async (opts: AgentCliOptions) => (await import('./agent-run.js')).run(opts));
 }

@@ -10,11 +10,12 @@
 // runs (cmd/controller-run.ts), so that every other command starts without them.
 
 import type { Command } from 'commander';
-import { logLevel } from './options.js';
+import { logLevel, REQUEST_TIMEOUT_OPTION } from './options.js';
 
 export interface ControllerCliOptions {
   config?: string;
   kubeconfig?: string;
+  requestTimeout: number;
   context?: string;
   namespace?: string;
   identity?: string;
@@ -32,6 +33,12 @@ export function register(program: Command): void {
     .option(
       '--kubeconfig <file>',
       'kubeconfig file (default: $KUBECONFIG, else the in-cluster service account)',
+    )
+    .option(
+      REQUEST_TIMEOUT_OPTION.flags,
+      REQUEST_TIMEOUT_OPTION.description,
+      REQUEST_TIMEOUT_OPTION.parse,
+      REQUEST_TIMEOUT_OPTION.defaultSeconds,
     )
     .option('--context <name>', 'kubeconfig context')
     .option('--namespace <ns>', 'namespace of the Lease and the Events (default: $POD_NAMESPACE)')

@@ -5,11 +5,17 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeConfigError, loadKubeConfig } from '../controller/kube/client.js';
 import { CliError } from './errors.js';
 
-export function kubeConfigFromFlags(opts: { kubeconfig?: string; context?: string }): KubeConfig {
+export function kubeConfigFromFlags(opts: {
+  kubeconfig?: string;
+  context?: string;
+  /** --request-timeout, seconds. */
+  requestTimeout?: number;
+}): KubeConfig {
   try {
     return loadKubeConfig({
       ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
       ...(opts.context !== undefined ? { context: opts.context } : {}),
+      ...(opts.requestTimeout !== undefined ? { requestTimeoutMs: opts.requestTimeout * 1000 } : {}),
     });
   } catch (err) {
     if (err instanceof KubeConfigError) throw new CliError(err.message);

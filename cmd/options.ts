@@ -14,6 +14,14 @@ export function intOption(flag: string, min: number, max: number): (value: strin
   return (value) => intFlag(flag, value, min, max);
 }
 
+/** --request-timeout of the cluster roles: seconds, the deadline of each API request but watches. */
+export const REQUEST_TIMEOUT_OPTION = {
+  flags: '--request-timeout <seconds>',
+  description: 'deadline of each Kubernetes API request, watches excepted (1-600)',
+  parse: intOption('--request-timeout', 1, 600),
+  defaultSeconds: 10,
+} as const;
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export function logLevel(value: string): string {

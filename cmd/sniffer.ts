@@ -10,10 +10,11 @@
 import type { Command } from 'commander';
 import { SNIFFER_BOUNDS, SNIFFER_DEFAULTS } from '../controller/sniffer/limits.js';
 import { CAPTURE_BUFFER } from '../sniffer/capture/buffer.js';
-import { intOption, logLevel } from './options.js';
+import { intOption, logLevel, REQUEST_TIMEOUT_OPTION } from './options.js';
 
 export interface SnifferCliOptions {
   kubeconfig?: string;
+  requestTimeout: number;
   context?: string;
   namespace?: string;
   node?: string;
@@ -33,6 +34,12 @@ export function register(program: Command): void {
     .option(
       '--kubeconfig <file>',
       'kubeconfig file (default: $KUBECONFIG, else the in-cluster service account)',
+    )
+    .option(
+      REQUEST_TIMEOUT_OPTION.flags,
+      REQUEST_TIMEOUT_OPTION.description,
+      REQUEST_TIMEOUT_OPTION.parse,
+      REQUEST_TIMEOUT_OPTION.defaultSeconds,
     )
     .option('--context <name>', 'a kubeconfig context other than the current one')
     .option('--namespace <ns>', 'the release namespace, where key Secrets live (default: $POD_NAMESPACE)')
