@@ -281,6 +281,17 @@ describe('agent: grants that exceed their policy are Failed and apply nothing', 
       /^expiresAt \S+Z is further away than policy "ssh" allows \(60 s\)$/,
     ],
     [
+      'a security group its policy does not list',
+      (c) =>
+        grant('other-sg', c, {
+          targets: {
+            nodes: [NODE],
+            awsSecurityGroups: [{ groupId: 'sg-0123456789abcdef0', region: 'eu-west-1' }],
+          },
+        }),
+      /^security group sg-0123456789abcdef0 is not one of policy "ssh"'s targets$/,
+    ],
+    [
       'an unknown policy',
       (c) => grant('unknown', c, { policyRef: { name: 'rdp' } }),
       /^policy "rdp" does not exist$/,
