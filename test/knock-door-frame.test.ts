@@ -11,8 +11,9 @@ import { createEngine } from '../sniffer/engine.js';
 import { decodeFrame, toInboundPacket } from '../sniffer/frames/decode.js';
 import { DecodedFrame } from '../sniffer/frames/frame.js';
 import { LinkType } from '../sniffer/frames/link-type.js';
-import { frameSourceKey, textSourceKey } from '../sniffer/frames/source-key.js';
+import { parseSourceText } from '../sniffer/frames/source-key.js';
 import { createKnockDoor } from '../sniffer/knock/index.js';
+import { SourceIndex } from '../sniffer/knock/source-index.js';
 import { buildFrame } from './helpers/capture-frames.js';
 
 function policy(name: string, knock: KnockSpec): KnockPolicy {
@@ -47,47 +48,77 @@ function frameOf(spec: string, src: string, flags = 0x02): DecodedFrame {
   return f;
 }
 
-describe('source keys', () => {
-  it('are the same from a frame and from the text toInboundPacket makes of it', () => {
-    const sources = [
-      '10.0.0.2',
-      '0.0.0.0',
-      '255.255.255.255',
-      '192.168.1.200',
-      'fd00::2',
-      '::',
-      '::1',
-      'fd00:1:2:3:4:5:6:7',
-      '2001:db8::ff00:42:8329',
-      '::ffff:a00:1',
-      'fe80::1:0:0:1',
-    ];
-    const keys = new Set<unknown>();
-    for (const src of sources) {
+describe('source index', () => {
+  const sources = [
+    '10.0.0.2',
+    '0.0.0.0',
+    '255.255.255.255',
+    '192.168.1.200',
+    'fd00::2',
+    '::',
+    '::1',
+    '::a00:2',
+    'fd00:1:2:3:4:5:6:7',
+    '2001:db8::ff00:42:8329',
+    '::ffff:a00:1',
+    'fe80::1:0:0:1',
+  ];
+
+  it('finds an address fed from a frame by the text toInboundPacket makes of it, and back', () => {
+    const index = new SourceIndex();
+    sources.forEach((src, i) => {
       const f = frameOf('7000/tcp', src);
-      const text = toInboundPacket(f, 0).src;
-      expect(textSourceKey(text, f.family)).toBe(frameSourceKey(f));
-      keys.add(frameSourceKey(f));
-    }
-    expect(keys.size).toBe(sources.length);
+      index.setProbeFromFrame(f);
+      expect(index.get()).toBe(-1);
+      index.set(i);
+      expect(index.setProbeFromText(toInboundPacket(f, 0).src, f.family)).toBe(true);
+      expect(index.get()).toBe(i);
+    });
+    // 10.0.0.2 and ::a00:2 share their last word: the family keeps them apart.
+    expect(index.count).toBe(sources.length);
+    sources.forEach((src, i) => {
+      index.setProbeFromText(src, src.includes(':') ? 6 : 4);
+      expect(index.get()).toBe(i);
+      index.delete();
+      expect(index.get()).toBe(-1);
+    });
+    expect(index.count).toBe(0);
   });
 
-  it('read other spellings of an address as the same address', () => {
-    expect(textSourceKey('FD00:0:0::2', 6)).toBe(textSourceKey('fd00::2', 6));
-    expect(textSourceKey('::ffff:10.0.0.1', 6)).toBe(textSourceKey('::ffff:a00:1', 6));
-    expect(textSourceKey('10.0.0.1', 4)).toBe(0x0a000001);
+  it('reads other spellings of an address as the same address, and refuses what is not one', () => {
+    expect(parseSourceText('FD00:0:0::2', 6)).toEqual(parseSourceText('fd00::2', 6));
+    expect(parseSourceText('::ffff:10.0.0.1', 6)).toEqual(parseSourceText('::ffff:a00:1', 6));
+    expect(parseSourceText('10.0.0.1', 4)).toEqual([10, 0, 0, 1]);
+    for (const text of ['10.0.0', '10.0.0.256', '1.2.3.04x', 'fe80::1%eth0', '', 'fd00::1::2', 'g::1'])
+      for (const family of [4, 6] as const) expect(parseSourceText(text, family)).toBeUndefined();
+    expect(parseSourceText('fd00::1', 4)).toBeUndefined();
+    expect(parseSourceText('10.0.0.1', 6)).toBeUndefined();
   });
 
-  it('give text that is not an address a key no address has', () => {
-    const odd = ['10.0.0', '10.0.0.256', 'fe80::1%eth0', '', 'x'.repeat(16), 'fd00::1::2'];
-    const real = new Set([textSourceKey('10.0.0.1', 4), textSourceKey('fd00::1', 6)]);
-    for (const text of odd) {
-      for (const family of [4, 6] as const) {
-        const k = textSourceKey(text, family);
-        expect(typeof k).toBe('string');
-        expect(real.has(k)).toBe(false);
-        expect((k as string).endsWith('\u0100')).toBe(true);
+  it('stays exact through growth and many deletions (against a Map)', () => {
+    const index = new SourceIndex();
+    const model = new Map<string, number>();
+    let seed = 12345;
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    const key = (n: number) =>
+      n & 1 ? `fd00::${(n >>> 1).toString(16)}` : `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+    for (let i = 0; i < 50_000; i++) {
+      const text = key(rand() % 6000);
+      index.setProbeFromText(text, text.includes(':') ? 6 : 4);
+      const op = rand() % 3;
+      if (op === 0) {
+        index.set(i);
+        model.set(text, i);
+      } else if (op === 1) {
+        index.delete();
+        model.delete(text);
       }
+      expect(index.get()).toBe(model.get(text) ?? -1);
+    }
+    expect(index.count).toBe(model.size);
+    for (const [text, v] of model) {
+      index.setProbeFromText(text, text.includes(':') ? 6 : 4);
+      expect(index.get()).toBe(v);
     }
   });
 });
@@ -110,6 +141,29 @@ describe('knock door, capture path', () => {
       expect(door.tracked).toBe(0);
       door.dispose();
     }
+  });
+
+  it('ignores a hand-made packet whose source is not an address (nothing to track or grant)', () => {
+    const door = createKnockDoor(ssh, { clock: new FakeClock() });
+    const p = (src: string, family: 4 | 6): InboundPacket => ({
+      src,
+      dst: '10.0.0.1',
+      family,
+      proto: 'tcp',
+      srcPort: 1,
+      dstPort: 7000,
+      tcpFlags: 0x02,
+      payload: Buffer.alloc(0),
+      at: 0,
+    });
+    for (const [src, family] of [
+      ['not-an-ip', 4],
+      ['fd00::1', 4],
+      ['10.0.0.1', 6],
+      ['fe80::1%eth0', 6],
+    ] as const)
+      expect(door.feed(p(src, family), 7000)).toBeUndefined();
+    expect(door.tracked).toBe(0);
   });
 
   it('ignores frames whose TCP flags do not match, as the packet path does', () => {

@@ -1,31 +1,7 @@
-// A packet's source address as a compact Map key, made without formatting text, so that per-source
-// state (the knock doors' attempts) costs no string building for the spoofed sources of a flood:
-//
-//   IPv4: the address as an unsigned 32-bit number (10.0.0.2 → 0x0a000002).
-//   IPv6: the 16 address bytes as a 16-character latin1 string.
-//
-// The same address gives the same key whether it comes from a frame (frameSourceKey) or as text
-// from an InboundPacket (textSourceKey), so both entry points of a door share its state. Text that is
-// not a plain address (a zone, garbage from a fuzzer) still gets a key of its own: the text followed
-// by U+0100, a character no latin1 key holds, so it never equals an address's key.
+// A source address given as text (InboundPacket.src) as its bytes, for per-source state keyed by
+// address bytes (sniffer/knock/source-index.ts) whether the address comes from a frame or as text.
 
 import { isIP } from 'node:net';
-import type { DecodedFrame } from './frame.js';
-
-export type SourceKey = number | string;
-
-const IPV6_BYTES = 16;
-const NOT_LATIN1 = '\u0100';
-
-function ipv4Number(buf: Buffer, offset: number): number {
-  return ((buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!) >>> 0;
-}
-
-/** The key of a decoded frame's source address. */
-export function frameSourceKey(f: DecodedFrame): SourceKey {
-  if (f.family === 4) return ipv4Number(f.buf, f.srcOffset);
-  return f.buf.toString('latin1', f.srcOffset, f.srcOffset + IPV6_BYTES);
-}
 
 /** "a.b.c.d" → its number, or -1 when it is not a dotted quad of decimal bytes. */
 function parseIpv4(text: string): number {
@@ -62,12 +38,11 @@ function parseIpv6(text: string): number[] | undefined {
   return all.flatMap((g) => [g >> 8, g & 0xff]);
 }
 
-/** The key of a source address given as text (InboundPacket.src); equal to frameSourceKey's for it. */
-export function textSourceKey(text: string, family: 4 | 6): SourceKey {
+/** The address's bytes (4 for IPv4, 16 for IPv6), or undefined when `text` is not one of `family`. */
+export function parseSourceText(text: string, family: 4 | 6): number[] | undefined {
   if (family === 4) {
     const n = parseIpv4(text);
-    return n >= 0 ? n : text + NOT_LATIN1;
+    return n < 0 ? undefined : [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
   }
-  const bytes = parseIpv6(text);
-  return bytes ? String.fromCharCode(...bytes) : text + NOT_LATIN1;
+  return parseIpv6(text);
 }

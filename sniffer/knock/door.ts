@@ -18,11 +18,11 @@
 //
 // State is bounded: at most maxTrackedSources attempts; when full, the oldest attempt is evicted.
 // Every attempt has the same timeout, so start order is expiry order: attempts live in a ring of
-// slots in the order they started (typed arrays: start time, trie node, last knock), with a Map from
-// the source's key (frames/source-key.ts: a number for IPv4, 16 bytes for IPv6) to its slot. One
+// slots in the order they started (typed arrays: source address, start time, trie node, last
+// knock), with an index from the source address to its slot (source-index.ts, typed arrays too). One
 // clock timer, armed for the oldest attempt's expiry, drops expired attempts from the front. A flood
-// of spoofed first knocks thus costs one slot and one Map entry per source, nothing the garbage
-// collector has to trace, and no address text until a sequence completes.
+// of spoofed first knocks thus allocates nothing per packet: no object for the garbage collector,
+// and no address text until a sequence completes.
 //
 // Slots of ended attempts (completed, reset, expired by a late packet) stay in the ring until they
 // reach the front; the ring has room for twice maxTrackedSources slots, so when it is full at least
@@ -32,9 +32,9 @@ import type { Clock, TimerHandle } from '../../api/clock.js';
 import type { AccessDecision, InboundPacket } from '../decision.js';
 import { formatIpv4, formatIpv6 } from '../frames/address.js';
 import { IPPROTO_TCP, type DecodedFrame } from '../frames/frame.js';
-import { frameSourceKey, textSourceKey, type SourceKey } from '../frames/source-key.js';
 import { oneTimeClaim } from './claim.js';
 import { tcpFlagsMatch } from './flags.js';
+import { SourceIndex } from './source-index.js';
 import type { CompiledKnock } from './spec.js';
 
 /** Slots the ring starts with; it doubles up to twice maxTrackedSources as attempts come. */
@@ -74,13 +74,17 @@ class SequenceTrie {
 
 export class KnockDoor {
   private readonly trie: SequenceTrie;
-  /** Source key → slot of its attempt. */
-  private readonly index = new Map<SourceKey, number>();
+  /** Source address → slot of its attempt. */
+  private readonly index = new SourceIndex();
   private slots = 0;
   private readonly maxSlots: number;
   private readonly maxTracked: number;
-  /** Per slot: the source (undefined: the slot is dead), first knock time, trie node, last knock. */
-  private keys: (SourceKey | undefined)[] = [];
+  /**
+   * Per slot: the source address (4 words, as SourceIndex keys it) and family (0: the slot is
+   * dead), first knock time, trie node, last knock.
+   */
+  private addrs = new Uint32Array(0);
+  private fams = new Uint8Array(0);
   private starts = new Float64Array(0);
   private nodes = new Int32Array(0);
   private lasts = new Int32Array(0);
@@ -110,7 +114,9 @@ export class KnockDoor {
   feed(p: InboundPacket, key: number): AccessDecision | undefined {
     if (!this.spec.portKeys.has(key)) return undefined;
     if (p.proto === 'tcp' && !tcpFlagsMatch(p.tcpFlags, this.spec.flags)) return undefined;
-    const done = this.step(textSourceKey(p.src, p.family), key, p.at);
+    // Not an address (only a hand-made packet can say so): no source to track, nothing to grant.
+    if (!this.index.setProbeFromText(p.src, p.family)) return undefined;
+    const done = this.step(key, p.at);
     return done < 0 ? undefined : this.decision(`${p.src}/${p.family === 4 ? 32 : 128}`, done, p.at);
   }
 
@@ -121,7 +127,8 @@ export class KnockDoor {
   feedFrame(f: DecodedFrame, key: number, at: number): AccessDecision | undefined {
     if (!this.spec.portKeys.has(key)) return undefined;
     if (f.ipProto === IPPROTO_TCP && !tcpFlagsMatch(f.tcpFlags, this.spec.flags)) return undefined;
-    const done = this.step(frameSourceKey(f), key, at);
+    this.index.setProbeFromFrame(f);
+    const done = this.step(key, at);
     if (done < 0) return undefined;
     const source =
       f.family === 4 ? `${formatIpv4(f.buf, f.srcOffset)}/32` : `${formatIpv6(f.buf, f.srcOffset)}/128`;
@@ -133,21 +140,25 @@ export class KnockDoor {
     this.sweepTimer?.cancel();
     this.sweepTimer = undefined;
     this.index.clear();
-    this.keys = [];
+    this.addrs = new Uint32Array(0);
+    this.fams = new Uint8Array(0);
     this.starts = new Float64Array(0);
     this.nodes = new Int32Array(0);
     this.lasts = new Int32Array(0);
     this.slots = this.head = this.used = this.live = 0;
   }
 
-  /** Apply one knock from `src`; returns the index of the sequence it completes, or -1. */
-  private step(src: SourceKey, key: number, at: number): number {
-    let slot = this.index.get(src);
-    if (slot !== undefined && at - this.starts[slot]! >= this.spec.timeoutMs) {
+  /**
+   * Apply one knock from the source loaded in the index's probe; returns the index of the sequence
+   * it completes, or -1.
+   */
+  private step(key: number, at: number): number {
+    let slot = this.index.get();
+    if (slot >= 0 && at - this.starts[slot]! >= this.spec.timeoutMs) {
       this.end(slot);
-      slot = undefined;
+      slot = -1;
     }
-    if (slot !== undefined) {
+    if (slot >= 0) {
       const next = this.trie.next(this.nodes[slot]!, key);
       if (next >= 0) {
         this.nodes[slot] = next;
@@ -163,7 +174,7 @@ export class KnockDoor {
     if (first < 0) return -1;
     const done = this.trie.complete[first]!;
     // A one-knock sequence completes at once: nothing to track.
-    if (done < 0) this.track(src, first, key, at);
+    if (done < 0) this.track(first, key, at);
     return done;
   }
 
@@ -183,31 +194,33 @@ export class KnockDoor {
 
   /** End the attempt in `slot`: its slot stays, dead, until it reaches the front. */
   private end(slot: number): void {
-    this.index.delete(this.keys[slot]!);
-    this.keys[slot] = undefined;
+    this.index.deleteKey(this.addrs, slot * 4, this.fams[slot]!);
+    this.fams[slot] = 0;
     this.live--;
     this.dropDeadFront();
   }
 
   private dropDeadFront(): void {
-    while (this.used > 0 && this.keys[this.head] === undefined) {
+    while (this.used > 0 && this.fams[this.head] === 0) {
       this.head = this.head + 1 === this.slots ? 0 : this.head + 1;
       this.used--;
     }
     if (this.used === 0) this.head = 0;
   }
 
-  private track(src: SourceKey, node: number, key: number, at: number): void {
+  /** A new attempt for the source in the index's probe. */
+  private track(node: number, key: number, at: number): void {
     if (this.live >= this.maxTracked) this.end(this.head); // the front is live: dead ones are dropped
     if (this.used === this.slots) this.makeRoom();
     const slot = (this.head + this.used) % this.slots;
-    this.keys[slot] = src;
+    this.addrs.set(this.index.probe, slot * 4);
+    this.fams[slot] = this.index.probeFamily;
     this.starts[slot] = at;
     this.nodes[slot] = node;
     this.lasts[slot] = key;
     this.used++;
     this.live++;
-    this.index.set(src, slot);
+    this.index.set(slot);
     if (!this.sweepTimer) this.armSweep();
   }
 
@@ -217,23 +230,26 @@ export class KnockDoor {
       this.slots < this.maxSlots
         ? Math.min(this.maxSlots, Math.max(INITIAL_SLOTS, this.slots * 2))
         : this.slots;
-    const keys: (SourceKey | undefined)[] = new Array<SourceKey | undefined>(size);
+    const addrs = new Uint32Array(size * 4);
+    const fams = new Uint8Array(size);
     const starts = new Float64Array(size);
     const nodes = new Int32Array(size);
     const lasts = new Int32Array(size);
     let n = 0;
     for (let i = 0; i < this.used; i++) {
       const from = (this.head + i) % this.slots;
-      const src = this.keys[from];
-      if (src === undefined) continue;
-      keys[n] = src;
+      const fam = this.fams[from]!;
+      if (fam === 0) continue;
+      addrs.set(this.addrs.subarray(from * 4, from * 4 + 4), n * 4);
+      fams[n] = fam;
       starts[n] = this.starts[from]!;
       nodes[n] = this.nodes[from]!;
       lasts[n] = this.lasts[from]!;
-      this.index.set(src, n);
+      this.index.setKey(addrs, n * 4, fam, n);
       n++;
     }
-    this.keys = keys;
+    this.addrs = addrs;
+    this.fams = fams;
     this.starts = starts;
     this.nodes = nodes;
     this.lasts = lasts;
