@@ -281,3 +281,11 @@ export function loadNow(): string {
     .map((l) => l.toFixed(2))
     .join(' ');
 }
+
+/** Log lines worth showing when trials failed: warnings, errors and refusals (at most `max`). */
+export function problemLines(output: string, max = 40): string[] {
+  return output
+    .split('\n')
+    .filter((l) => /"level":(4|5|6)0/.test(l) || l.includes('"event":"refuse"'))
+    .slice(-max);
+}

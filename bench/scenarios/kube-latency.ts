@@ -18,6 +18,7 @@ import { startKnockgate, stopKnockgate } from '../lib/knockgate.js';
 import {
   auditTimes,
   cleanupFirewall,
+  problemLines,
   startCluster,
   startKubeAgent,
   startKubeSniffer,
@@ -148,6 +149,12 @@ async function measure(net: Topology, opts: RunOptions): Promise<Row[]> {
         }
         // The agent's last lines may still be in its pipe.
         await new Promise((r) => setTimeout(r, 300));
+        if (kubeRows.some((r) => r.summary.failures > 0))
+          for (const [what, p] of [
+            ['sniffer', sniffer],
+            ['agent', agent],
+          ] as const)
+            for (const line of problemLines(p.output())) console.error(`    ${what}: ${line}`);
         for (const row of kubeRows) {
           const wrote = auditTimes(sniffer.output(), 'open', row.trigger);
           const opened = auditTimes(agent.output(), 'open', row.trigger);
