@@ -46,7 +46,7 @@ describe('grant names', () => {
     expect(grantName('spa', 'ssh', '10.0.0.2', 'node-a')).not.toBe(
       grantName('spa', 'ssh', '10.0.0.2', 'node-b'),
     );
-    const longNode = `n${'x'.repeat(230)}.example`;
+    const longNode = `n${'x'.repeat(240)}.example`;
     expect(grantName('knock', 'ssh', '10.0.0.2', longNode)).toMatch(/^ssh-0a000002-[0-9a-f]{16}$/);
     const spa = grantName('spa', 'ssh', '10.0.0.2/32');
     expect(spa).toBe(`spa-${createHash('sha256').update('ssh\n0a000002').digest('hex').slice(0, 16)}`);
