@@ -183,7 +183,8 @@ async function measure(net: Topology, opts: RunOptions): Promise<Row[]> {
   return rows;
 }
 
-const ratio = (a: number, b: number) => `${fmt(a / b)}×`;
+// Two digits below 1 (a ratio of 0.03 is not 0.0).
+const ratio = (a: number, b: number) => `${fmt(a / b, a / b < 1 ? 2 : 1)}×`;
 
 function table(rows: Row[]): string {
   const standaloneOf = (r: Row) =>
