@@ -10,6 +10,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, createWriteStream, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
+import console from 'node:console';
+import process from 'node:process';
 
 const TEST_DIR = 'test';
 const NETNS = /\bip netns\b|\bnetns\b/;
