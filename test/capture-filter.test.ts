@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { buildCaptureFilter, CaptureFilterError } from '../sniffer/capture/filter.js';
 import { parseIpv4Routes, parseIpv6Routes } from '../sniffer/capture/routes.js';
 import { interfaceAddresses } from '../sniffer/capture/local-addresses.js';
-import { dropEstimate } from '../sniffer/capture/drops.js';
+import { captureDrops } from '../sniffer/capture/drops.js';
 
 const ports = [
   { proto: 'tcp', port: 7000 },
@@ -82,9 +82,13 @@ describe('default route interfaces', () => {
     expect(interfaceAddresses(['any']).length).toBeGreaterThanOrEqual(interfaceAddresses(['lo']).length);
   });
 
-  it('labels drop counts as an estimate, unavailable where there are no counters', () => {
-    expect(dropEstimate('lo', 0)).toMatchObject({ interface: 'lo', estimate: true });
-    expect(dropEstimate('any', undefined)).toMatchObject({ estimatedDrops: undefined, estimate: true });
-    expect(dropEstimate('../etc', 0).estimatedDrops).toBeUndefined();
+  it('reports pcap_stats as drop counts, unavailable once the capture is closed', () => {
+    expect(captureDrops('lo', { received: 10, dropped: 2, interfaceDropped: 1 })).toEqual({
+      interface: 'lo',
+      received: 10,
+      dropped: 2,
+      interfaceDropped: 1,
+    });
+    expect(captureDrops('lo', undefined)).toMatchObject({ received: undefined, dropped: undefined });
   });
 });

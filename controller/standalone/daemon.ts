@@ -459,8 +459,11 @@ export class StandaloneDaemon {
     await this.opts.firewall.sync(here.map(firewallGrant));
     this.opts.metrics?.activeGrants.set(live.length);
     for (const d of this.sniffer?.drops() ?? [])
-      if (d.estimatedDrops !== undefined)
-        this.opts.metrics?.captureDrops.set({ interface: d.interface }, d.estimatedDrops);
+      if (d.dropped !== undefined)
+        this.opts.metrics?.captureDrops.set(
+          { interface: d.interface },
+          d.dropped + (d.interfaceDropped ?? 0),
+        );
   }
 
   private armResync(): void {

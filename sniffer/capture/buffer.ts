@@ -1,15 +1,27 @@
-// The capture buffer's size bounds, apart from capture.ts so that the command line can check
-// --buffer-size without loading libpcap's binding (cmd modules register options eagerly).
+// The capture buffer's and snap length's bounds, apart from capture.ts so that the command line can
+// check --buffer-size without loading the capture addon (cmd modules register options eagerly).
+
+import { SPA_LIMITS } from '../spa/limits.js';
 
 /**
- * libpcap's kernel buffer: default, and the bounds the option is checked against. The minimum is not
- * arbitrary: libpcap's TPACKET_V3 ring is made of blocks that each hold at least one snaplen-sized
- * frame (65535 bytes here, so 128 KiB blocks), and a buffer smaller than one block opens without
- * error but never delivers a packet (64 KiB was measured to capture nothing, 128 KiB to work; see
- * test/capture-open.test.ts). 256 KiB leaves room for two blocks.
+ * libpcap's kernel buffer: default, and the bounds the option is checked against. In immediate mode
+ * libpcap uses a TPACKET_V2 ring of snaplen-sized slots (about 2 KiB each with CAPTURE_SNAPLEN's
+ * default, so the default 4 MiB holds about 2,000 packets; cap's fixed 65535-byte snap length made
+ * them 64 KiB, 64 packets). 256 KiB still holds over a hundred packets of the largest snap length.
  */
 export const CAPTURE_BUFFER = {
   defaultBytes: 4 * 1024 * 1024,
   minBytes: 256 * 1024,
   maxBytes: 1024 * 1024 * 1024,
+};
+
+/**
+ * Bytes kept of each packet. The default holds the largest SPA packet the codec accepts whole:
+ * its encoded message, UDP (8), IPv6 (40), an 802.1Q tag (4) and the largest link header
+ * (Ethernet 14, Linux cooked SLL2 20), rounded up to 2048. Knock packets need only their headers.
+ */
+export const CAPTURE_SNAPLEN = {
+  defaultBytes: Math.max(2048, SPA_LIMITS.maxEncodedMsgSize + 8 + 40 + 4 + 20),
+  minBytes: 128,
+  maxBytes: 65_535,
 };

@@ -16,7 +16,7 @@ import { DecodedFrame } from '../frames/frame.js';
 import { decodeFrame } from '../frames/decode.js';
 import { portKeyOf } from '../frames/port-key.js';
 import { CaptureError, isEthernetInterface, openCapture, type Capture } from './capture.js';
-import type { DropEstimate } from './drops.js';
+import type { CaptureDrops } from './drops.js';
 import { buildCaptureFilter } from './filter.js';
 import { interfaceAddresses } from './local-addresses.js';
 import { defaultRouteInterfaces } from './routes.js';
@@ -40,7 +40,7 @@ export interface Sniffer {
   filters(): Record<string, string>;
   /** Re-read the engine's ports and the interfaces' addresses; reopen the capture when the filter changed. */
   refresh(): void;
-  drops(): DropEstimate[];
+  drops(): CaptureDrops[];
   close(): void;
 }
 
@@ -96,6 +96,7 @@ export function startSniffer(opts: SnifferOptions): Sniffer {
       filterFor: (iface) => next[iface]!,
       bufferBytes: opts.bufferBytes,
       onFrame,
+      onError: (err) => opts.onError?.(err),
     });
     filters = next;
   }

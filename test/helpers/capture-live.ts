@@ -46,7 +46,7 @@ export interface HarnessEvent {
   packet?: { src: string; proto: string; dstPort: number };
   interfaces?: string[];
   filters?: Record<string, string>;
-  drops?: { interface: string; estimatedDrops?: number; estimate: boolean }[];
+  drops?: { interface: string; received?: number; dropped?: number; interfaceDropped?: number }[];
   message?: string;
 }
 

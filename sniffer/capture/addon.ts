@@ -1,0 +1,67 @@
+// Loads knockgate's own capture addon (native/pcap_capture.c, built by `npm ci` / `npm run
+// build:native` into build/Release/) and types it. Found by walking up from this module, so it loads
+// both from the sources (tests) and from dist/.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface PcapStats {
+  /** Packets the kernel handed to the capture socket (libpcap's ps_recv). */
+  received: number;
+  /** Packets dropped because the capture buffer was full (ps_drop). */
+  dropped: number;
+  /** Packets the interface dropped (ps_ifdrop). */
+  interfaceDropped: number;
+}
+
+/**
+ * onBatch(count, usedBytes, error?): `count` records in the batch buffer's first `usedBytes`, each a
+ * u32 captured length, a u32 wire length (both host order, little-endian here), the captured bytes,
+ * padding to 4 bytes. The buffer is reused for the next batch. `error` (one line): the capture
+ * stopped.
+ */
+export type BatchHandler = (count: number, usedBytes: number, error?: string) => void;
+
+export interface PcapHandle {
+  /** Returns the link type (DLT number). Throws one line naming the device. */
+  open(
+    device: string,
+    filter: string,
+    snaplen: number,
+    bufferBytes: number,
+    batch: Buffer,
+    onBatch: BatchHandler,
+  ): number;
+  /** Idempotent; the handle is also closed when garbage collected. */
+  close(): void;
+  /** libpcap's pcap_stats since the capture opened; undefined once closed. */
+  stats(): PcapStats | undefined;
+}
+
+interface Addon {
+  PcapHandle: new () => PcapHandle;
+  libVersion(): string;
+}
+
+const ADDON_PATH = join('build', 'Release', 'knockgate_pcap.node');
+
+function findAddon(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, ADDON_PATH);
+    if (existsSync(candidate)) return candidate;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  throw new Error(`capture addon ${ADDON_PATH} not found: run \`npm ci\` or \`npm run build:native\``);
+}
+
+let loaded: Addon | undefined;
+
+export function pcapAddon(): Addon {
+  loaded ??= createRequire(import.meta.url)(findAddon()) as Addon;
+  return loaded;
+}
