@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .ONESHELL:
 .SHELLFLAGS := -eu -o pipefail -c
 
-# Debian packages the build and the tests need: libpcap for cap, the real peers, the firewall tools.
+# Debian packages the build and the tests need: libpcap for the capture addon (native/), the real peers, the firewall tools.
 DEB_PACKAGES := libpcap-dev fwknop-client fwknop-server knockd iptables ipset nftables conntrack \
 	tcpdump tcpreplay iproute2 procps iputils-ping openssl python3
 

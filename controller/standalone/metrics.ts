@@ -48,7 +48,7 @@ export function createStandaloneMetrics(): StandaloneMetrics {
     }),
     captureDrops: new Gauge({
       name: 'knockgate_capture_drops_estimate',
-      help: 'Packets dropped on the capture interface since capture started (estimate from interface counters)',
+      help: 'Packets the capture lost since it started: libpcap pcap_stats ps_drop (ring full) + ps_ifdrop (interface) (the name is kept for existing dashboards; no longer an estimate)',
       labelNames: ['interface'],
       registers: [registry],
     }),
