@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { reuseConnections } from './keep-alive.js';
 import { applyRequestTimeout } from './request.js';
 
 export class KubeConfigError extends Error {}
@@ -31,7 +32,7 @@ export function loadKubeConfig(opts: KubeConfigOptions = {}): KubeConfig {
 function readKubeConfig(opts: KubeConfigOptions): KubeConfig {
   const env = opts.env ?? process.env;
   const file = opts.kubeconfig ?? (env.KUBECONFIG ? env.KUBECONFIG.split(':')[0] : undefined);
-  const kc = new KubeConfig();
+  const kc = reuseConnections(new KubeConfig());
   if (file) {
     let text: string;
     try {

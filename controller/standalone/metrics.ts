@@ -47,8 +47,8 @@ export function createStandaloneMetrics(): StandaloneMetrics {
       registers: [registry],
     }),
     captureDrops: new Gauge({
-      name: 'knockgate_capture_drops_estimate',
-      help: 'Packets the capture lost since it started: libpcap pcap_stats ps_drop (ring full) + ps_ifdrop (interface) (the name is kept for existing dashboards; no longer an estimate)',
+      name: 'knockgate_capture_dropped_packets',
+      help: 'Packets the capture lost since it started: libpcap pcap_stats ps_drop (ring full) + ps_ifdrop (interface)',
       labelNames: ['interface'],
       registers: [registry],
     }),
