@@ -94,7 +94,13 @@ async function point(srv: Host, dir: string, backend: FirewallBackend, count: nu
       { what: 'the reconcile watcher to list the grants', timeoutMs: 120_000 },
     );
     agent = await startKubeAgent(srv, cluster, dir, backend, RECONCILE_TIMEOUT_MS);
-    await Promise.race([exited, new Promise((r) => setTimeout(r, RECONCILE_TIMEOUT_MS + 30_000))]);
+    // The deadline's timer is cleared once the watcher is done, or it would hold the process.
+    let deadline: NodeJS.Timeout | undefined;
+    await Promise.race([
+      exited,
+      new Promise((r) => (deadline = setTimeout(r, RECONCILE_TIMEOUT_MS + 30_000))),
+    ]);
+    clearTimeout(deadline);
     if (watcher.exitCode === null) await stopPeer({ process: watcher, output: () => out });
     const line = out.trim().split('\n').at(-1)!;
     let r: WatchReconcileResult;
