@@ -4,104 +4,24 @@
 // a deleted policy's grants closed, and under the emulator's faults (dropped watches, compaction,
 // 429s, 500s, the API stopped) nothing closed wrongly and expiry still on time.
 
-import { randomBytes } from 'node:crypto';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../api/clock.js';
-import type { AccessGrant, KnockPolicy, NodeStatus } from '../api/types.js';
-import { NodeAgent } from '../controller/agent/agent.js';
-import { parseAgentConfig } from '../controller/agent/config.js';
-import { agentKube } from '../controller/agent/kube.js';
-import { agentRules } from '../controller/agent/rbac.js';
-import { FakeFirewall } from './helpers/fake-firewall.js';
-import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
+import type { AccessGrant, KnockPolicy } from '../api/types.js';
+import { agentConfig, NODE, startAgentRig, type AgentRig } from './helpers/agent-kube-rig.js';
 import { waitFor } from './helpers/netns.js';
 
-const NODE = 'node-a';
-const AGENT_USER = 'system:serviceaccount:knockgate:agent';
-const WRITE = { fieldValidation: 'Strict' as const, dryRun: false };
-const logger = pino({ level: process.env.AGENT_LOG ?? 'silent' });
-/** Short waits so that real-time fault tests stay fast. */
-const QUICK = {
-  watchBackoffInitialMs: 50,
-  watchBackoffMaxMs: 400,
-  requestBackoffInitialMs: 20,
-  requestBackoffMaxMs: 200,
-};
+const CONFIG = agentConfig(['22/tcp', '3389/tcp']);
 
-const CONFIG = `apiVersion: knockgate.io/v1alpha1
-kind: AgentConfig
-nodeName: ${NODE}
-protectedPorts: ["22/tcp", "3389/tcp"]
-resyncIntervalSeconds: 5
-`;
-
-let cluster: EmulatedCluster | undefined;
-const agents: NodeAgent[] = [];
+let current: AgentRig | undefined;
 afterEach(async () => {
-  for (const a of agents.splice(0)) await a.stop();
-  await cluster?.stop();
-  cluster = undefined;
+  await current?.stop();
+  current = undefined;
 });
 
-interface Rig {
-  c: EmulatedCluster;
-  firewall: FakeFirewall;
-  agent: NodeAgent;
-  putPolicy(p: KnockPolicy): void;
-  putGrant(g: AccessGrant): void;
-  deletePolicy(name: string): void;
-  deleteGrant(name: string): void;
-  nodeStatus(name: string): NodeStatus | undefined;
-  removals(): string[];
-}
+type Rig = AgentRig;
 
 async function rig(): Promise<Rig> {
-  const c = await startEmulatedCluster({
-    users: [
-      {
-        name: 'admin',
-        token: randomBytes(16).toString('hex'),
-        rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
-      },
-      {
-        name: AGENT_USER,
-        token: randomBytes(16).toString('hex'),
-        rules: agentRules(NODE),
-      },
-    ],
-  });
-  cluster = c;
-  const grants = c.server.api.type('knockgate.io', 'v1alpha1', 'accessgrants')!;
-  const policies = c.server.api.type('knockgate.io', 'v1alpha1', 'knockpolicies')!;
-  const firewall = new FakeFirewall();
-  const agent = new NodeAgent({
-    config: parseAgentConfig('agent.yaml', CONFIG),
-    firewall,
-    sources: agentKube(c.kubeConfigFor(AGENT_USER), systemClock, logger, QUICK),
-    clock: systemClock,
-    logger,
-  });
-  agents.push(agent);
-  await agent.start();
-  const get = (name: string) => {
-    try {
-      return c.server.api.get(grants, undefined, name) as unknown as AccessGrant;
-    } catch {
-      return undefined;
-    }
-  };
-  return {
-    c,
-    firewall,
-    agent,
-    putPolicy: (p) => void c.server.api.create(policies, undefined, structuredClone(p), WRITE),
-    putGrant: (g) => void c.server.api.create(grants, undefined, structuredClone(g), WRITE),
-    deletePolicy: (name) => void c.server.api.delete(policies, undefined, name, { dryRun: false }),
-    deleteGrant: (name) => void c.server.api.delete(grants, undefined, name, { dryRun: false }),
-    nodeStatus: (name) => get(name)?.status?.nodes?.[NODE],
-    removals: () => firewall.log.filter((l) => l.startsWith('remove') || l.startsWith('cleanup')),
-  };
+  current = await startAgentRig({ agentUser: 'system:serviceaccount:knockgate:agent', config: CONFIG });
+  return current;
 }
 
 function policy(name: string, ports = ['22/tcp'], durationSeconds = 600): KnockPolicy {

@@ -4,38 +4,15 @@
 // grants opened, refused by kind of reason, expired, revoked, applied now, firewall syncs and errors,
 // status writes, and whether the API is up (0 while it is stopped, 1 again after).
 
-import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../api/clock.js';
 import type { AccessGrant, KnockPolicy } from '../api/types.js';
-import { NodeAgent } from '../controller/agent/agent.js';
-import { parseAgentConfig } from '../controller/agent/config.js';
-import { agentKube } from '../controller/agent/kube.js';
 import { createAgentMetrics, refusalKind } from '../controller/agent/metrics.js';
-import { agentRules } from '../controller/agent/rbac.js';
 import { serveMetrics } from '../controller/metrics-server.js';
-import { FakeFirewall } from './helpers/fake-firewall.js';
-import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
+import { agentConfig, NODE, startAgentRig } from './helpers/agent-kube-rig.js';
 import { waitFor } from './helpers/netns.js';
 
-const NODE = 'node-a';
-const AGENT_USER = 'system:serviceaccount:knockgate:agent-node-a';
-const WRITE = { fieldValidation: 'Strict' as const, dryRun: false };
-const logger = pino({ level: process.env.AGENT_LOG ?? 'silent' });
-const QUICK = {
-  watchBackoffInitialMs: 50,
-  watchBackoffMaxMs: 400,
-  requestBackoffInitialMs: 20,
-  requestBackoffMaxMs: 200,
-};
-const CONFIG = `apiVersion: knockgate.io/v1alpha1
-kind: AgentConfig
-nodeName: ${NODE}
-protectedPorts: ["22/tcp", "443/tcp"]
-resyncIntervalSeconds: 5
-`;
+const CONFIG = agentConfig(['22/tcp', '443/tcp']);
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -86,39 +63,19 @@ function grant(name: string, over: Partial<AccessGrant['spec']> = {}, seconds = 
 
 describe('agent metrics and health', () => {
   it('/healthz from the start, /readyz once installed and listed, /metrics counting what the agent did', async () => {
-    const c: EmulatedCluster = await startEmulatedCluster({
-      bookmarkIntervalMs: 500,
-      users: [
-        {
-          name: 'admin',
-          token: randomBytes(16).toString('hex'),
-          rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
-        },
-        { name: AGENT_USER, token: randomBytes(16).toString('hex'), rules: agentRules(NODE) },
-      ],
-    });
-    cleanups.push(() => c.stop());
-    const types = {
-      grants: c.server.api.type('knockgate.io', 'v1alpha1', 'accessgrants')!,
-      policies: c.server.api.type('knockgate.io', 'v1alpha1', 'knockpolicies')!,
-      nodes: c.server.api.type('', 'v1', 'nodes')!,
-    };
-    const put = (t: typeof types.grants, o: object) =>
-      void c.server.api.create(t, undefined, structuredClone(o), WRITE);
-    put(types.nodes, { apiVersion: 'v1', kind: 'Node', metadata: { name: NODE, labels: { role: 'edge' } } });
-    put(types.policies, policy('ssh'));
-    put(types.policies, policy('db', { mode: 'Selector', nodeSelector: { role: 'db' } }));
-    const firewall = new FakeFirewall();
     const metrics = createAgentMetrics();
-    const agent = new NodeAgent({
-      config: parseAgentConfig('agent.yaml', CONFIG),
-      firewall,
-      sources: agentKube(c.kubeConfigFor(AGENT_USER), systemClock, logger, QUICK),
-      clock: systemClock,
-      logger,
+    const r = await startAgentRig({
+      agentUser: 'system:serviceaccount:knockgate:agent-node-a',
+      config: CONFIG,
+      nodes: { [NODE]: { role: 'edge' } },
       metrics,
+      start: false,
+      bookmarkIntervalMs: 500,
     });
-    cleanups.push(() => agent.stop());
+    cleanups.push(() => r.stop());
+    const { c, agent, firewall } = r;
+    r.putPolicy(policy('ssh'));
+    r.putPolicy(policy('db', { mode: 'Selector', nodeSelector: { role: 'db' } }));
     const server = await serveMetrics(metrics, `127.0.0.1:${await freePort()}`, {
       notReady: () => agent.notReady(),
     });
@@ -132,10 +89,10 @@ describe('agent metrics and health', () => {
     await agent.start();
     expect(await get(server, '/readyz')).toEqual({ status: 200, body: 'ok\n' });
 
-    put(types.grants, grant('ssh-0a4d0305'));
-    put(types.grants, grant('ssh-0a4d0306', { ports: ['22/tcp', '443/tcp'], source: '10.77.3.6/32' }));
-    put(types.grants, grant('db-0a4d0307', { policyRef: { name: 'db' }, source: '10.77.3.7/32' }));
-    put(types.grants, grant('ssh-0a4d0308', { source: '10.77.3.8/32' }, 2));
+    r.putGrant(grant('ssh-0a4d0305'));
+    r.putGrant(grant('ssh-0a4d0306', { ports: ['22/tcp', '443/tcp'], source: '10.77.3.6/32' }));
+    r.putGrant(grant('db-0a4d0307', { policyRef: { name: 'db' }, source: '10.77.3.7/32' }));
+    r.putGrant(grant('ssh-0a4d0308', { source: '10.77.3.8/32' }, 2));
     const scrape = async () => (await get(server, '/metrics')).body;
     await waitFor(
       async () => {
@@ -149,7 +106,7 @@ describe('agent metrics and health', () => {
       },
       { timeoutMs: 20_000, what: 'opened 2, refused ports and node-selector, 1 expired' },
     );
-    c.server.api.delete(types.grants, undefined, 'ssh-0a4d0305', { dryRun: false });
+    r.deleteGrant('ssh-0a4d0305');
     await waitFor(async () => sample(await scrape(), 'knockgate_agent_grants_revoked_total') === 1, {
       what: 'the deleted grant counted as revoked',
     });
@@ -163,7 +120,7 @@ describe('agent metrics and health', () => {
 
     // A firewall that fails an add: counted; the grant is Pending and retried.
     firewall.failNextAdd = 'the kernel said no';
-    put(types.grants, grant('ssh-0a4d0309', { source: '10.77.3.9/32' }));
+    r.putGrant(grant('ssh-0a4d0309', { source: '10.77.3.9/32' }));
     await waitFor(
       async () => sample(await scrape(), 'knockgate_agent_firewall_errors_total', 'op="add"') === 1,
       {

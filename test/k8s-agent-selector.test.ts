@@ -5,116 +5,24 @@
 // Node cannot be read the grant stays unapplied and Pending, other grants are untouched, and it is
 // decided again when the Node arrives or its labels change.
 
-import { randomBytes } from 'node:crypto';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../api/clock.js';
-import type { AccessGrant, KnockPolicy, NodeStatus } from '../api/types.js';
-import { NodeAgent } from '../controller/agent/agent.js';
-import { parseAgentConfig } from '../controller/agent/config.js';
-import { agentKube } from '../controller/agent/kube.js';
-import { agentRules } from '../controller/agent/rbac.js';
-import { FakeFirewall } from './helpers/fake-firewall.js';
-import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
+import type { AccessGrant, KnockPolicy } from '../api/types.js';
+import { agentConfig, NODE, startAgentRig, type AgentRig } from './helpers/agent-kube-rig.js';
 import { waitFor } from './helpers/netns.js';
 
-const NODE = 'node-a';
 const AGENT_USER = 'system:serviceaccount:knockgate:agent-node-a';
-const WRITE = { fieldValidation: 'Strict' as const, dryRun: false };
-const logger = pino({ level: process.env.AGENT_LOG ?? 'silent' });
-const QUICK = {
-  watchBackoffInitialMs: 50,
-  watchBackoffMaxMs: 400,
-  requestBackoffInitialMs: 20,
-  requestBackoffMaxMs: 200,
-};
-const CONFIG = `apiVersion: knockgate.io/v1alpha1
-kind: AgentConfig
-nodeName: ${NODE}
-protectedPorts: ["22/tcp", "443/tcp"]
-resyncIntervalSeconds: 5
-`;
+const CONFIG = agentConfig(['22/tcp', '443/tcp']);
 
-let cluster: EmulatedCluster | undefined;
-const agents: NodeAgent[] = [];
+let current: AgentRig | undefined;
 afterEach(async () => {
-  for (const a of agents.splice(0)) await a.stop();
-  await cluster?.stop();
-  cluster = undefined;
+  await current?.stop();
+  current = undefined;
 });
 
-interface Rig {
-  c: EmulatedCluster;
-  firewall: FakeFirewall;
-  putNode(name: string, labels: Record<string, string>): void;
-  labelNode(name: string, labels: Record<string, string>): void;
-  putPolicy(p: KnockPolicy): void;
-  putGrant(g: AccessGrant): void;
-  nodeStatus(name: string): NodeStatus | undefined;
-}
-
-async function rig(nodes: Record<string, Record<string, string>>): Promise<Rig> {
-  const c = await startEmulatedCluster({
-    users: [
-      {
-        name: 'admin',
-        token: randomBytes(16).toString('hex'),
-        rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
-      },
-      { name: AGENT_USER, token: randomBytes(16).toString('hex'), rules: agentRules(NODE) },
-    ],
-  });
-  cluster = c;
-  const types = {
-    grants: c.server.api.type('knockgate.io', 'v1alpha1', 'accessgrants')!,
-    policies: c.server.api.type('knockgate.io', 'v1alpha1', 'knockpolicies')!,
-    nodes: c.server.api.type('', 'v1', 'nodes')!,
-  };
-  const putNode = (name: string, labels: Record<string, string>) =>
-    void c.server.api.create(
-      types.nodes,
-      undefined,
-      { apiVersion: 'v1', kind: 'Node', metadata: { name, labels } },
-      WRITE,
-    );
-  for (const [name, labels] of Object.entries(nodes)) putNode(name, labels);
-  const firewall = new FakeFirewall();
-  const agent = new NodeAgent({
-    config: parseAgentConfig('agent.yaml', CONFIG),
-    firewall,
-    sources: agentKube(c.kubeConfigFor(AGENT_USER), systemClock, logger, QUICK),
-    clock: systemClock,
-    logger,
-  });
-  agents.push(agent);
-  await agent.start();
-  return {
-    c,
-    firewall,
-    putNode,
-    labelNode: (name, labels) =>
-      void c.server.api.patch(
-        types.nodes,
-        undefined,
-        name,
-        'application/merge-patch+json',
-        { metadata: { labels } },
-        undefined,
-        WRITE,
-      ),
-    putPolicy: (p) => void c.server.api.create(types.policies, undefined, structuredClone(p), WRITE),
-    putGrant: (g) => void c.server.api.create(types.grants, undefined, structuredClone(g), WRITE),
-    nodeStatus: (name) => {
-      try {
-        return (c.server.api.get(types.grants, undefined, name) as unknown as AccessGrant).status?.nodes?.[
-          NODE
-        ];
-      } catch {
-        return undefined;
-      }
-    },
-  };
+async function rig(nodes: Record<string, Record<string, string>>): Promise<AgentRig> {
+  current = await startAgentRig({ agentUser: AGENT_USER, config: CONFIG, nodes });
+  return current;
 }
 
 function policy(
