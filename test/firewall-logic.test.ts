@@ -43,6 +43,15 @@ class RecordingBackend implements Backend {
     if (this.failChanges) throw new FirewallApplyError(this.failChanges);
     this.changes.push(changes);
   }
+  /** What removeOthers() reports; a string makes it fail with that message once. */
+  leftovers: string[] | string = [];
+  async removeOthers(): Promise<string[]> {
+    this.calls.push('removeOthers');
+    const l = this.leftovers;
+    this.leftovers = [];
+    if (typeof l === 'string') throw new Error(l);
+    return l;
+  }
   async removeOwn(): Promise<void> {
     this.calls.push('removeOwn');
     if (this.failRemove) throw new Error(this.failRemove);
@@ -110,6 +119,32 @@ function setup(over: Partial<FirewallConfig> = {}) {
   return { clock, lines, backend, other, commands, fw, grant };
 }
 
+describe('Firewall: leftovers of another backend', () => {
+  it('removes them once, after its own state is in, one log line per object', async () => {
+    const { fw, backend, lines } = setup();
+    backend.leftovers = ['nft table inet knockgate', 'ipset knockgate-grants4'];
+    await fw.install();
+    await fw.install();
+    expect(backend.calls).toEqual(['preflight', 'applyAll', 'removeOthers', 'preflight', 'applyAll']);
+    const logged = lines.filter((l) => String(l.msg).startsWith('removed a leftover'));
+    expect(logged.map((l) => l.object)).toEqual(['nft table inet knockgate', 'ipset knockgate-grants4']);
+  });
+
+  it('a failed removal keeps the install, is logged, and is retried at the next sync', async () => {
+    const { fw, backend, lines } = setup();
+    backend.leftovers = 'ipset v7.17: Set cannot be destroyed: it is in use by a kernel component';
+    await fw.install();
+    expect(lines.some((l) => l.level === 50 && /in use by a kernel component/.test(String(l.err)))).toBe(
+      true,
+    );
+    backend.leftovers = ['iptables-legacy mangle chain KNOCKGATE'];
+    await fw.sync([]);
+    await fw.sync([]);
+    expect(backend.calls.filter((c) => c === 'removeOthers')).toHaveLength(2);
+    expect(lines.some((l) => l.object === 'iptables-legacy mangle chain KNOCKGATE')).toBe(true);
+  });
+});
+
 describe('Firewall input', () => {
   it('refuses a broken config with one line and applies nothing', async () => {
     const { fw, backend } = setup({ protectedPorts: [{ port: 0, proto: 'tcp' }] });
@@ -139,7 +174,7 @@ describe('Firewall input', () => {
       [{ ...grant('a', '10.0.0.1', ['22/tcp'], 60), expiresAt: clock.now() }, /already expired/],
     ];
     for (const [g, re] of bad) await expect(fw.add(g)).rejects.toThrow(re);
-    expect(backend.calls).toEqual(['preflight', 'applyAll']);
+    expect(backend.calls).toEqual(['preflight', 'applyAll', 'removeOthers']);
     expect(fw.grants()).toEqual([]);
   });
 

@@ -3,7 +3,10 @@
 //     element for that source is left in the ruleset, and a connect fails;
 //   - kill -9, restart before expiry: still open, and it closes on time;
 //   - an SPA packet saved with `knockgate spa -B` and resent raw after a restart is refused as a replay;
-//   - `knockgate revoke SOURCE` closes access at once in the running daemon (IPv4 and IPv6).
+//   - `knockgate revoke SOURCE` closes access at once in the running daemon (IPv4 and IPv6);
+//   - --backend changed between runs (nftables → ipset → iptables → nftables, each stopped with
+//     SIGTERM, which leaves its objects in place): each run removes the earlier backend's objects,
+//     says so, and opens for a real `knock` (the old DROP would refuse it otherwise).
 
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +29,8 @@ const GRANT_SECONDS = 5;
 /** Long enough that a restart finishes before the grant ends even on a loaded machine. */
 const LONG_GRANT_SECONDS = 20;
 const KNOCK = ['7101:udp', '7102:tcp'];
+/** The backend-switch runs wait for each grant's end before the next run: kept short. */
+const SWITCH_GRANT_SECONDS = 3;
 
 /** Send a saved SPA packet again, byte for byte, from `host` over UDP. */
 const RESEND = `
@@ -105,6 +110,43 @@ describe.skipIf(skipWithoutNetns('standalone e2e (restart, revoke)'))(
         }
       });
     }
+
+    it("--backend changed between runs: each removes the last one's leftovers and opens for a knock", async () => {
+      const short = lab.write('switch.yaml', yamlConfig(keys, SPA_PORT, PORT, [], SWITCH_GRANT_SECONDS));
+      const stateDir = `${lab.dir}/state-switch`;
+      // What each run must find of the one before it (ipset's chains are iptables' too: kept).
+      const runs = [
+        { backend: 'nftables', removed: [] as RegExp[] },
+        { backend: 'ipset', removed: [/^nft table inet knockgate$/] },
+        { backend: 'iptables', removed: [/^ipset knockgate-grants4$/, /^ipset knockgate-grants6$/] },
+        { backend: 'nftables', removed: [/^iptables(-nft|-legacy)? mangle chain KNOCKGATE-GUARD$/] },
+      ] as const;
+      try {
+        for (const run of runs) {
+          const d = await lab.startDaemon({ config: short, backend: run.backend, stateDir });
+          try {
+            const removed = d.lines
+              .filter((l) => String(l.msg).startsWith('removed a leftover of another firewall backend'))
+              .map((l) => String(l.object));
+            for (const want of run.removed)
+              expect(
+                removed.some((o) => want.test(o)),
+                `${run.backend} removed ${removed.join(', ')}`,
+              ).toBe(true);
+            if (run.removed.length === 0) expect(removed).toEqual([]);
+            expect(await lab.connect('cli', PORT)).toBe('closed');
+            await knockOpen(d, 4);
+            // Closed again before the SIGTERM: only the backend's DROP is left for the next run.
+            await lab.waitReach('cli', PORT, 'closed');
+          } finally {
+            expect((await d.stop()).code).toBe(0);
+          }
+        }
+      } finally {
+        const cleanup = await knockgate(lab.srv, ['standalone', '--cleanup']);
+        expect(cleanup.code, cleanup.stderr).toBe(0);
+      }
+    }, 150_000);
 
     it('kill -9 during a grant, restart before its expiry: still open, closes on time', async () => {
       const longConfig = lab.write(

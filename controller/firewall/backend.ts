@@ -27,6 +27,12 @@ export interface Backend {
     all: () => Element[],
     now: number,
   ): Promise<void>;
+  /**
+   * Remove what the other backends left (an earlier run with another --backend; see leftovers.ts),
+   * sparing this backend's own objects. Called once applyAll() has installed this backend's state.
+   * Returns one line per object removed.
+   */
+  removeOthers(): Promise<string[]>;
   /** Remove what this backend installs (idempotent; nothing else is touched). */
   removeOwn(): Promise<void>;
   /** Whether this backend's tool is installed at all (a missing tool means nothing of ours to clean). */

@@ -69,6 +69,8 @@ export class KernelFirewall implements Firewall {
   private closed = false;
   /** Grant operations waiting for their batch to start (joined by those that arrive meanwhile). */
   private openBatch: Pending[] | undefined;
+  /** Whether another backend's leftovers have been looked for and removed (leftovers.ts). */
+  private othersRemoved = false;
 
   constructor(private readonly deps: KernelFirewallDeps) {
     this.backend = deps.backend.name;
@@ -102,6 +104,7 @@ export class KernelFirewall implements Firewall {
       // admits no new one until the count falls below it.
       await this.applyWhole(valid, this.table, now);
       this.config = valid;
+      await this.removeOthers();
       this.deps.logger.info(
         {
           backend: this.backend,
@@ -138,6 +141,7 @@ export class KernelFirewall implements Firewall {
       }
       await this.applyWhole(config, next, now);
       this.table = next;
+      await this.removeOthers();
       this.deps.logger.debug({ grants: next.size }, 'firewall synced');
     });
   }
@@ -338,6 +342,29 @@ export class KernelFirewall implements Firewall {
     } catch (err) {
       this.applyFailures++;
       throw err;
+    }
+  }
+
+  /**
+   * Once this backend's state is in place: remove what another backend left in an earlier run (its
+   * DROP would refuse what this one grants). A failure is logged and retried at the next sync; it
+   * never undoes the install (the leftovers only ever refuse more, never open).
+   */
+  private async removeOthers(): Promise<void> {
+    if (this.othersRemoved) return;
+    try {
+      const removed = await this.deps.backend.removeOthers();
+      for (const object of removed)
+        this.deps.logger.warn(
+          { backend: this.backend, object },
+          'removed a leftover of another firewall backend (an earlier run with another --backend)',
+        );
+      this.othersRemoved = true;
+    } catch (err) {
+      this.deps.logger.error(
+        { backend: this.backend, err: (err as Error).message },
+        'could not remove the leftovers of another firewall backend; retrying at the next sync',
+      );
     }
   }
 

@@ -16,7 +16,16 @@ import { FIREWALL_LIMITS, NAMES } from './limits.js';
 import { LineSession } from './session.js';
 import { FirewallApplyError, FirewallUnavailableError, type IptablesMode } from './types.js';
 import type { ValidConfig } from './validate.js';
-import { parseSave, removeOwnChains, renderChains, toolOf, Xtables, type Family } from './xtables.js';
+import { removeNftTable } from './leftovers.js';
+import {
+  keepFlavour,
+  parseSave,
+  removeOwnChains,
+  renderChains,
+  toolOf,
+  Xtables,
+  type Family,
+} from './xtables.js';
 
 export function ipsetName(family: Family): string {
   return family === 4 ? NAMES.ipsetGrants4 : NAMES.ipsetGrants6;
@@ -182,6 +191,12 @@ export class IpsetBackend implements Backend {
       }
       if (answer !== '') throw new FirewallApplyError(`ipset: grant change refused: ${excerpt(answer)}`);
     }
+  }
+
+  async removeOthers(): Promise<string[]> {
+    // The iptables backend's grant chain is unreferenced once applyAll() rewrote the guard.
+    const keep = keepFlavour(this.xtables.detectedMode, [NAMES.grantsChain]);
+    return [...(await removeNftTable(this.commands)), ...(await removeOwnChains(this.commands, keep))];
   }
 
   async removeOwn(): Promise<void> {

@@ -7,11 +7,13 @@
 import type { Backend } from './backend.js';
 import { CommandError, type Commands } from './command.js';
 import type { Element, ElementChange } from './elements.js';
+import { destroyOwnSets, removeNftTable } from './leftovers.js';
 import { NAMES } from './limits.js';
 import { FirewallApplyError, type IptablesMode } from './types.js';
 import type { ValidConfig } from './validate.js';
 import {
   denyRules,
+  keepFlavour,
   parseSave,
   removeOwnChains,
   renderChains,
@@ -109,6 +111,16 @@ export class IptablesBackend implements Backend {
         throw new FirewallApplyError(`iptables: grant change refused: ${(err as Error).message}`);
       }
     }
+  }
+
+  async removeOthers(): Promise<string[]> {
+    // Other-flavour chains first: they may still reference the ipsets.
+    const keep = keepFlavour(this.xtables.detectedMode);
+    return [
+      ...(await removeNftTable(this.commands)),
+      ...(await removeOwnChains(this.commands, keep)),
+      ...(await destroyOwnSets(this.commands)),
+    ];
   }
 
   async removeOwn(): Promise<void> {

@@ -17,6 +17,8 @@ import type { PortRef } from '../../api/ports.js';
 import { CommandError, excerpt, type Commands } from './command.js';
 import type { Backend } from './backend.js';
 import type { Element, ElementChange, ElementKey } from './elements.js';
+import { destroyOwnSets } from './leftovers.js';
+import { removeOwnChains } from './xtables.js';
 import { FIREWALL_LIMITS, NAMES } from './limits.js';
 import { LineSession } from './session.js';
 import { FirewallApplyError, FirewallUnavailableError } from './types.js';
@@ -196,6 +198,11 @@ export class NftablesBackend implements Backend {
       throw new FirewallApplyError(`nftables: ${(err as Error).message}`);
     }
     if (answer !== '') throw new FirewallApplyError(`nftables: grant change refused: ${excerpt(answer)}`);
+  }
+
+  async removeOthers(): Promise<string[]> {
+    // Chains first: the ipsets cannot be destroyed while a rule references them.
+    return [...(await removeOwnChains(this.commands)), ...(await destroyOwnSets(this.commands))];
   }
 
   async removeOwn(): Promise<void> {

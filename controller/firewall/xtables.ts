@@ -213,9 +213,48 @@ export function renderChains(
 /** What *-save says when the kernel has no tables of its flavour (module missing or not loaded). */
 const KERNEL_ABSENT = /insmod|does not exist|not supported|Protocol not supported|can't initialize/i;
 
-/** Remove our chains and jumps in every flavour installed here (legacy and nf_tables). */
-export async function removeOwnChains(commands: Commands): Promise<void> {
+/** Which of our chains a removal spares: `flavour` is "nft", "legacy" or "" (the unsuffixed tools). */
+export type KeepChain = (flavour: string, table: string, chain: string) => boolean;
+
+/** `state` without the chains `keep` spares, and without the jumps into them. */
+export function withoutKept(state: OwnState, flavour: string, keep: KeepChain): OwnState {
+  const chains = new Map<string, Set<string>>();
+  const jumps = new Map<string, string[]>();
+  for (const [table, names] of state.chains) {
+    const gone = [...names].filter((c) => !keep(flavour, table, c));
+    if (gone.length > 0) chains.set(table, new Set(gone));
+  }
+  for (const [table, rules] of state.jumps) {
+    const gone = rules.filter((r) => !keep(flavour, table, / -[jg] (\S+)/.exec(r)![1]!));
+    if (gone.length > 0) jumps.set(table, gone);
+  }
+  return { chains, jumps };
+}
+
+/**
+ * For removeOthers() of the ipset and iptables backends: spare our chains in the flavour `mode`
+ * this backend runs (and the unsuffixed tools, which are that flavour), except `alsoRemove`.
+ */
+export function keepFlavour(mode: IptablesMode | undefined, alsoRemove: string[] = []): KeepChain {
+  return (flavour, _table, chain) => (flavour === '' || flavour === mode) && !alsoRemove.includes(chain);
+}
+
+/** One line per chain in `state`, e.g. "iptables-legacy mangle chain KNOCKGATE-GUARD". */
+function describe(program: string, state: OwnState): string[] {
+  const out: string[] = [];
+  for (const [table, names] of state.chains)
+    for (const c of [...names].sort()) out.push(`${program} ${table} chain ${c}`);
+  return out;
+}
+
+/**
+ * Remove our chains and jumps in every flavour installed here (legacy and nf_tables), except those
+ * `keep` spares (the active backend's own, when another backend's leftovers are removed).
+ * Returns one line per chain removed.
+ */
+export async function removeOwnChains(commands: Commands, keep: KeepChain = () => false): Promise<string[]> {
   const errors: string[] = [];
+  const removed: string[] = [];
   let anyTool = false;
   for (const flavour of ['nft', 'legacy', undefined] as const) {
     for (const tool of ['iptables', 'ip6tables'] as const) {
@@ -230,7 +269,8 @@ export async function removeOwnChains(commands: Commands): Promise<void> {
         continue;
       }
       anyTool = true;
-      const removal = renderRemoval(parseSave(saved));
+      const doomed = withoutKept(parseSave(saved), flavour ?? '', keep);
+      const removal = renderRemoval(doomed);
       if (removal === '') continue;
       try {
         await commands.run(
@@ -238,6 +278,7 @@ export async function removeOwnChains(commands: Commands): Promise<void> {
           ['-w', String(FIREWALL_LIMITS.xtablesLockWaitSeconds), '--noflush'],
           { input: removal },
         );
+        removed.push(...describe(`${tool}${suffix}`, doomed));
       } catch (err) {
         errors.push((err as Error).message);
       }
@@ -246,4 +287,5 @@ export async function removeOwnChains(commands: Commands): Promise<void> {
     if (anyTool && flavour === 'legacy') break;
   }
   if (errors.length > 0) throw new Error(errors.join('; '));
+  return removed;
 }
