@@ -9,7 +9,6 @@ import { FIREWALL_BACKENDS, type FirewallBackend } from '../api/standalone.js';
 import { createFirewall } from '../controller/firewall/firewall.js';
 import type { Firewall } from '../controller/firewall/types.js';
 import { StandaloneDaemon, StartError } from '../controller/standalone/daemon.js';
-import { createStandaloneMetrics, serveMetrics } from '../controller/standalone/metrics.js';
 import { checkInterfaces, checkPrivileges, PreflightError } from '../controller/standalone/preflight.js';
 import { startSniffer } from '../sniffer/capture/sniffer.js';
 import { CliError } from './errors.js';
@@ -60,7 +59,10 @@ export async function run(opts: StandaloneCliOptions): Promise<void> {
     checkPrivileges();
     checkInterfaces(config.settings.interfaces);
 
-    const metrics = createStandaloneMetrics();
+    // prom-client and its registry (~4 MiB resident) only when /metrics is served.
+    const metricsModule =
+      opts.metricsAddress === undefined ? undefined : await import('../controller/standalone/metrics.js');
+    const metrics = metricsModule?.createStandaloneMetrics();
     const firewall = firewallFor(config.settings.backend, logger);
     const daemon = new StandaloneDaemon({
       config,
@@ -69,7 +71,7 @@ export async function run(opts: StandaloneCliOptions): Promise<void> {
       startSniffer,
       clock: systemClock,
       logger,
-      metrics,
+      ...(metrics ? { metrics } : {}),
       ...(opts.bufferSize !== undefined ? { bufferBytes: opts.bufferSize } : {}),
     });
     try {
@@ -87,7 +89,9 @@ export async function run(opts: StandaloneCliOptions): Promise<void> {
       throw err;
     }
     const metricsServer =
-      opts.metricsAddress === undefined ? undefined : await serveMetrics(metrics, opts.metricsAddress);
+      metricsModule && metrics && opts.metricsAddress !== undefined
+        ? await metricsModule.serveMetrics(metrics, opts.metricsAddress)
+        : undefined;
     await untilStopped(daemon, opts, logger);
     metricsServer?.close();
   } catch (err) {
