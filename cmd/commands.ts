@@ -16,6 +16,7 @@ import { register as grants } from './grants.js';
 import { register as sniffer } from './sniffer.js';
 import { register as agent } from './agent.js';
 import { register as controller } from './controller.js';
+import { register as sweep } from './sweep.js';
 
 type Register = (program: Command) => void;
 
@@ -29,6 +30,7 @@ const modules: Register[] = [
   sniffer,
   agent,
   controller,
+  sweep,
 ];
 
 export function registerCommands(program: Command): void {
