@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ec2Clients } from '../controller/aws/client.js';
+import { handler } from '../controller/aws/sweep-lambda.js';
 import { formatSweep, sweep } from '../controller/aws/sweep.js';
 import { formatExpiresAt, ruleTags, TAG_CLUSTER, TAG_EXPIRES_AT } from '../controller/aws/tags.js';
 import { DEFAULT_CREDENTIAL, Ec2Emulator } from './emulators/ec2/server.js';
@@ -207,5 +208,34 @@ describe('knockgate sweep', () => {
       expect(r.stderr).toContain(message);
     }
     expect(await ingressIds('eu-south-1')).toEqual([id]);
+  });
+
+  it('as a Lambda handler: configured by environment, fails the invocation when a region fails', async () => {
+    const g = await group('ap-east-1', 'bastion-lambda');
+    const id = await rule('ap-east-1', g, '192.0.2.11/32', ruleTags('lam', 'ns/z', Date.now() - 5000));
+    const env = {
+      ...envCreds(),
+      KNOCKGATE_CLUSTER: 'lam',
+      KNOCKGATE_REGIONS: 'ap-east-1',
+      KNOCKGATE_AWS_ENDPOINT: ec2.url,
+    };
+    const lines: string[] = [];
+    const saved = { ...process.env };
+    Object.assign(process.env, envCreds(), { AWS_EC2_METADATA_DISABLED: 'true' }); // the SDK's default chain reads process.env
+    try {
+      await expect(handler({}, { ...env, KNOCKGATE_REGIONS: '' })).rejects.toThrow('KNOCKGATE_REGIONS');
+      expect(await handler({}, env, (l) => lines.push(l))).toEqual({
+        regions: [{ region: 'ap-east-1', revoked: [id], kept: 0 }],
+      });
+      expect(lines[0]).toContain(`revoked ${id} ap-east-1`);
+      ec2.faults.fail({ status: 500, count: 10, region: 'ap-east-1' });
+      await expect(handler({}, env, () => undefined)).rejects.toThrow(
+        /knockgate sweep failed in ap-east-1 \(InternalError/,
+      );
+      ec2.faults.clear();
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
   });
 });
