@@ -35,6 +35,9 @@ export interface SegmentResult {
 export interface FloodResult {
   daemon: Daemon['label'];
   kind: DaemonKind;
+  /** RSS 1.5 s after the daemon said it started. */
+  startRssBytes: number;
+  /** RSS after `idleMs` without traffic (= startRssBytes when not asked to wait longer). */
   idleRssBytes: number;
   maxRssBytes: number;
   segments: SegmentResult[];
@@ -62,7 +65,19 @@ for cmd in (0x1f, 0x24, 0x2c):  # ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_SGRO
 export async function floodDaemon(
   net: Topology,
   kind: DaemonKind,
-  opts: { dir: string; keys: SpaKeys; segments: FloodSegment[]; catchUpMs: number; bufferBytes?: number },
+  opts: {
+    dir: string;
+    keys: SpaKeys;
+    segments: FloodSegment[];
+    catchUpMs: number;
+    bufferBytes?: number;
+    /**
+     * How long the daemon sits without traffic before "idle" RSS is read. V8 keeps the young
+     * generation it grew while loading the program until its memory reducer runs, ~10-15 s after
+     * the last allocation burst: idle is what the process holds after that.
+     */
+    idleMs?: number;
+  },
 ): Promise<FloodResult> {
   const srv = net.ns('srv');
   const cli = net.ns('cli');
@@ -76,6 +91,9 @@ export async function floodDaemon(
   const daemon = await startDaemon(kind, srv, opts.dir, opts.keys, opts.bufferBytes);
   try {
     await new Promise((r) => setTimeout(r, SETTLE_MS));
+    const startRssBytes = rssBytes(daemon.pid);
+    const idleMs = opts.idleMs ?? SETTLE_MS;
+    if (idleMs > SETTLE_MS) await new Promise((r) => setTimeout(r, idleMs - SETTLE_MS));
     const idleRssBytes = rssBytes(daemon.pid);
     const sampler = new RssSampler(daemon.pid);
     const segments: SegmentResult[] = [];
@@ -110,7 +128,7 @@ export async function floodDaemon(
     } finally {
       sampler.stop();
     }
-    return { daemon: daemon.label, kind, idleRssBytes, maxRssBytes: sampler.max, segments };
+    return { daemon: daemon.label, kind, startRssBytes, idleRssBytes, maxRssBytes: sampler.max, segments };
   } finally {
     await daemon.stop();
   }
