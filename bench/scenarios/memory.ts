@@ -84,7 +84,13 @@ export const memory: Scenario = {
       `### Memory (RSS in MiB, VmRSS; one run; the flood sent with tcpreplay --topspeed in segments up to each point)`,
       '',
       markdownTable(
-        ['daemon, traffic', '1.5 s after start', 'idle (20 s)', ...points.map((p) => `after ${p.toLocaleString('en')}`), 'max'],
+        [
+          'daemon, traffic',
+          '1.5 s after start',
+          'idle (20 s)',
+          ...points.map((p) => `after ${p.toLocaleString('en')}`),
+          'max',
+        ],
         results.map(({ label, r }) => [
           label,
           fmt(mb(r.startRssBytes)),
