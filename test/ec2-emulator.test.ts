@@ -188,51 +188,23 @@ describe('EC2 emulator through the real SDK', () => {
   it('each error code, nothing half-applied', async () => {
     const c = client();
     const sg = await newGroup(c, 'errors');
-    await c.send(
-      new AuthorizeSecurityGroupIngressCommand({ GroupId: sg, IpPermissions: [tcp(22, ['203.0.113.1/32'])] }),
-    );
+    const authorize = (perms: IpPermission[], GroupId = sg) =>
+      code(c.send(new AuthorizeSecurityGroupIngressCommand({ GroupId, IpPermissions: perms })));
+    const revoke = (input: { IpPermissions?: IpPermission[]; SecurityGroupRuleIds?: string[] }) =>
+      code(c.send(new RevokeSecurityGroupIngressCommand({ GroupId: sg, ...input })));
+    expect(await authorize([tcp(22, ['203.0.113.1/32'])])).toBe('');
     // Duplicate: the same protocol, ports and source, whatever the description; the whole call fails.
-    expect(
-      await code(
-        c.send(
-          new AuthorizeSecurityGroupIngressCommand({
-            GroupId: sg,
-            IpPermissions: [tcp(22, ['203.0.113.2/32', '203.0.113.1/32'])],
-          }),
-        ),
-      ),
-    ).toBe('InvalidPermission.Duplicate');
+    expect(await authorize([tcp(22, ['203.0.113.2/32', '203.0.113.1/32'])])).toBe(
+      'InvalidPermission.Duplicate',
+    );
     expect((await ingress(c, sg)).length).toBe(1);
-    expect(
-      await code(
-        c.send(
-          new RevokeSecurityGroupIngressCommand({
-            GroupId: sg,
-            IpPermissions: [tcp(22, ['203.0.113.9/32'])],
-          }),
-        ),
-      ),
-    ).toBe('InvalidPermission.NotFound');
-    expect(
-      await code(
-        c.send(
-          new AuthorizeSecurityGroupIngressCommand({
-            GroupId: 'sg-0123456789abcdef0',
-            IpPermissions: [tcp(22, ['203.0.113.1/32'])],
-          }),
-        ),
-      ),
-    ).toBe('InvalidGroup.NotFound');
-    expect(
-      await code(
-        c.send(
-          new RevokeSecurityGroupIngressCommand({
-            GroupId: sg,
-            SecurityGroupRuleIds: ['sgr-0123456789abcdef0'],
-          }),
-        ),
-      ),
-    ).toBe('InvalidSecurityGroupRuleId.NotFound');
+    expect(await revoke({ IpPermissions: [tcp(22, ['203.0.113.9/32'])] })).toBe('InvalidPermission.NotFound');
+    expect(await authorize([tcp(22, ['203.0.113.1/32'])], 'sg-0123456789abcdef0')).toBe(
+      'InvalidGroup.NotFound',
+    );
+    expect(await revoke({ SecurityGroupRuleIds: ['sgr-0123456789abcdef0'] })).toBe(
+      'InvalidSecurityGroupRuleId.NotFound',
+    );
     expect(
       await code(
         c.send(
@@ -244,23 +216,11 @@ describe('EC2 emulator through the real SDK', () => {
     // Quota per family: IPv4 full at 3, IPv6 still has room; the refused call adds nothing.
     ec2.setSettings({ inboundRulesPerFamily: 3 });
     try {
-      expect(
-        await code(
-          c.send(
-            new AuthorizeSecurityGroupIngressCommand({
-              GroupId: sg,
-              IpPermissions: [tcp(80, ['10.0.0.1/32', '10.0.0.2/32', '10.0.0.3/32'])],
-            }),
-          ),
-        ),
-      ).toBe('RulesPerSecurityGroupLimitExceeded');
-      expect((await ingress(c, sg)).length).toBe(1);
-      await c.send(
-        new AuthorizeSecurityGroupIngressCommand({
-          GroupId: sg,
-          IpPermissions: [tcp(80, ['10.0.0.1/32', '10.0.0.2/32'], ['fd00::1/128'])],
-        }),
+      expect(await authorize([tcp(80, ['10.0.0.1/32', '10.0.0.2/32', '10.0.0.3/32'])])).toBe(
+        'RulesPerSecurityGroupLimitExceeded',
       );
+      expect((await ingress(c, sg)).length).toBe(1);
+      expect(await authorize([tcp(80, ['10.0.0.1/32', '10.0.0.2/32'], ['fd00::1/128'])])).toBe('');
       expect((await ingress(c, sg)).length).toBe(4);
     } finally {
       ec2.setSettings({ inboundRulesPerFamily: 60 });
@@ -268,16 +228,7 @@ describe('EC2 emulator through the real SDK', () => {
 
     ec2.setSettings({ deny: { [DEFAULT_CREDENTIAL.accessKeyId]: ['AuthorizeSecurityGroupIngress'] } });
     try {
-      expect(
-        await code(
-          c.send(
-            new AuthorizeSecurityGroupIngressCommand({
-              GroupId: sg,
-              IpPermissions: [tcp(81, ['10.0.0.1/32'])],
-            }),
-          ),
-        ),
-      ).toBe('UnauthorizedOperation');
+      expect(await authorize([tcp(81, ['10.0.0.1/32'])])).toBe('UnauthorizedOperation');
       expect(await code(c.send(new DescribeSecurityGroupsCommand({ GroupIds: [sg] })))).toBe('');
     } finally {
       ec2.setSettings({ deny: {} });
