@@ -12,6 +12,11 @@
 import { spawn } from 'node:child_process';
 import { isIP } from 'node:net';
 import type { Logger } from '../api/log.js';
+import { requireListedProgram } from './external-programs.js';
+
+/** The shell hook commands run in (listed in EXTERNAL_PROGRAMS, like every program knockgate runs). */
+const SHELL = '/bin/sh';
+requireListedProgram(SHELL);
 
 /** Values a command template may use. Each is validated before substitution. */
 export interface HookVars {
@@ -110,7 +115,7 @@ export function runCommand(
   const started = Date.now();
   return new Promise((resolve) => {
     // Its own process group, so a time-limit kill reaches whatever the shell started too.
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(SHELL, ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const killGroup = (signal: NodeJS.Signals) => {
       try {
         if (child.pid) process.kill(-child.pid, signal);

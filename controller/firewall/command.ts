@@ -5,6 +5,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { Clock } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
+import { requireListedProgram } from '../external-programs.js';
 import { FIREWALL_LIMITS } from './limits.js';
 
 export interface CommandResult {
@@ -46,7 +47,9 @@ export class Commands {
     private readonly clock: Clock,
   ) {}
 
+  /** The argv to spawn; refuses a program missing from EXTERNAL_PROGRAMS (the image installs those). */
   private argv(cmd: string, args: readonly string[]): [string, string[]] {
+    requireListedProgram(cmd);
     const all = [...this.prefix, cmd, ...args];
     return [all[0]!, all.slice(1)];
   }
@@ -59,7 +62,12 @@ export class Commands {
 
   /** Run to completion. Rejects with CommandError on a non-ok exit, a time-out or a missing program. */
   run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<CommandResult> {
-    const [file, argv] = this.argv(cmd, args);
+    let file: string, argv: string[];
+    try {
+      [file, argv] = this.argv(cmd, args);
+    } catch (err) {
+      return Promise.reject(new CommandError((err as Error).message));
+    }
     const timeoutMs = opts.timeoutMs ?? FIREWALL_LIMITS.commandTimeoutMs;
     const okCodes = opts.okCodes ?? [0];
     const started = this.clock.now();
