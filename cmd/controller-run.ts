@@ -51,14 +51,20 @@ export async function run(opts: ControllerCliOptions): Promise<void> {
   const logger = createLogger({ level: opts.logLevel, name: 'knockgate-controller' });
   const metrics = createControllerMetrics();
   let metricsServer: Server | undefined;
+  // eslint-disable-next-line prefer-const -- the server starts first (probes answer 503 meanwhile)
+  let manager: ControllerManager | undefined;
   try {
     metricsServer =
-      opts.metricsAddress === undefined ? undefined : await serveMetrics(metrics, opts.metricsAddress);
+      opts.metricsAddress === undefined
+        ? undefined
+        : await serveMetrics(metrics, opts.metricsAddress, {
+            notReady: () => (manager ? manager.notReady() : 'starting'),
+          });
   } catch (err) {
     if (err instanceof MetricsAddressError) throw new CliError(err.message);
     throw new CliError(`--metrics-address ${opts.metricsAddress}: ${(err as Error).message}`, 1);
   }
-  const manager = new ControllerManager({
+  manager = new ControllerManager({
     kubeConfig,
     config,
     identity,

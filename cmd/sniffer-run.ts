@@ -37,9 +37,15 @@ export async function run(opts: SnifferCliOptions): Promise<void> {
     checkCaptureCapability();
     if (opts.interface?.length) checkInterfaces(opts.interface);
     const metrics = createSnifferMetrics();
+    // eslint-disable-next-line prefer-const -- the server starts before the role exists (probes answer 503 meanwhile)
+    let role: SnifferRole | undefined;
     const metricsServer =
-      opts.metricsAddress === undefined ? undefined : await serveMetrics(metrics, opts.metricsAddress);
-    const role = new SnifferRole({
+      opts.metricsAddress === undefined
+        ? undefined
+        : await serveMetrics(metrics, opts.metricsAddress, {
+            notReady: () => (role ? role.notReady() : 'starting'),
+          });
+    role = new SnifferRole({
       kubeConfig,
       namespace,
       node,

@@ -114,6 +114,11 @@ describe('knockgate controller: running', () => {
     await waitFor(() => bench.hasEvent('Opened', name), { what: 'the Opened event' });
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(await health.text()).toBe('ok\n');
+    // Ready: informers synced and, as the leader, every cached object reconciled once.
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, {
+      what: '/readyz 200',
+    });
+    expect(await (await fetch(`http://127.0.0.1:${port}/readyz`)).text()).toBe('ok\n');
     const scraped = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(scraped).toContain('knockgate_controller_leader 1');
     expect(scraped).toContain('knockgate_controller_grants{phase="Active"} 1');

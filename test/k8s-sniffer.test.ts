@@ -444,6 +444,7 @@ describe('knockgate sniffer on Kubernetes', () => {
     };
     const d = await startRole('node-a', { startSniffer: fakeStart });
     expect(starts).toEqual([[]]); // no policy names an interface: the default route
+    expect(d.role.notReady()).toBeUndefined(); // /readyz: listed, capturing
     await custom.patchClusterCustomObject(
       { ...plural('knockpolicies'), name: 'knock-none', body: { spec: { interface: 'kgbad0' } } },
       MERGE,
@@ -452,6 +453,7 @@ describe('knockgate sniffer on Kubernetes', () => {
     expect(d.log.lines().find((l) => l.event === 'capture-error')?.msg).toBe(
       'capture: interface kgbad0 does not exist',
     );
+    expect(d.role.notReady()).toMatch(/^capture is not open for \d+ policies/);
     await custom.patchClusterCustomObject(
       { ...plural('knockpolicies'), name: 'knock-none', body: { spec: { interface: null } } },
       MERGE,
@@ -459,8 +461,10 @@ describe('knockgate sniffer on Kubernetes', () => {
     await waitFor(() => starts.length === 2, { what: 'capture reopened' });
     expect(starts[1]).toEqual([]);
     expect(closes).toBe(1);
+    expect(d.role.notReady()).toBeUndefined();
     await d.role.stop();
     expect(closes).toBe(2);
+    expect(d.role.notReady()).toBe('stopping');
   });
 
   it('caps live grants per policy and grant writes per second, with a log line and a metric', async () => {

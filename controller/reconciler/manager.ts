@@ -59,6 +59,8 @@ interface Term {
   claimQueue: WorkQueue;
   unsubscribe: (() => void)[];
   sweep?: TimerHandle;
+  /** Every object cached at the term's start has been reconciled once (readiness). */
+  reconciledOnce?: boolean;
 }
 
 /** Every live key is enqueued again this often (missed timers and events are caught up). */
@@ -124,6 +126,27 @@ export class ControllerManager {
   start(): void {
     for (const i of [this.grants, this.policies, this.claims, this.nodes]) i.start();
     this.elector.start();
+  }
+
+  /**
+   * Why the controller is not ready (/readyz), or undefined: ready once every informer has had its
+   * first complete list and, on the leader, every cached object has been reconciled once. A standby
+   * is ready too: its caches are warm and it takes over the moment it wins the Lease — holding it
+   * unready would only stall a rollout on an election it is not meant to win.
+   */
+  notReady(): string | undefined {
+    if (this.stopped) return 'stopping';
+    const informers = [
+      ['accessgrants', this.grants],
+      ['knockpolicies', this.policies],
+      ['replayclaims', this.claims],
+      ['nodes', this.nodes],
+    ] as const;
+    const missing = informers.filter(([, i]) => !i.isSynced).map(([name]) => name);
+    if (missing.length > 0) return `no complete list of ${missing.join(', ')} yet`;
+    if (this.elector.isLeader() && !this.term?.reconciledOnce)
+      return 'leader: the first reconcile of every cached object is still running';
+    return undefined;
   }
 
   isLeader(): boolean {
@@ -237,6 +260,9 @@ export class ControllerManager {
       }),
     );
     this.enqueueAll(term);
+    void Promise.all([grantQueue.idle(), claimQueue.idle()]).then(() => {
+      term.reconciledOnce = true;
+    });
     const sweep = () => {
       if (this.term !== term) return;
       this.enqueueAll(term);

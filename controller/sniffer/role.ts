@@ -195,6 +195,18 @@ export class SnifferRole {
     );
   }
 
+  /**
+   * Why the sniffer is not ready (/readyz), or undefined: ready once its policies, nodes and key
+   * Secrets have been listed and, when a policy applies to this node, the capture is open.
+   */
+  notReady(): string | undefined {
+    if (this.stopped) return 'stopping';
+    if (!this.started || !this.view.synced) return 'no complete list of policies, nodes and secrets yet';
+    if (this.active.size > 0 && !this.sniffer)
+      return `capture is not open for ${this.active.size} policies (see the capture-error log line)`;
+    return undefined;
+  }
+
   /** Stop capturing and watching; wait for decisions in flight. Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return;
