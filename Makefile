@@ -7,7 +7,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 # Debian packages the build and the tests need: libpcap for the capture addon (native/), the real peers, the firewall tools.
-DEB_PACKAGES := libpcap-dev fwknop-client fwknop-server knockd iptables ipset nftables conntrack \
+DEB_PACKAGES := libpcap-dev libssl-dev fwknop-client fwknop-server knockd iptables ipset nftables conntrack \
 	tcpdump tcpreplay iproute2 procps iputils-ping openssl python3
 
 .PHONY: test demo deps deb-deps node-deps build lint unit clean

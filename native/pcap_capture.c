@@ -1,13 +1,23 @@
 // knockgate's capture addon: libpcap opened with a settable snap length (cap hard-codes 65535, which
 // makes libpcap's ring slots 64 KiB each: a 4 MiB buffer then holds only 64 packets), polled on the
 // event loop with uv_poll, packets handed to JavaScript in batches inside one reusable buffer (one
-// call per batch, no allocation per packet), and pcap_stats for exact drop counts.
+// call per batch, no allocation per packet), pcap_stats for exact drop counts, and the native SPA
+// gate (spa_gate.c): on the SPA ports given by setSpaKeys, a packet no key authenticates is counted
+// by reason and dropped here, in the batch, before JavaScript sees it.
 //
 //   const h = new PcapHandle();
+//   h.setSpaKeys([{ port, keys: [{ hmacType, key, allowMissingHmac }] }])   // any time; atomic
 //   const dlt = h.open(device, filter, snaplen, bufferBytes, batchBuffer, onBatch);
-//   onBatch(count, usedBytes, error?)   // records: u32 caplen, u32 wire length, caplen bytes, pad to 4
+//   onBatch(count, usedBytes, error?)   // records: u32 caplen, u32 wire length, u32 SPA match,
+//                                       // caplen bytes, pad to 4 (SPA match: 0 = not inspected,
+//                                       // else 0x80000000 | bit i per key i that authenticated it)
 //   h.stats()  -> { received, dropped, interfaceDropped } | undefined once closed
+//   h.spaStats() -> { notSpa, saltedPrefix, missingHmac, badHmac, passed } since the handle was made
 //   h.close()  // idempotent; also done when the handle is garbage collected
+//   spaInspect(ports, frame, length, dlt) -> { inspected, mask?, reason? }   // the gate on one frame
+//   spaLimits() -> the bounds of spa_limits.h
+//
+// Nothing here prints, and no error message holds key material.
 //
 // Plain node_api.h (C): no header download, no extra npm dependency.
 
@@ -19,7 +29,10 @@
 #include <string.h>
 #include <uv.h>
 
-#define RECORD_HEADER 8
+#include "frame_udp.h"
+#include "spa_gate.h"
+
+#define RECORD_HEADER 12
 // Batches per readable event before the event loop gets a turn (uv_poll is level-triggered: what is
 // left is read on the next turn).
 #define MAX_BATCHES_PER_EVENT 32
@@ -38,6 +51,10 @@ typedef struct {
   uint32_t snaplen;
   size_t slot; // bytes one record can take at most
   int in_callback; // onBatch is running: its async context is destroyed after it returns
+  int dlt;
+  spa_table *spa; // NULL: no SPA port gated
+  double spa_refused[SPA_REASONS];
+  double spa_passed;
   char device[64];
 } Handle;
 
@@ -85,6 +102,8 @@ static void release(Handle *hd) {
   }
   hd->batch = NULL;
   hd->batch_len = 0;
+  spa_table_free(hd->spa);
+  hd->spa = NULL;
 }
 
 static void finalize(napi_env env, void *data, void *hint) {
@@ -100,10 +119,22 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
   uint32_t caplen = h->caplen > hd->snaplen ? hd->snaplen : h->caplen;
   size_t need = RECORD_HEADER + ((caplen + 3u) & ~3u);
   if (hd->batch == NULL || hd->used + need > hd->batch_len) return; // cannot happen: dispatch is bounded
+  uint32_t match = 0;
+  udp_view udp;
+  if (hd->spa && frame_udp(bytes, caplen, hd->dlt, &udp) && spa_table_has_port(hd->spa, udp.dst_port)) {
+    spa_reason reason;
+    match = spa_check(hd->spa, udp.dst_port, udp.payload, udp.payload_len, &reason);
+    if (match == 0) {
+      hd->spa_refused[reason]++;
+      return;
+    }
+    hd->spa_passed++;
+  }
   uint8_t *p = hd->batch + hd->used;
   uint32_t wire = h->len;
   memcpy(p, &caplen, 4);
   memcpy(p + 4, &wire, 4);
+  memcpy(p + 8, &match, 4);
   memcpy(p + RECORD_HEADER, bytes, caplen);
   hd->used += need;
   hd->count++;
@@ -305,6 +336,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   hd->count = 0;
   hd->snaplen = snaplen;
   hd->slot = slot;
+  hd->dlt = pcap_datalink(p);
   snprintf(hd->device, sizeof hd->device, "%s", device);
   napi_create_reference(env, argv[5], 1, &hd->on_batch);
   napi_create_reference(env, argv[4], 1, &hd->batch_ref);
@@ -352,6 +384,171 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// [{ port, keys: [{ hmacType, key?, allowMissingHmac? }] }] -> a new table, or NULL with an
+// exception pending (one line, never key material).
+static spa_table *build_spa_table(napi_env env, napi_value ports) {
+  bool is_array = false;
+  uint32_t nports = 0;
+  napi_is_array(env, ports, &is_array);
+  if (!is_array || napi_get_array_length(env, ports, &nports) != napi_ok) {
+    throw_error(env, "SPA keys must be an array of { port, keys }");
+    return NULL;
+  }
+  spa_table *t = spa_table_new();
+  if (t == NULL) {
+    throw_error(env, "out of memory");
+    return NULL;
+  }
+  char msg[160];
+  for (uint32_t i = 0; i < nports; i++) {
+    napi_value entry, v, keys;
+    uint32_t port = 0, nkeys = 0;
+    bool keys_array = false;
+    napi_get_element(env, ports, i, &entry);
+    if (napi_get_named_property(env, entry, "port", &v) != napi_ok ||
+        napi_get_value_uint32(env, v, &port) != napi_ok || port < 1 || port > 65535 ||
+        napi_get_named_property(env, entry, "keys", &keys) != napi_ok ||
+        napi_is_array(env, keys, &keys_array) != napi_ok || !keys_array ||
+        napi_get_array_length(env, keys, &nkeys) != napi_ok) {
+      snprintf(msg, sizeof msg, "SPA keys entry %u: needs a port 1-65535 and an array of keys", i);
+      goto fail;
+    }
+    for (uint32_t j = 0; j < nkeys; j++) {
+      napi_value key_entry, kv;
+      uint32_t hmac_type = 0;
+      bool allow = false, is_buffer = false, has_key = false;
+      void *key = NULL;
+      size_t key_len = 0;
+      napi_get_element(env, keys, j, &key_entry);
+      if (napi_get_named_property(env, key_entry, "hmacType", &kv) != napi_ok ||
+          napi_get_value_uint32(env, kv, &hmac_type) != napi_ok || hmac_type > SPA_HMAC_SHA3_512) {
+        snprintf(msg, sizeof msg, "SPA port %u key %u: hmacType must be 0-7", port, j);
+        goto fail;
+      }
+      napi_has_named_property(env, key_entry, "key", &has_key);
+      if (has_key && napi_get_named_property(env, key_entry, "key", &kv) == napi_ok) {
+        napi_valuetype type;
+        napi_typeof(env, kv, &type);
+        if (type != napi_undefined) {
+          napi_is_buffer(env, kv, &is_buffer);
+          if (!is_buffer) {
+            snprintf(msg, sizeof msg, "SPA port %u key %u: key must be a Buffer", port, j);
+            goto fail;
+          }
+          napi_get_buffer_info(env, kv, &key, &key_len);
+        }
+      }
+      if (napi_get_named_property(env, key_entry, "allowMissingHmac", &kv) == napi_ok)
+        napi_get_value_bool(env, kv, &allow); // not a boolean: stays false
+      const char *err = spa_table_add(t, (uint16_t)port, (int)hmac_type, key, key_len, allow);
+      if (err) {
+        snprintf(msg, sizeof msg, "SPA port %u key %u: %s", port, j, err);
+        goto fail;
+      }
+    }
+  }
+  return t;
+fail:
+  spa_table_free(t);
+  throw_error(env, msg);
+  return NULL;
+}
+
+// setSpaKeys(ports): the new key set replaces the old one whole, or (on a bad entry) nothing
+// changes. An empty array gates nothing. Runs on the event loop like the batches, so a batch is
+// checked against one key set.
+static napi_value js_set_spa_keys(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  Handle *hd = unwrap(env, info, &argc, argv);
+  if (hd == NULL) return NULL;
+  if (argc < 1) {
+    throw_error(env, "setSpaKeys(ports)");
+    return NULL;
+  }
+  spa_table *t = build_spa_table(env, argv[0]);
+  if (t == NULL) return NULL;
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[0], &n);
+  spa_table *old = hd->spa;
+  hd->spa = NULL;
+  if (n > 0) hd->spa = t;
+  else spa_table_free(t);
+  spa_table_free(old);
+  return NULL;
+}
+
+static void set_number(napi_env env, napi_value obj, const char *name, double value) {
+  napi_value v;
+  napi_create_double(env, value, &v);
+  napi_set_named_property(env, obj, name, v);
+}
+
+static napi_value js_spa_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  Handle *hd = unwrap(env, info, &argc, NULL);
+  if (hd == NULL) return NULL;
+  napi_value out;
+  napi_create_object(env, &out);
+  set_number(env, out, "notSpa", hd->spa_refused[SPA_NOT_SPA]);
+  set_number(env, out, "saltedPrefix", hd->spa_refused[SPA_SALTED_PREFIX]);
+  set_number(env, out, "missingHmac", hd->spa_refused[SPA_MISSING_HMAC]);
+  set_number(env, out, "badHmac", hd->spa_refused[SPA_BAD_HMAC]);
+  set_number(env, out, "passed", hd->spa_passed);
+  return out;
+}
+
+// spaInspect(ports, frame, length, dlt): what the gate does with one captured frame, with a key
+// table built for the call (the reference tests compare it with the JavaScript verifier).
+static napi_value js_spa_inspect(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], out, v;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_buffer = false;
+  void *frame = NULL;
+  size_t frame_len = 0;
+  uint32_t length = 0;
+  int32_t dlt = 0;
+  if (argc < 4 || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_value_uint32(env, argv[2], &length) != napi_ok || napi_get_value_int32(env, argv[3], &dlt) != napi_ok) {
+    throw_error(env, "spaInspect(ports, frame, length, dlt)");
+    return NULL;
+  }
+  napi_get_buffer_info(env, argv[1], &frame, &frame_len);
+  if (length > frame_len) length = (uint32_t)frame_len;
+  spa_table *t = build_spa_table(env, argv[0]);
+  if (t == NULL) return NULL;
+  napi_create_object(env, &out);
+  udp_view udp;
+  int inspected = frame_udp(frame, length, dlt, &udp) && spa_table_has_port(t, udp.dst_port);
+  napi_get_boolean(env, inspected, &v);
+  napi_set_named_property(env, out, "inspected", v);
+  if (inspected) {
+    spa_reason reason;
+    uint32_t match = spa_check(t, udp.dst_port, udp.payload, udp.payload_len, &reason);
+    napi_create_uint32(env, match & ~SPA_INSPECTED, &v);
+    napi_set_named_property(env, out, "mask", v);
+    if (match == 0) {
+      napi_create_string_utf8(env, spa_reason_names[reason], NAPI_AUTO_LENGTH, &v);
+      napi_set_named_property(env, out, "reason", v);
+    }
+  }
+  spa_table_free(t);
+  return out;
+}
+
+static napi_value js_spa_limits(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_create_object(env, &out);
+  set_number(env, out, "minEncodedMsgSize", SPA_MIN_ENCODED_MSG_SIZE);
+  set_number(env, out, "maxEncodedMsgSize", SPA_MAX_ENCODED_MSG_SIZE);
+  set_number(env, out, "maxHmacKeyBytes", SPA_MAX_HMAC_KEY_BYTES);
+  set_number(env, out, "maxKeysPerPort", SPA_GATE_MAX_KEYS_PER_PORT);
+  set_number(env, out, "maxPorts", SPA_GATE_MAX_PORTS);
+  return out;
+}
+
 static napi_value js_construct(napi_env env, napi_callback_info info) {
   napi_value self;
   napi_get_cb_info(env, info, NULL, NULL, &self, NULL);
@@ -381,12 +578,18 @@ static napi_value init(napi_env env, napi_value exports) {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"setSpaKeys", NULL, js_set_spa_keys, NULL, NULL, NULL, napi_default, NULL},
+      {"spaStats", NULL, js_spa_stats, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_value cls, fn;
-  napi_define_class(env, "PcapHandle", NAPI_AUTO_LENGTH, js_construct, NULL, 3, methods, &cls);
+  napi_define_class(env, "PcapHandle", NAPI_AUTO_LENGTH, js_construct, NULL, 5, methods, &cls);
   napi_set_named_property(env, exports, "PcapHandle", cls);
   napi_create_function(env, "libVersion", NAPI_AUTO_LENGTH, js_lib_version, NULL, &fn);
   napi_set_named_property(env, exports, "libVersion", fn);
+  napi_create_function(env, "spaInspect", NAPI_AUTO_LENGTH, js_spa_inspect, NULL, &fn);
+  napi_set_named_property(env, exports, "spaInspect", fn);
+  napi_create_function(env, "spaLimits", NAPI_AUTO_LENGTH, js_spa_limits, NULL, &fn);
+  napi_set_named_property(env, exports, "spaLimits", fn);
   return exports;
 }
 

@@ -28,9 +28,12 @@ import { IPPROTO_UDP, type DecodedFrame } from './frames/frame.js';
 import { portKey, portOfKey } from './frames/port-key.js';
 import { createKnockDoor } from './knock/matcher.js';
 import type { KnockDoor } from './knock/door.js';
+import { buildGateTable, type SpaGateKey, type SpaGatePort } from './capture/spa-gate.js';
 
 export interface SpaVerifier {
   verify(packet: InboundPacket): Verdict;
+  /** The policy's keys for the native SPA gate; without one, its port is not gated natively. */
+  readonly gateKey?: SpaGateKey;
 }
 
 export interface EngineOptions {
@@ -55,11 +58,14 @@ export interface Engine {
   /**
    * The same for a decoded frame captured at `at`: each verdict goes to `onVerdict` with the
    * packet's InboundPacket (made once, only when needed). Never throws (onVerdict's errors aside).
+   * `spaPolicies`: the native SPA gate inspected the packet and these policies' keys authenticated
+   * it; only their verifiers run (the others would refuse it with bad-hmac).
    */
   handleFrame(
     frame: DecodedFrame,
     at: number,
     onVerdict: (verdict: Verdict, packet: InboundPacket) => void,
+    spaPolicies?: readonly string[],
   ): void;
   /** Replace the policy set (see reload above). */
   setPolicies(policies: readonly KnockPolicy[]): void;
@@ -70,6 +76,8 @@ export interface Engine {
    * SPA data may be dropped in the kernel (capture/filter.ts). Optional for other engines.
    */
   spaOnlyPorts?(): PortRef[];
+  /** The native SPA gate's key table for the SPA-only ports (capture/spa-gate.ts). Optional. */
+  spaGate?(): SpaGatePort[];
   /** Policies left out of the current set, and why. */
   problems(): PolicyProblem[];
   /** Stop timers and forget state. */
@@ -82,6 +90,8 @@ interface Handler {
   fingerprint: string;
   kind: 'knock' | 'spa';
   keys: number[];
+  /** SPA handlers: what the native gate checks for the policy (undefined: the port is not gated). */
+  gateKey?: SpaGateKey;
   handle(packet: InboundPacket, key: number): Verdict | undefined;
   /** Knock doors only: the frame itself, no InboundPacket needed. */
   handleFrame?(frame: DecodedFrame, key: number, at: number): Verdict | undefined;
@@ -111,6 +121,7 @@ function spaHandler(policy: KnockPolicy, fingerprint: string, opts: EngineOption
     fingerprint,
     kind: 'spa',
     keys: [portKey(port.proto, port.port)],
+    ...(verifier.gateKey ? { gateKey: verifier.gateKey } : {}),
     handle: (packet) => verifier.verify(packet),
     dispose: () => undefined,
   };
@@ -169,6 +180,14 @@ export function createEngine(opts: EngineOptions): Engine {
 
   setPolicies(opts.policies);
 
+  function spaOnlyPorts(): PortRef[] {
+    return [...byPort.entries()]
+      .filter(([key, list]) => portOfKey(key).proto === 'udp' && list.every((h) => h.kind === 'spa'))
+      .map(([key]) => key)
+      .sort((a, b) => a - b)
+      .map(portOfKey);
+  }
+
   /** Fail closed. The error text is not passed on: a verifier's message might quote input. */
   function handlerFailed(h: Handler, packet: InboundPacket, err: unknown): Verdict {
     return {
@@ -196,12 +215,13 @@ export function createEngine(opts: EngineOptions): Engine {
       }
       return verdicts;
     },
-    handleFrame(frame, at, onVerdict) {
+    handleFrame(frame, at, onVerdict, spaPolicies) {
       const key = portKey(frame.ipProto === IPPROTO_UDP ? 'udp' : 'tcp', frame.dstPort);
       const list = byPort.get(key);
       if (!list) return;
       let packet: InboundPacket | undefined;
       for (const h of list) {
+        if (spaPolicies && h.kind === 'spa' && !spaPolicies.includes(h.policy)) continue;
         let v: Verdict | undefined;
         try {
           v = h.handleFrame
@@ -217,12 +237,11 @@ export function createEngine(opts: EngineOptions): Engine {
     ports() {
       return [...byPort.keys()].sort((a, b) => a - b).map(portOfKey);
     },
-    spaOnlyPorts() {
-      return [...byPort.entries()]
-        .filter(([key, list]) => portOfKey(key).proto === 'udp' && list.every((h) => h.kind === 'spa'))
-        .map(([key]) => key)
-        .sort((a, b) => a - b)
-        .map(portOfKey);
+    spaOnlyPorts,
+    spaGate() {
+      return buildGateTable(spaOnlyPorts(), (p) =>
+        (byPort.get(portKey(p.proto, p.port)) ?? []).map((h) => ({ policy: h.policy, key: h.gateKey })),
+      );
     },
     problems: () => [...problems],
     dispose() {

@@ -39,7 +39,7 @@ function derive(r: FloodResult): Derived {
 
 const COLUMNS: { key: keyof Derived; name: string; unit: string; digits: number; target?: string }[] = [
   { key: 'pps', name: 'sender rate', unit: 'packets/s', digits: 0 },
-  { key: 'cpuPerSent', name: 'daemon CPU per packet sent', unit: 'µs', digits: 2, target: '< 5 µs' },
+  { key: 'cpuPerSent', name: 'daemon CPU per packet sent', unit: 'µs', digits: 2, target: '< 1 µs' },
   {
     key: 'delivered',
     name: 'packets reaching the daemon (kernel ring, after its BPF filter, not dropped)',
@@ -63,8 +63,9 @@ function junkScenario(NAME: string, payloads: Payloads, description: string): Sc
     name: NAME,
     description,
     async run(opts: RunOptions): Promise<ScenarioResult> {
-      const count =
-        payloads === 'random' ? (opts.quick ? 100_000 : 1_000_000) : opts.quick ? 20_000 : 200_000;
+      // Both floods are 1,000,000 packets: the base64 one is the native SPA gate's worst case
+      // (every packet passes the kernel precheck and costs one HMAC per key, in the capture addon).
+      const count = opts.quick ? (payloads === 'random' ? 100_000 : 20_000) : 1_000_000;
       console.error(`${NAME}: ${count} packets, ${VALID} valid, ${opts.floodRuns} run(s) per daemon`);
       const perDaemon = new Map<DaemonKind, Derived[]>(DAEMONS.map((d) => [d, []]));
       await withTopology(async (net) => {

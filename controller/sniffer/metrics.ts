@@ -2,6 +2,7 @@
 // unless told otherwise (the pod runs on the host network).
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { createSpaGateMetric, type SpaGateMetric } from '../spa-gate-metric.js';
 
 export interface SnifferMetrics {
   registry: Registry;
@@ -21,6 +22,8 @@ export interface SnifferMetrics {
   activePolicies: Gauge;
   /** Policies that match this node but cannot run (invalid, keys missing or bad). */
   policyProblems: Gauge;
+  /** SPA packets refused in the capture addon (native HMAC gate), by reason. */
+  spaGateRefused: SpaGateMetric;
 }
 
 export function createSnifferMetrics(registry = new Registry(), defaults = true): SnifferMetrics {
@@ -72,5 +75,6 @@ export function createSnifferMetrics(registry = new Registry(), defaults = true)
       help: 'KnockPolicies matching this node that cannot run (invalid spec, keys missing or bad)',
       registers,
     }),
+    spaGateRefused: createSpaGateMetric('knockgate_sniffer_spa_gate_refused_total', registry),
   };
 }

@@ -41,6 +41,7 @@ import { GrantCaps } from './caps.js';
 import { ClusterView } from './cluster-view.js';
 import { SNIFFER_DEFAULTS } from './limits.js';
 import type { SnifferMetrics } from './metrics.js';
+import { addGateCounts, emptyGateCounts } from '../../sniffer/capture/spa-gate.js';
 import {
   clusterNeverGrant,
   resolveTargets,
@@ -117,6 +118,8 @@ export class SnifferRole {
   private healthTimer: TimerHandle | undefined;
   private sniffer: Sniffer | undefined;
   private snifferInterfaces: string[] = [];
+  /** Native SPA gate counts of sniffers closed by an interface change. */
+  private readonly closedGateCounts = emptyGateCounts();
   private readonly inFlight = new Set<Promise<unknown>>();
   private started = false;
   private stopped = false;
@@ -124,6 +127,13 @@ export class SnifferRole {
   constructor(private readonly opts: SnifferRoleOptions) {
     this.clock = opts.clock;
     this.log = opts.logger;
+    opts.metrics?.spaGateRefused.setSource(() => {
+      const total = emptyGateCounts();
+      addGateCounts(total, this.closedGateCounts);
+      const live = this.sniffer?.spaGateCounts?.();
+      if (live) addGateCounts(total, live);
+      return total;
+    });
     const kube = {
       kubeConfig: opts.kubeConfig,
       clock: opts.clock,
@@ -212,8 +222,7 @@ export class SnifferRole {
     if (this.stopped) return;
     this.stopped = true;
     this.healthTimer?.cancel();
-    this.sniffer?.close();
-    this.sniffer = undefined;
+    this.closeSniffer();
     await this.view.stop();
     await Promise.allSettled([...this.inFlight]);
     await this.perGrant.idle();
@@ -337,6 +346,13 @@ export class SnifferRole {
     return [...named].sort();
   }
 
+  private closeSniffer(): void {
+    const counts = this.sniffer?.spaGateCounts?.();
+    if (counts) addGateCounts(this.closedGateCounts, counts);
+    this.sniffer?.close();
+    this.sniffer = undefined;
+  }
+
   private refreshCapture(starting: boolean): void {
     const start = this.opts.startSniffer;
     if (!start) return;
@@ -346,8 +362,7 @@ export class SnifferRole {
         this.sniffer.refresh();
         return;
       }
-      this.sniffer?.close();
-      this.sniffer = undefined;
+      this.closeSniffer();
       this.sniffer = start({
         engine: this.engine,
         clock: this.clock,

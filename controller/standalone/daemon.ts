@@ -192,6 +192,8 @@ export class StandaloneDaemon {
       onVerdict: (verdict, packet) => this.onVerdict(verdict, packet),
       onError: (err) => logger.error({ event: 'verdict-error' }, (err as Error).message),
     });
+    const sniffer = this.sniffer;
+    this.opts.metrics?.spaGateRefused.setSource(() => sniffer.spaGateCounts?.());
     logger.info(
       {
         event: 'started',

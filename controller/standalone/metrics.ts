@@ -2,6 +2,7 @@
 // otherwise: /metrics and /healthz.
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { createSpaGateMetric, type SpaGateMetric } from '../spa-gate-metric.js';
 
 export interface StandaloneMetrics {
   registry: Registry;
@@ -11,6 +12,8 @@ export interface StandaloneMetrics {
   maxGrantsRefused: Counter;
   activeGrants: Gauge;
   captureDrops: Gauge<'interface'>;
+  /** knockgate_spa_gate_refused_total{reason}: refused in the capture addon (native HMAC gate). */
+  spaGateRefused: SpaGateMetric;
 }
 
 export function createStandaloneMetrics(): StandaloneMetrics {
@@ -52,6 +55,7 @@ export function createStandaloneMetrics(): StandaloneMetrics {
       labelNames: ['interface'],
       registers: [registry],
     }),
+    spaGateRefused: createSpaGateMetric('knockgate_spa_gate_refused_total', registry),
   };
 }
 

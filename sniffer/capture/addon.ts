@@ -18,11 +18,27 @@ export interface PcapStats {
 
 /**
  * onBatch(count, usedBytes, error?): `count` records in the batch buffer's first `usedBytes`, each a
- * u32 captured length, a u32 wire length (both host order, little-endian here), the captured bytes,
- * padding to 4 bytes. The buffer is reused for the next batch. `error` (one line): the capture
- * stopped.
+ * u32 captured length, a u32 wire length, a u32 SPA match (all host order, little-endian here; the
+ * match is 0 when the native SPA gate did not inspect the packet, else 0x80000000 | bit i for each
+ * key i of its port that authenticated it), the captured bytes, padding to 4 bytes. The buffer is
+ * reused for the next batch. `error` (one line): the capture stopped.
  */
 export type BatchHandler = (count: number, usedBytes: number, error?: string) => void;
+
+/** One SPA port of the native gate's key table (native/spa_gate.h; see capture/spa-gate.ts). */
+export interface NativeSpaPort {
+  port: number;
+  keys: { hmacType: number; key?: Buffer; allowMissingHmac: boolean }[];
+}
+
+/** Packets the native SPA gate refused, by reason, and let through, since the handle was made. */
+export interface NativeSpaStats {
+  notSpa: number;
+  saltedPrefix: number;
+  missingHmac: number;
+  badHmac: number;
+  passed: number;
+}
 
 export interface PcapHandle {
   /** Returns the link type (DLT number). Throws one line naming the device. */
@@ -38,11 +54,23 @@ export interface PcapHandle {
   close(): void;
   /** libpcap's pcap_stats since the capture opened; undefined once closed. */
   stats(): PcapStats | undefined;
+  /** Replace the native SPA gate's key table whole (or throw one line and change nothing). */
+  setSpaKeys(ports: readonly NativeSpaPort[]): void;
+  spaStats(): NativeSpaStats;
 }
 
-interface Addon {
+export interface Addon {
   PcapHandle: new () => PcapHandle;
   libVersion(): string;
+  /** The gate on one frame, with a table built for the call (what the batch path does per packet). */
+  spaInspect(
+    ports: readonly NativeSpaPort[],
+    frame: Buffer,
+    length: number,
+    dlt: number,
+  ): { inspected: boolean; mask?: number; reason?: string };
+  /** The bounds of native/spa_limits.h. */
+  spaLimits(): Record<string, number>;
 }
 
 const ADDON_PATH = join('build', 'Release', 'knockgate_pcap.node');

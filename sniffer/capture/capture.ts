@@ -2,17 +2,30 @@
 // interface, polled on the event loop; packets arrive in batches in one reusable buffer, and each
 // is copied to the front of a reusable frame buffer before the handler runs, so a frame must be
 // fully handled before the handler returns (the next packet overwrites it). No allocation per packet.
+//
+// The native SPA gate (spa-gate.ts, native/spa_gate.c): setSpaGate(table) hands every handle the key
+// table; packets to a gated port that no key authenticates are dropped in the addon and counted
+// (spaGateCounts()), and a packet that passed reaches onFrame with the policies whose keys matched.
 
 import { readFileSync } from 'node:fs';
 import { LinkType } from '../frames/link-type.js';
 import { pcapAddon, type PcapHandle } from './addon.js';
 import { CAPTURE_BUFFER, CAPTURE_SNAPLEN } from './buffer.js';
 import { captureDrops, type CaptureDrops } from './drops.js';
+import {
+  addGateCounts,
+  emptyGateCounts,
+  gateCountsOf,
+  type GateMatch,
+  type SpaGateCounts,
+  type SpaGatePort,
+} from './spa-gate.js';
 
 export { CAPTURE_BUFFER, CAPTURE_SNAPLEN };
 
 const ARPHRD_ETHER = 1;
-const RECORD_HEADER = 8;
+/** u32 captured length, u32 wire length, u32 SPA match (native/pcap_capture.c). */
+const RECORD_HEADER = 12;
 /** Packets of one batch: enough that a flood costs one JavaScript call per ~250 packets. */
 const BATCH_PACKETS = 256;
 
@@ -24,6 +37,8 @@ export type FrameHandler = (
   link: LinkType,
   iface: string,
   truncated: boolean,
+  /** The native SPA gate inspected the packet and let it through: see spa-gate.ts GateMatch. */
+  spa?: GateMatch,
 ) => void;
 
 export interface CaptureOptions {
@@ -34,6 +49,8 @@ export interface CaptureOptions {
   /** Bytes kept of each packet (see CAPTURE_SNAPLEN); longer packets arrive truncated. */
   snaplen?: number;
   onFrame: FrameHandler;
+  /** The native SPA gate's key table (see setSpaGate); default: nothing gated. */
+  spaGate?: readonly SpaGatePort[];
   /** A capture stopped (interface gone, socket error): one line naming the interface. */
   onError?: (err: CaptureError) => void;
 }
@@ -43,6 +60,10 @@ export interface Capture {
   close(): void;
   /** Per interface: libpcap's pcap_stats, see drops.ts. */
   drops(): CaptureDrops[];
+  /** Replace the native SPA gate's key table on every handle (atomic per handle). Throws one line. */
+  setSpaGate(table: readonly SpaGatePort[]): void;
+  /** Packets the native SPA gate refused (by reason) or let through, over every handle. */
+  spaGateCounts(): SpaGateCounts;
 }
 
 /** True when the interface is Ethernet-framed (so a `vlan` filter compiles on it). */
@@ -77,9 +98,18 @@ export function openCapture(opts: CaptureOptions): Capture {
   if (opts.interfaces.length === 0) throw new CaptureError('no interface to capture on');
   const addon = pcapAddon();
   const open: { iface: string; h: PcapHandle }[] = [];
+  /** Counts of handles already closed. */
+  const closedCounts = emptyGateCounts();
   const closeAll = () => {
-    for (const o of open.splice(0)) o.h.close();
+    for (const o of open.splice(0)) {
+      addGateCounts(closedCounts, gateCountsOf(o.h.spaStats()));
+      o.h.close();
+    }
   };
+  // The table the handles hold now; a batch is read with the table it was checked against.
+  let gate: readonly SpaGatePort[] = opts.spaGate ?? [];
+  let gateByPort = new Map(gate.map((g) => [g.port, g]));
+  const pushGate = (h: PcapHandle) => h.setSpaKeys(gate.map((g) => ({ port: g.port, keys: g.keys })));
   // One frame buffer for every interface: handlers run one at a time on the event loop.
   const frameBuf = Buffer.alloc(snaplen);
   for (const iface of new Set(opts.interfaces)) {
@@ -92,20 +122,26 @@ export function openCapture(opts: CaptureOptions): Capture {
     const batch = Buffer.alloc(BATCH_PACKETS * (RECORD_HEADER + ((snaplen + 3) & ~3)));
     let link = LinkType.Ethernet;
     const onBatch = (count: number, used: number, error?: string) => {
+      const ports = gateByPort;
+      const portOf = (port: number) => ports.get(port);
       let off = 0;
       for (let i = 0; i < count && off + RECORD_HEADER <= used; i++) {
         const caplen = batch.readUInt32LE(off);
         const wire = batch.readUInt32LE(off + 4);
+        const match = batch.readUInt32LE(off + 8);
         const start = off + RECORD_HEADER;
         batch.copy(frameBuf, 0, start, start + caplen);
         off = start + ((caplen + 3) & ~3);
-        opts.onFrame(frameBuf, caplen, link, iface, caplen < wire);
+        if (match === 0) opts.onFrame(frameBuf, caplen, link, iface, caplen < wire);
+        else opts.onFrame(frameBuf, caplen, link, iface, caplen < wire, { match, portOf });
       }
       if (error !== undefined) opts.onError?.(new CaptureError(error));
     };
     let dlt: number;
     try {
       dlt = h.open(iface, filter, snaplen, bufferBytes, batch, onBatch);
+      // Before the event loop's next turn, so no packet is read without the table.
+      pushGate(h);
     } catch (err) {
       h.close();
       closeAll();
@@ -126,5 +162,20 @@ export function openCapture(opts: CaptureOptions): Capture {
     interfaces: open.map((o) => o.iface),
     close: closeAll,
     drops: () => open.map((o) => captureDrops(o.iface, o.h.stats())),
+    setSpaGate(table) {
+      // Built and checked on every handle before any is changed: a bad table changes nothing.
+      const probe = new addon.PcapHandle();
+      probe.setSpaKeys(table.map((g) => ({ port: g.port, keys: g.keys })));
+      probe.close();
+      gate = table;
+      gateByPort = new Map(table.map((g) => [g.port, g]));
+      for (const o of open) pushGate(o.h);
+    },
+    spaGateCounts() {
+      const total = emptyGateCounts();
+      addGateCounts(total, closedCounts);
+      for (const o of open) addGateCounts(total, gateCountsOf(o.h.spaStats()));
+      return total;
+    },
   };
 }

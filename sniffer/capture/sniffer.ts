@@ -3,7 +3,8 @@
 // the injectable clock's time) when the engine needs them; every verdict goes to onVerdict.
 //
 //   const s = startSniffer({ engine, clock, onVerdict: (v, p) => ... });
-//   engine.setPolicies(newPolicies); s.refresh();   // recompiles the filter, reopens when it changed
+//   engine.setPolicies(newPolicies); s.refresh();   // recompiles the filter, reopens when it changed,
+//                                                    // hands the native SPA gate the new keys
 //   s.close();
 //
 // Interfaces: `interfaces` when given, else the interfaces of the default routes (routes.ts).
@@ -18,6 +19,13 @@ import { portKeyOf } from '../frames/port-key.js';
 import { CaptureError, isEthernetInterface, openCapture, type Capture } from './capture.js';
 import type { CaptureDrops } from './drops.js';
 import { buildCaptureFilter } from './filter.js';
+import {
+  addGateCounts,
+  emptyGateCounts,
+  policiesOfMatch,
+  type GateMatch,
+  type SpaGateCounts,
+} from './spa-gate.js';
 import { interfaceAddresses } from './local-addresses.js';
 import { defaultRouteInterfaces } from './routes.js';
 
@@ -41,6 +49,8 @@ export interface Sniffer {
   /** Re-read the engine's ports and the interfaces' addresses; reopen the capture when the filter changed. */
   refresh(): void;
   drops(): CaptureDrops[];
+  /** Packets the native SPA gate refused (by reason) or let through since the sniffer started. */
+  spaGateCounts(): SpaGateCounts;
   close(): void;
 }
 
@@ -63,10 +73,25 @@ export function startSniffer(opts: SnifferOptions): Sniffer {
   };
   // Per packet: decode into the reused frame, one Map lookup, and for a wanted port the engine's
   // frame path (no InboundPacket unless a verifier or a verdict needs one).
-  const onFrame = (buf: Buffer, length: number, link: Parameters<typeof decodeFrame>[2]) => {
+  const onFrame = (
+    buf: Buffer,
+    length: number,
+    link: Parameters<typeof decodeFrame>[2],
+    _iface: string,
+    _truncated: boolean,
+    spa?: GateMatch,
+  ) => {
     if (!decodeFrame(buf, length, link, frame)) return;
     if (!opts.engine.wants(portKeyOf(frame.ipProto, frame.dstPort))) return;
-    opts.engine.handleFrame(frame, opts.clock.now(), onVerdict);
+    opts.engine.handleFrame(frame, opts.clock.now(), onVerdict, policiesOfMatch(spa, frame.dstPort));
+  };
+  /** Gate counts of captures closed by a reopen. */
+  const closedCounts = emptyGateCounts();
+  const closeCapture = () => {
+    if (!capture) return;
+    addGateCounts(closedCounts, capture.spaGateCounts());
+    capture.close();
+    capture = undefined;
   };
 
   function computeFilters(): Record<string, string> {
@@ -85,10 +110,13 @@ export function startSniffer(opts: SnifferOptions): Sniffer {
 
   function refresh(): void {
     const next = computeFilters();
-    if (JSON.stringify(next) === JSON.stringify(filters) && (capture || Object.keys(next).length === 0))
+    // New keys (a rotated Secret, a rewritten key file) reach the gate here, without a reopen.
+    const gate = opts.engine.spaGate?.() ?? [];
+    if (JSON.stringify(next) === JSON.stringify(filters) && (capture || Object.keys(next).length === 0)) {
+      capture?.setSpaGate(gate);
       return;
-    capture?.close();
-    capture = undefined;
+    }
+    closeCapture();
     filters = {};
     if (Object.keys(next).length === 0) return;
     capture = openCapture({
@@ -96,6 +124,7 @@ export function startSniffer(opts: SnifferOptions): Sniffer {
       filterFor: (iface) => next[iface]!,
       bufferBytes: opts.bufferBytes,
       onFrame,
+      spaGate: gate,
       onError: (err) => opts.onError?.(err),
     });
     filters = next;
@@ -107,9 +136,14 @@ export function startSniffer(opts: SnifferOptions): Sniffer {
     filters: () => ({ ...filters }),
     refresh,
     drops: () => capture?.drops() ?? [],
+    spaGateCounts() {
+      const total = emptyGateCounts();
+      addGateCounts(total, closedCounts);
+      if (capture) addGateCounts(total, capture.spaGateCounts());
+      return total;
+    },
     close() {
-      capture?.close();
-      capture = undefined;
+      closeCapture();
       filters = {};
     },
   };

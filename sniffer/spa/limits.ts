@@ -50,3 +50,14 @@ export const B64_SALTED_PREFIX = 'U2FsdGVkX1';
 export const SALTED_MAGIC = 'Salted__';
 /** FKO_PROTOCOL_VERSION sent by fwknop 2.6.x. */
 export const FKO_PROTOCOL_VERSION = '3.0.0';
+
+/**
+ * Bounds of the native SPA gate (native/spa_limits.h, checked equal by test/spa-native-gate.test.ts):
+ * keys checked per SPA port (one bit each in a u32 match mask whose top bit means "inspected") and
+ * SPA ports per capture handle. A port with more keys is not gated natively: JavaScript checks every
+ * packet there, as before.
+ */
+export const SPA_GATE_LIMITS = {
+  maxKeysPerPort: 31,
+  maxPorts: 64,
+} as const;

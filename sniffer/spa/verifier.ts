@@ -26,11 +26,14 @@ import type { SpaKeys } from './keys.js';
 import { SPA_LIMITS } from './limits.js';
 import { SPA_REFUSALS, type SpaRefusalReason } from './reasons.js';
 import { parseIpv4, SourceMatcher } from './source-match.js';
-import { isNatType } from './types.js';
+import { DIGEST_CODES, isNatType } from './types.js';
+import type { SpaGateKey } from '../capture/spa-gate.js';
 
 export interface SpaVerifier {
   readonly policy: string;
   verify(packet: InboundPacket): Verdict;
+  /** What the native SPA gate checks for this policy (capture/spa-gate.ts). Holds the HMAC key. */
+  readonly gateKey: SpaGateKey;
 }
 
 /** A policy or key set that can never verify anything; thrown by createSpaVerifier only. */
@@ -78,6 +81,9 @@ export function createSpaVerifier(policy: KnockPolicy, keys: SpaKeys, opts: { cl
     allowMissingHmac: spa.allowMissingHmac === true,
   };
   if (keys.hmacKey) decodeOptions.hmac = new SpaHmac(spa.hmacDigestType ?? 'sha256', keys.hmacKey);
+  const gateKey: SpaGateKey = keys.hmacKey
+    ? { hmacType: DIGEST_CODES[spa.hmacDigestType ?? 'sha256'], key: keys.hmacKey, allowMissingHmac: false }
+    : { hmacType: 0, allowMissingHmac: decodeOptions.allowMissingHmac };
 
   const maxAge = Math.min(
     spa.maxPacketAgeSeconds ?? DEFAULTS.maxPacketAgeSeconds,
@@ -153,6 +159,7 @@ export function createSpaVerifier(policy: KnockPolicy, keys: SpaKeys, opts: { cl
 
   return {
     policy: name,
+    gateKey,
     verify(packet: InboundPacket): Verdict {
       try {
         return check(packet);

@@ -1,0 +1,251 @@
+// The native SPA gate (spa_gate.h): fwknop's HMAC (lib/fko_hmac.c) recomputed for each key of the
+// port a packet was sent to, with OpenSSL's EVP digests, before any JavaScript sees the packet.
+//
+//   packet = ciphertext-b64 hmac-b64
+//   hmac-b64 = base64 without "=" of HMAC-<type>(key, "U2FsdGVkX1" | ciphertext-b64)
+//              (22 chars md5, 27 sha1, 43 sha256/sha3-256, 64 sha384, 86 sha512/sha3-512)
+//
+// Per packet and port, in decodeSpa's order: length 36-1500 (not-spa); starts with "U2FsdGVkX1"
+// (salted-prefix); a character outside the base64 alphabet (not-spa). Then per key: no HMAC key ->
+// accepted only when the policy allows packets without one (else missing-hmac); text before the HMAC
+// shorter than 36 (not-spa); the HMAC's base64 text compared with CRYPTO_memcmp (bad-hmac). A packet
+// passes when any key accepts it; when none does, the reason counted is the furthest one reached
+// (bad-hmac, then missing-hmac, then not-spa).
+//
+// HMAC state per key is prepared once: the inner digest after key^ipad and the 10-character prefix,
+// the outer after key^opad; a packet costs two context copies and the digest of its own text. Keys
+// longer than the digest's block are hashed first (RFC 2104), as OpenSSL's HMAC does.
+
+#include "spa_gate.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define B64_SALTED_PREFIX "U2FsdGVkX1"
+#define B64_SALTED_PREFIX_LEN 10
+#define MAX_BLOCK 144 // largest EVP block size used here: SHA3-256's rate, 136
+
+const char *const spa_reason_names[SPA_REASONS] = {"not-spa", "salted-prefix", "missing-hmac", "bad-hmac"};
+
+typedef struct {
+  int hmac_type;
+  int allow_missing;
+  size_t md_len;
+  size_t b64_len;
+  EVP_MD_CTX *inner;
+  EVP_MD_CTX *outer;
+} spa_key;
+
+typedef struct {
+  uint16_t port;
+  uint32_t nkeys;
+  spa_key keys[SPA_GATE_MAX_KEYS_PER_PORT];
+} spa_port;
+
+struct spa_table {
+  uint32_t nports;
+  spa_port ports[SPA_GATE_MAX_PORTS];
+  EVP_MD_CTX *work;
+};
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static uint8_t b64_ok[256];
+
+static void init_alphabet(void) {
+  if (b64_ok['A']) return;
+  for (const char *c = B64; *c; c++) b64_ok[(uint8_t)*c] = 1;
+}
+
+static const EVP_MD *digest_of(int hmac_type) {
+  switch (hmac_type) {
+    case 1: return EVP_md5();
+    case 2: return EVP_sha1();
+    case 3: return EVP_sha256();
+    case 4: return EVP_sha384();
+    case 5: return EVP_sha512();
+    case 6: return EVP_sha3_256();
+    case 7: return EVP_sha3_512();
+    default: return NULL;
+  }
+}
+
+// Unpadded base64 of `n` bytes into `out` (room for 4 * ceil(n / 3)); returns its length.
+static size_t b64_encode(const uint8_t *in, size_t n, char *out) {
+  size_t o = 0, i = 0;
+  for (; i + 2 < n; i += 3) {
+    uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) | in[i + 2];
+    out[o++] = B64[v >> 18];
+    out[o++] = B64[(v >> 12) & 63];
+    out[o++] = B64[(v >> 6) & 63];
+    out[o++] = B64[v & 63];
+  }
+  if (n - i == 1) {
+    uint32_t v = (uint32_t)in[i] << 16;
+    out[o++] = B64[v >> 18];
+    out[o++] = B64[(v >> 12) & 63];
+  } else if (n - i == 2) {
+    uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8);
+    out[o++] = B64[v >> 18];
+    out[o++] = B64[(v >> 12) & 63];
+    out[o++] = B64[(v >> 6) & 63];
+  }
+  return o;
+}
+
+spa_table *spa_table_new(void) {
+  init_alphabet();
+  spa_table *t = calloc(1, sizeof *t);
+  if (t == NULL) return NULL;
+  t->work = EVP_MD_CTX_new();
+  if (t->work == NULL) {
+    free(t);
+    return NULL;
+  }
+  return t;
+}
+
+void spa_table_free(spa_table *t) {
+  if (t == NULL) return;
+  for (uint32_t p = 0; p < t->nports; p++)
+    for (uint32_t k = 0; k < t->ports[p].nkeys; k++) {
+      EVP_MD_CTX_free(t->ports[p].keys[k].inner); // frees and cleanses the digest state
+      EVP_MD_CTX_free(t->ports[p].keys[k].outer);
+    }
+  EVP_MD_CTX_free(t->work);
+  OPENSSL_cleanse(t, sizeof *t);
+  free(t);
+}
+
+static spa_port *find_port(const spa_table *t, uint16_t port) {
+  for (uint32_t p = 0; p < t->nports; p++)
+    if (t->ports[p].port == port) return (spa_port *)&t->ports[p];
+  return NULL;
+}
+
+int spa_table_has_port(const spa_table *t, uint16_t port) { return t != NULL && find_port(t, port) != NULL; }
+
+// The inner and outer digest contexts of HMAC(key) after the padded key block; the inner one has
+// also digested the salted prefix the wire form leaves out.
+static const char *prepare(spa_key *k, const EVP_MD *md, const uint8_t *key, size_t key_len) {
+  uint8_t block[MAX_BLOCK], pad[MAX_BLOCK];
+  size_t bs = (size_t)EVP_MD_get_block_size(md);
+  const char *err = NULL;
+  if (bs == 0 || bs > MAX_BLOCK) return "HMAC digest has an unexpected block size";
+  memset(block, 0, sizeof block);
+  if (key_len > bs) {
+    unsigned int n = 0;
+    if (!EVP_Digest(key, key_len, block, &n, md, NULL)) return "cannot digest the HMAC key";
+  } else {
+    memcpy(block, key, key_len);
+  }
+  k->inner = EVP_MD_CTX_new();
+  k->outer = EVP_MD_CTX_new();
+  if (k->inner == NULL || k->outer == NULL) {
+    err = "out of memory";
+    goto done;
+  }
+  for (size_t i = 0; i < bs; i++) pad[i] = block[i] ^ 0x36;
+  if (!EVP_DigestInit_ex(k->inner, md, NULL) || !EVP_DigestUpdate(k->inner, pad, bs) ||
+      !EVP_DigestUpdate(k->inner, B64_SALTED_PREFIX, B64_SALTED_PREFIX_LEN)) {
+    err = "cannot prepare the HMAC";
+    goto done;
+  }
+  for (size_t i = 0; i < bs; i++) pad[i] = block[i] ^ 0x5c;
+  if (!EVP_DigestInit_ex(k->outer, md, NULL) || !EVP_DigestUpdate(k->outer, pad, bs)) err = "cannot prepare the HMAC";
+done:
+  OPENSSL_cleanse(block, sizeof block);
+  OPENSSL_cleanse(pad, sizeof pad);
+  if (err) {
+    EVP_MD_CTX_free(k->inner);
+    EVP_MD_CTX_free(k->outer);
+    k->inner = k->outer = NULL;
+  }
+  return err;
+}
+
+const char *spa_table_add(spa_table *t, uint16_t port, int hmac_type, const uint8_t *key, size_t key_len,
+                          int allow_missing_hmac) {
+  if (port == 0) return "SPA port must be 1-65535";
+  spa_port *p = find_port(t, port);
+  if (p == NULL) {
+    if (t->nports == SPA_GATE_MAX_PORTS) return "too many SPA ports for the native gate";
+    p = &t->ports[t->nports++];
+    p->port = port;
+    p->nkeys = 0;
+  }
+  if (p->nkeys == SPA_GATE_MAX_KEYS_PER_PORT) return "too many keys on one SPA port for the native gate";
+  spa_key *k = &p->keys[p->nkeys];
+  memset(k, 0, sizeof *k);
+  k->hmac_type = hmac_type;
+  k->allow_missing = allow_missing_hmac != 0;
+  if (hmac_type != SPA_HMAC_NONE) {
+    const EVP_MD *md = digest_of(hmac_type);
+    if (md == NULL) return "unknown HMAC digest type";
+    if (key_len < 1 || key_len > SPA_MAX_HMAC_KEY_BYTES) return "HMAC key must be 1-128 bytes";
+    k->md_len = (size_t)EVP_MD_get_size(md);
+    k->b64_len = (k->md_len * 4 + 2) / 3;
+    const char *err = prepare(k, md, key, key_len);
+    if (err) return err;
+  }
+  p->nkeys++;
+  return NULL;
+}
+
+// 1 when the packet's trailing HMAC text is that of key `k`.
+static int hmac_matches(spa_table *t, const spa_key *k, const uint8_t *payload, size_t body_len) {
+  uint8_t inner[EVP_MAX_MD_SIZE], mac[EVP_MAX_MD_SIZE];
+  char text[(EVP_MAX_MD_SIZE * 4 + 2) / 3 + 4];
+  unsigned int n = 0;
+  int ok = EVP_MD_CTX_copy_ex(t->work, k->inner) && EVP_DigestUpdate(t->work, payload, body_len) &&
+           EVP_DigestFinal_ex(t->work, inner, &n) && EVP_MD_CTX_copy_ex(t->work, k->outer) &&
+           EVP_DigestUpdate(t->work, inner, n) && EVP_DigestFinal_ex(t->work, mac, &n) && n == k->md_len;
+  // An OpenSSL failure is a refusal (fail closed), compared all the same so the time does not say.
+  size_t len = ok ? b64_encode(mac, k->md_len, text) : 0;
+  int same = CRYPTO_memcmp(text, payload + body_len, k->b64_len) == 0;
+  return ok && len == k->b64_len && same;
+}
+
+uint32_t spa_check(spa_table *t, uint16_t port, const uint8_t *payload, size_t len, spa_reason *reason) {
+  const spa_port *p = find_port(t, port);
+  if (p == NULL) {
+    *reason = SPA_NOT_SPA; // not reached: callers check spa_table_has_port first
+    return 0;
+  }
+  if (len < SPA_MIN_ENCODED_MSG_SIZE || len > SPA_MAX_ENCODED_MSG_SIZE) {
+    *reason = SPA_NOT_SPA;
+    return 0;
+  }
+  if (memcmp(payload, B64_SALTED_PREFIX, B64_SALTED_PREFIX_LEN) == 0) {
+    *reason = SPA_SALTED_PREFIX;
+    return 0;
+  }
+  for (size_t i = 0; i < len; i++)
+    if (!b64_ok[payload[i]]) {
+      *reason = SPA_NOT_SPA;
+      return 0;
+    }
+  uint32_t mask = 0;
+  spa_reason furthest = SPA_NOT_SPA;
+  for (uint32_t i = 0; i < p->nkeys; i++) {
+    const spa_key *k = &p->keys[i];
+    if (k->hmac_type == SPA_HMAC_NONE) {
+      if (k->allow_missing)
+        mask |= 1u << i;
+      else if (furthest != SPA_BAD_HMAC)
+        furthest = SPA_MISSING_HMAC;
+      continue;
+    }
+    if (len < k->b64_len + SPA_MIN_ENCODED_MSG_SIZE) continue; // not-spa for this key
+    if (hmac_matches(t, k, payload, len - k->b64_len))
+      mask |= 1u << i;
+    else
+      furthest = SPA_BAD_HMAC;
+  }
+  if (mask == 0) {
+    *reason = furthest;
+    return 0;
+  }
+  return SPA_INSPECTED | mask;
+}
