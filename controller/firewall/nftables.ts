@@ -9,7 +9,8 @@
 //
 // Grants are elements of `flags timeout` sets, each with its own timeout, so the kernel removes
 // them at their end even if knockgate is gone. The whole table is replaced in one `nft -f`
-// transaction; per-grant changes are single-line transactions on a long-lived `nft -i`.
+// transaction; per-grant changes are single-line transactions on a long-lived `nft -i`, a burst of
+// more than nftSessionMaxElements one `nft -f -` transaction.
 
 import type { Clock } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
@@ -191,9 +192,22 @@ export class NftablesBackend implements Backend {
     now: number,
   ): Promise<void> {
     if (changes.length === 0) return;
+    const text = renderChanges(changes, now);
+    if (changes.length > FIREWALL_LIMITS.nftSessionMaxElements) {
+      // A burst: one transaction through `nft -f` (the interactive reader is slow on long lines).
+      try {
+        await this.commands.run('nft', ['-f', '-'], {
+          input: text + '\n',
+          timeoutMs: FIREWALL_LIMITS.applyTimeoutMs,
+        });
+      } catch (err) {
+        throw new FirewallApplyError(`nftables: grant change refused: ${(err as Error).message}`);
+      }
+      return;
+    }
     let answer: string;
     try {
-      answer = await this.session.request([renderChanges(changes, now)]);
+      answer = await this.session.request([text]);
     } catch (err) {
       throw new FirewallApplyError(`nftables: ${(err as Error).message}`);
     }
