@@ -14,15 +14,20 @@
 import { CommandError, type Commands } from './command.js';
 import { NAMES } from './limits.js';
 
-/** Remove table inet knockgate when it exists; one line when it did, none when nft is absent. */
-export async function removeNftTable(commands: Commands): Promise<string[]> {
-  let listed: string;
+/** The listing's output, or undefined when the tool is not installed (nothing of ours can exist). */
+async function listing(commands: Commands, cmd: string, args: string[]): Promise<string | undefined> {
   try {
-    listed = (await commands.run('nft', ['list', 'tables'])).stdout;
+    return (await commands.run(cmd, args)).stdout;
   } catch (err) {
-    if (err instanceof CommandError && err.notFound) return [];
+    if (err instanceof CommandError && err.notFound) return undefined;
     throw err;
   }
+}
+
+/** Remove table inet knockgate when it exists; one line when it did, none when nft is absent. */
+export async function removeNftTable(commands: Commands): Promise<string[]> {
+  const listed = await listing(commands, 'nft', ['list', 'tables']);
+  if (listed === undefined) return [];
   const table = `table inet ${NAMES.nftTable}`;
   if (!listed.split('\n').some((l) => l.trim() === table)) return [];
   await commands.run('nft', ['delete', 'table', 'inet', NAMES.nftTable]);
@@ -31,13 +36,8 @@ export async function removeNftTable(commands: Commands): Promise<string[]> {
 
 /** Destroy every knockgate-* ipset (no rule may reference them any more); one line per set. */
 export async function destroyOwnSets(commands: Commands): Promise<string[]> {
-  let listed: string;
-  try {
-    listed = (await commands.run('ipset', ['list', '-n'])).stdout;
-  } catch (err) {
-    if (err instanceof CommandError && err.notFound) return [];
-    throw err;
-  }
+  const listed = await listing(commands, 'ipset', ['list', '-n']);
+  if (listed === undefined) return [];
   const ours = listed
     .split('\n')
     .map((l) => l.trim())
