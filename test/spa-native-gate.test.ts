@@ -8,9 +8,12 @@
 // reason is one the verifiers gave. Also: the gate's bounds equal sniffer/spa/limits.ts, and a
 // bad key table throws one line that holds no key material.
 
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../api/clock.js';
 import type { HmacDigestType, KnockPolicy } from '../api/types.js';
 import { pcapAddon } from '../sniffer/capture/addon.js';
@@ -24,7 +27,9 @@ import { SPA_GATE_LIMITS, SPA_LIMITS } from '../sniffer/spa/limits.js';
 import { DIGEST_CODES } from '../sniffer/spa/types.js';
 import { createSpaVerifier } from '../sniffer/spa/verifier.js';
 import { buildFrame, type Link } from './helpers/capture-frames.js';
+import { startCaptureHarness } from './helpers/capture-live.js';
 import { readPcap } from './helpers/capture-pcap.js';
+import { skipWithoutNetns, Topology } from './helpers/netns.js';
 
 interface Fixture {
   name: string;
@@ -280,4 +285,122 @@ describe('native SPA gate vs the JavaScript verifier', () => {
     h.setSpaKeys([{ port: PORT, keys: [{ hmacType: 3, key: secret, allowMissingHmac: false }] }]);
     h.close();
   });
+});
+
+// Live: the capture harness (test/helpers/capture-harness.ts: startSniffer + engine + verifiers) in
+// a namespace; real fwknop client packets and tampered ones sent across a veth.
+describe.skipIf(skipWithoutNetns('spa-native-gate live'))('native SPA gate on a live capture', () => {
+  let net: Topology;
+  let dir: string;
+  beforeAll(async () => {
+    net = await Topology.create(['srv', 'cli']);
+    dir = mkdtempSync(join(tmpdir(), 'kg-gate-'));
+  });
+  afterAll(async () => {
+    await net?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const fwknop = (args: string[]) =>
+    execFileSync('fwknop', ['--no-rc-file', '--no-save-args', ...args], {
+      env: { ...process.env, HOME: dir },
+      timeout: 10_000,
+    }).toString();
+  const keygen = () => {
+    const out = fwknop(['--key-gen']);
+    return {
+      KEY_BASE64: /^KEY_BASE64: (\S+)$/m.exec(out)![1]!,
+      HMAC_KEY_BASE64: /^HMAC_KEY_BASE64: (\S+)$/m.exec(out)![1]!,
+    };
+  };
+  const keyArgs = (k: Record<string, string>) => [
+    '--key-base64-rijndael',
+    k.KEY_BASE64!,
+    '--key-base64-hmac',
+    k.HMAC_KEY_BASE64!,
+  ];
+
+  it('refuses tampered packets in the addon (counted, never delivered) and takes rotated keys without a restart', async () => {
+    const srv = net.ns('srv');
+    const cli = net.ns('cli');
+    const srvIp = srv.addr4['cli']!;
+    const cliIp = cli.addr4['srv']!;
+    const keysA = keygen();
+    const keysB = keygen();
+    const policy: KnockPolicy = {
+      apiVersion: 'knockgate.io/v1alpha1',
+      kind: 'KnockPolicy',
+      metadata: { name: 'ssh' },
+      spec: {
+        spa: { keySecretRef: { name: 'ssh' }, port: `${PORT}/udp` },
+        grant: { ports: ['22/tcp'], durationSeconds: 60 },
+      },
+    };
+    const secrets = { ssh: keysA };
+    const h = await startCaptureHarness(srv, {
+      interfaces: [srv.ifname['cli']!],
+      policies: [policy],
+      dir,
+      secrets,
+    });
+    const send = (keys: Record<string, string>) =>
+      cli.run('fwknop', [
+        '--no-rc-file',
+        '--no-save-args',
+        '-A',
+        'tcp/22',
+        '-a',
+        cliIp,
+        '-D',
+        srvIp,
+        ...keyArgs(keys),
+      ]);
+    const counts = async (pred: (c: Record<string, number>) => boolean, what: string) => {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const before = h.events.length;
+        h.signal('SIGUSR2');
+        const e = await h.waitFor(
+          (x, i = h.events.indexOf(x)) => x.event === 'gate' && i >= before,
+          'gate counts',
+        );
+        if (pred(e.counts!)) return e.counts!;
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting for ${what}: ${JSON.stringify(e.counts)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+
+    // Tampered: real packets with one character changed, sent as UDP datagrams from cli.
+    const file = join(dir, 'pkt');
+    fwknop(['-A', 'tcp/22', '-a', cliIp, '-D', '127.0.0.1', '--test', '-B', file, ...keyArgs(keysA)]);
+    const real = readFileSync(file, 'latin1').trim();
+    const tampered = Array.from({ length: 20 }, (_, i) => {
+      const at = 5 + i * 7;
+      return real.slice(0, at) + (real[at] === 'A' ? 'B' : 'A') + real.slice(at + 1);
+    });
+    const py = `import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor l in sys.argv[2:]: s.sendto(l.encode('latin1'),(sys.argv[1],${PORT}))`;
+    await cli.run('python3', ['-c', py, srvIp, ...tampered]);
+    await counts((c) => c['bad-hmac']! >= 20, '20 tampered packets refused by the gate');
+    await send(keysA);
+    await h.waitFor((e) => e.event === 'verdict' && e.verdict?.kind === 'grant', 'the real packet granted');
+    expect(h.verdicts().filter((e) => e.verdict?.reason === 'bad-hmac')).toEqual([]);
+
+    // Rotation: keys B replace keys A on the running capture (no restart, same filter).
+    writeFileSync(join(dir, `secrets-${srv.netns}.json`), JSON.stringify({ ssh: keysB }));
+    const before = h.events.length;
+    h.signal('SIGHUP');
+    const reloaded = await h.waitFor(
+      (e) => e.event === 'reloaded' && h.events.indexOf(e) >= before,
+      'reload',
+    );
+    expect(reloaded.filters).toEqual(h.ready.filters);
+    const refusedBefore = (await counts(() => true, 'counts'))['bad-hmac']!;
+    await send(keysA);
+    await counts((c) => c['bad-hmac']! > refusedBefore, 'the old key refused by the gate');
+    const grants = h.grants().length;
+    await send(keysB);
+    await h.waitFor(() => h.grants().length > grants, 'the new key granted');
+    expect(h.verdicts().filter((e) => e.verdict?.reason === 'bad-hmac')).toEqual([]);
+  }, 90_000);
 });

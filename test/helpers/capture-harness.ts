@@ -3,8 +3,12 @@
 //   {"event":"ready","interfaces":[...],"filters":{...}}
 //   {"event":"verdict","verdict":{...},"packet":{"src":..,"proto":..,"dstPort":..}}
 //   {"event":"error","message":"..."}            (then exit status 1)
+//   {"event":"gate","counts":{...}}              (on SIGUSR2: the native SPA gate's counts)
+//   {"event":"reloaded"}                         (on SIGHUP: policies and secrets re-read, as the
+//                                                 standalone daemon's reload does, no restart)
 // Usage: node dist/test/helpers/capture-harness.js --interface IF [--interface IF2...]
-//          --policies FILE.json [--buffer-size BYTES]
+//          --policies FILE.json [--secrets FILE.json] [--buffer-size BYTES]
+// (--secrets: {"<keySecretRef name>": {KEY_BASE64, HMAC_KEY_BASE64, ...}} for SPA policies.)
 // (or from the sources: vite-node test/helpers/capture-harness.ts -- ARGS; see capture-live.ts).
 // Runs until SIGTERM.
 
@@ -14,6 +18,8 @@ import { systemClock } from '../../api/clock.js';
 import type { KnockPolicy } from '../../api/types.js';
 import { startSniffer } from '../../sniffer/capture/sniffer.js';
 import { createEngine } from '../../sniffer/engine.js';
+import { spaKeysFromSecretData } from '../../sniffer/spa/keys.js';
+import { createSpaVerifier } from '../../sniffer/spa/verifier.js';
 
 function emit(obj: unknown): void {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
@@ -24,12 +30,25 @@ try {
     options: {
       interface: { type: 'string', multiple: true },
       policies: { type: 'string' },
+      secrets: { type: 'string' },
       'buffer-size': { type: 'string' },
     },
   });
   const bufferBytes = values['buffer-size'] === undefined ? undefined : Number(values['buffer-size']);
-  const policies = JSON.parse(readFileSync(values.policies ?? '', 'utf8')) as KnockPolicy[];
-  const engine = createEngine({ policies, clock: systemClock });
+  const readPolicies = () => JSON.parse(readFileSync(values.policies ?? '', 'utf8')) as KnockPolicy[];
+  const readSecrets = () =>
+    values.secrets
+      ? (JSON.parse(readFileSync(values.secrets, 'utf8')) as Record<string, Record<string, string>>)
+      : {};
+  let secrets = readSecrets();
+  const engine = createEngine({
+    policies: readPolicies(),
+    clock: systemClock,
+    spaVerifierFor: (p) =>
+      createSpaVerifier(p, spaKeysFromSecretData(secrets[p.spec.spa!.keySecretRef.name] ?? {}), {
+        clock: systemClock,
+      }),
+  });
   for (const p of engine.problems()) emit({ event: 'problem', ...p });
   const sniffer = startSniffer({
     engine,
@@ -50,6 +69,15 @@ try {
     process.exit(0);
   };
   process.on('SIGTERM', stop);
+  process.on('SIGUSR2', () => emit({ event: 'gate', counts: sniffer.spaGateCounts() }));
+  process.on('SIGHUP', () => {
+    // As StandaloneDaemon.reload(): new keys need new verifiers, then the capture is refreshed.
+    secrets = readSecrets();
+    engine.setPolicies([]);
+    engine.setPolicies(readPolicies());
+    sniffer.refresh();
+    emit({ event: 'reloaded', filters: sniffer.filters() });
+  });
   // Keep running even while nothing is captured (no port to listen on).
   setInterval(() => undefined, 1 << 30);
   emit({

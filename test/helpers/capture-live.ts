@@ -41,7 +41,8 @@ export function knockgateCli(host: Host, args: string[], timeoutMs = 60_000): Pr
 }
 
 export interface HarnessEvent {
-  event: 'ready' | 'verdict' | 'error' | 'problem';
+  event: 'ready' | 'verdict' | 'error' | 'problem' | 'gate' | 'reloaded';
+  counts?: Record<string, number>;
   verdict?: { kind: string; policy?: string; source?: string; ports?: string[]; reason?: string };
   packet?: { src: string; proto: string; dstPort: number };
   interfaces?: string[];
@@ -53,6 +54,8 @@ export interface HarnessEvent {
 export interface CaptureHarness {
   readonly events: HarnessEvent[];
   readonly ready: HarnessEvent;
+  /** Send the harness a signal (SIGUSR2: gate counts, SIGHUP: reload). */
+  signal(sig: NodeJS.Signals): void;
   verdicts(): HarnessEvent[];
   grants(): HarnessEvent[];
   /** Wait until some event satisfies `pred`, with a generous deadline. */
@@ -62,11 +65,23 @@ export interface CaptureHarness {
 /** Start capture-harness.ts in `host`'s namespace on `interfaces`, and wait for it to be capturing. */
 export async function startCaptureHarness(
   host: Host,
-  opts: { interfaces: string[]; policies: KnockPolicy[]; dir: string; bufferBytes?: number },
+  opts: {
+    interfaces: string[];
+    policies: KnockPolicy[];
+    dir: string;
+    bufferBytes?: number;
+    /** SPA keys by keySecretRef name (written to a file the harness re-reads on SIGHUP). */
+    secrets?: Record<string, Record<string, string>>;
+  },
 ): Promise<CaptureHarness> {
   const file = `${opts.dir}/policies-${host.netns}.json`;
   writeFileSync(file, JSON.stringify(opts.policies));
   const args = ['--policies', file, ...opts.interfaces.flatMap((i) => ['--interface', i])];
+  if (opts.secrets) {
+    const secretsFile = `${opts.dir}/secrets-${host.netns}.json`;
+    writeFileSync(secretsFile, JSON.stringify(opts.secrets), { mode: 0o600 });
+    args.push('--secrets', secretsFile);
+  }
   if (opts.bufferBytes !== undefined) args.push('--buffer-size', String(opts.bufferBytes));
   const [cmd, ...rest] = tsEntry('test/helpers/capture-harness.ts', args);
   const child = host.spawn(cmd!, rest, { cwd: ROOT });
@@ -106,6 +121,9 @@ export async function startCaptureHarness(
   return {
     events,
     ready,
+    signal: (sig) => {
+      if (child.pid) process.kill(child.pid, sig);
+    },
     verdicts: () => events.filter((e) => e.event === 'verdict'),
     grants: () => events.filter((e) => e.event === 'verdict' && e.verdict?.kind === 'grant'),
     waitFor: find,
