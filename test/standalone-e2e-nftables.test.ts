@@ -147,6 +147,19 @@ describe.skipIf(skipWithoutNetns('standalone e2e (nftables)'))('knockgate standa
             ? lab.fwknop('cli', keys, `tcp/${PORT}`, spaPort)
             : lab.spa('cli', keys, `tcp/${PORT}`, spaPort, 6),
       });
+      // --log-level debug: where each grant's time went (capture → replay claim → store, kernel → Active).
+      const timings = d.events('grant-timing');
+      expect(timings.length).toBeGreaterThanOrEqual(2);
+      for (const t of timings)
+        for (const stage of [
+          'captureToDecisionMs',
+          'replayClaimMs',
+          'storeWriteMs',
+          'firewallMs',
+          'statusWriteMs',
+        ])
+          expect(typeof t[stage], stage).toBe('number');
+      console.info('grant-timing', JSON.stringify(timings));
       const ran = await waitFor(
         () => {
           const text = readFileSync(hooks, 'utf8');

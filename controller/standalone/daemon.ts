@@ -46,6 +46,7 @@ import { firewallConfig, firewallGrant } from './firewall-view.js';
 import { grantHookCommand, runGrantHook } from './grant-hooks.js';
 import { KeyedQueue } from './queues.js';
 import { RateLimitedLog } from './rate-limited-log.js';
+import { StageTimer } from './stage-timer.js';
 import type { StandaloneMetrics } from './metrics.js';
 
 export const STANDALONE_TIMING = {
@@ -291,7 +292,7 @@ export class StandaloneDaemon {
       }
       return;
     }
-    void this.decide(verdict).catch((err: Error) =>
+    void this.decide(verdict, packet.at).catch((err: Error) =>
       this.log.error({ event: 'decision-error', policy: verdict.policy }, err.message),
     );
   }
@@ -301,8 +302,12 @@ export class StandaloneDaemon {
     auditRefusal(this.log, { kind: 'refused', policy: decision.policy, reason, message }, decision.source);
   }
 
-  /** Turn one decision into an open (or extended) grant, or a refusal. */
-  async decide(decision: AccessDecision): Promise<void> {
+  /**
+   * Turn one decision into an open (or extended) grant, or a refusal. `capturedAt` (the packet's
+   * capture time, clock ms) starts the stage timings logged at debug level (`grant-timing`).
+   */
+  async decide(decision: AccessDecision, capturedAt?: number): Promise<void> {
+    const trace = new StageTimer(capturedAt === undefined ? undefined : this.clock.now() - capturedAt);
     const where = `policy "${decision.policy}"`;
     const address = decision.source.split('/')[0]!;
     if (this.neverGrant.has(address))
@@ -318,6 +323,7 @@ export class StandaloneDaemon {
       let claimed: 'claimed' | 'replay';
       try {
         claimed = await this.replay!.claim(decision.claim.digest, decision.claim.expiresAt, decision.policy);
+        trace.mark('replayClaimMs');
       } catch (err) {
         return this.refuse(
           decision,
@@ -328,13 +334,15 @@ export class StandaloneDaemon {
       if (claimed === 'replay')
         return this.refuse(decision, 'replay', `${where}: SPA packet from ${address} was already used`);
     }
-    await this.perGrant.run(grant.metadata.name, () => this.open(grant, decision));
+    await this.perGrant.run(grant.metadata.name, () => this.open(grant, decision, trace));
   }
 
-  private async open(grant: AccessGrant, decision: AccessDecision): Promise<void> {
+  private async open(grant: AccessGrant, decision: AccessDecision, trace: StageTimer): Promise<void> {
     const store = this.grantStore;
     const name = grant.metadata.name;
+    trace.mark('queueMs');
     const before = await store.get(name);
+    trace.mark('storeReadMs');
     const extending = before !== undefined && isLive(before, this.clock.now());
     const onFirewall = this.appliesHere(grant);
     const fw = this.opts.firewall.stats();
@@ -350,9 +358,10 @@ export class StandaloneDaemon {
     // that could not be stored is closed again); an extension is applied as stored (ports merged).
     const applyNow = onFirewall && !extending;
     const [write, apply] = await Promise.allSettled([
-      store.extend(grant),
-      applyNow ? this.opts.firewall.add(firewallGrant(grant)) : Promise.resolve(),
+      trace.span('storeWriteMs', store.extend(grant)),
+      trace.span('firewallMs', applyNow ? this.opts.firewall.add(firewallGrant(grant)) : Promise.resolve()),
     ]);
+    trace.mark('writeAndApplyMs');
     if (write.status === 'rejected') {
       if (applyNow && apply.status === 'fulfilled')
         await this.opts.firewall.remove({ name }, 'revoked').catch(() => undefined);
@@ -380,7 +389,9 @@ export class StandaloneDaemon {
         if (!hook.ok) return this.fail(stored, hook.message!);
       }
       await store.updateStatus(name, this.status('Active', 'Applied', 'open', 'Applied'));
+      trace.mark('statusWriteMs');
     }
+    this.log.debug({ event: 'grant-timing', grant: name, ...trace.stages() }, `grant ${name} stage timings`);
     this.opts.metrics?.opened.inc({
       policy: decision.policy,
       method: decision.method,
