@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { isIP } from 'node:net';
 import { DEFAULT_STATE_DIR, StateDirError } from '../controller/local/state-dir.js';
 import { loadGrantDir } from '../controller/local/grant-store.js';
-import { isLive } from '../controller/grants-phase.js';
+import { isLive } from '../controller/grants/phase.js';
 import { ControlSocketError, sendControlRequest } from '../controller/standalone/control-socket.js';
 import { formatTable, grantRows } from '../controller/standalone/grant-table.js';
 import { CliError } from './errors.js';

@@ -10,9 +10,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../api/clock.js';
 import type { GrantStore } from '../api/store.js';
 import type { AccessGrant } from '../api/types.js';
-import { ExpiryEngine, type ExpiryOptions } from '../controller/expiry.js';
-import { reconcileOnStart } from '../controller/expiry-reconcile.js';
-import { buildGrant } from '../controller/grants.js';
+import { ExpiryEngine, type ExpiryOptions } from '../controller/expiry/engine.js';
+import { reconcileOnStart } from '../controller/expiry/reconcile.js';
+import { buildGrant } from '../controller/grants/build.js';
 import { LocalGrantStore } from '../controller/local/grant-store.js';
 import { StateDir } from '../controller/local/state-dir.js';
 

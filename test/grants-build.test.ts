@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../api/clock.js';
 import { createLogger } from '../api/log.js';
 import type { AccessDecision } from '../sniffer/decision.js';
-import { addressHex, buildGrant, GrantBuildError, grantName } from '../controller/grants.js';
-import { auditGrant, auditRefusal } from '../controller/grants-audit.js';
-import { checkGrant } from '../controller/grants-validate.js';
+import { addressHex, buildGrant, GrantBuildError, grantName } from '../controller/grants/build.js';
+import { auditGrant, auditRefusal } from '../controller/grants/audit.js';
+import { checkGrant } from '../controller/grants/validate.js';
 
 const clock = new FakeClock(Date.UTC(2026, 0, 1, 12, 0, 0));
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addressHex } from '../controller/grants.js';
+import { addressHex } from '../controller/grants/build.js';
 import type { AccessGrant } from '../api/types.js';
 import { knockgateCli } from './helpers/capture-live.js';
 import { skipWithoutNetns, Topology, waitFor, type Host } from './helpers/netns.js';

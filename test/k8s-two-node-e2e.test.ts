@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import type { AccessGrant } from '../api/types.js';
-import { addressHex } from '../controller/grants.js';
+import { addressHex } from '../controller/grants/build.js';
 import { Cluster, RELEASE_NS, type NodeName, type Role } from './helpers/cluster-harness.js';
 import { skipWithoutNetns, waitFor } from './helpers/netns.js';
 import { keygen, ROOT, type SpaKeys } from './helpers/standalone-harness.js';

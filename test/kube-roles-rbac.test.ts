@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../api/clock.js';
 import type { AccessGrant } from '../api/types.js';
 import { AGENT_CLUSTER_RULES, agentRules } from '../controller/agent/rbac.js';
-import { buildGrant } from '../controller/grants.js';
+import { buildGrant } from '../controller/grants/build.js';
 import { KubeApiError } from '../controller/kube/errors.js';
 import { KubeGrantStore } from '../controller/kube/grant-store.js';
 import type { PolicyRule } from '../controller/reconciler/rbac.js';

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../api/clock.js';
 import type { GrantEvent } from '../api/store.js';
 import type { AccessGrant } from '../api/types.js';
-import { buildGrant } from '../controller/grants.js';
+import { buildGrant } from '../controller/grants/build.js';
 import { KubeApiError } from '../controller/kube/errors.js';
 import { KubeGrantStore, type KubeGrantStoreOptions } from '../controller/kube/grant-store.js';
 import { KubeReplayStore } from '../controller/kube/replay-store.js';

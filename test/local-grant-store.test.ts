@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeClock } from '../api/clock.js';
 import { AlreadyExistsError, NotFoundError, type GrantEvent } from '../api/store.js';
 import type { AccessGrant } from '../api/types.js';
-import { buildGrant } from '../controller/grants.js';
+import { buildGrant } from '../controller/grants/build.js';
 import { LocalGrantStore, loadGrantDir } from '../controller/local/grant-store.js';
 import { StateDir, StateDirError } from '../controller/local/state-dir.js';
 

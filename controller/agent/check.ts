@@ -22,8 +22,8 @@ import { formatPort, parsePort, type PortRef } from '../../api/ports.js';
 import type { AccessGrant, KnockPolicy } from '../../api/types.js';
 import { validatePolicy } from '../../api/validate.js';
 import type { FirewallGrant } from '../firewall/types.js';
-import { expiresAtMs } from '../grants-phase.js';
-import { addressHex } from '../grants.js';
+import { expiresAtMs } from '../grants/phase.js';
+import { addressHex } from '../grants/build.js';
 import { labelsMatch } from '../sniffer/selection.js';
 
 export interface CheckContext {

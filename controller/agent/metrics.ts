@@ -8,7 +8,7 @@
 //   status writes by result — a wrapper around the NodeStatusWriter.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { AuditEvent } from '../grants-audit.js';
+import type { AuditEvent } from '../grants/audit.js';
 import type { Firewall, FirewallGrant, RemoveReason } from '../firewall/types.js';
 import { GrantGoneError, type NodeStatusWriter } from './sources.js';
 

@@ -23,8 +23,8 @@ import type { AccessGrant, KnockPolicy } from '../../api/types.js';
 import { Backoff, sleep } from '../kube/backoff.js';
 import { KUBE_STORE_DEFAULTS } from '../kube/limits.js';
 import type { InformerEvent } from '../kube/informer.js';
-import { auditGrant, type AuditEvent } from '../grants-audit.js';
-import { isLive, isTerminal } from '../grants-phase.js';
+import { auditGrant, type AuditEvent } from '../grants/audit.js';
+import { isLive, isTerminal } from '../grants/phase.js';
 import {
   FirewallInputError,
   MaxGrantsError,

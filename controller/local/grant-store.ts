@@ -33,9 +33,9 @@ import {
   type WatchEventType,
 } from '../../api/store.js';
 import type { AccessGrant, AccessGrantStatus } from '../../api/types.js';
-import { expiresAtMs, isLive, isTerminal } from '../grants-phase.js';
-import { expiredStatus, mergeStatus } from '../grants-status.js';
-import { checkGrant, checkGrantName, unionPorts, validGrantCopy } from '../grants-validate.js';
+import { expiresAtMs, isLive, isTerminal } from '../grants/phase.js';
+import { expiredStatus, mergeStatus } from '../grants/status.js';
+import { checkGrant, checkGrantName, unionPorts, validGrantCopy } from '../grants/validate.js';
 import { forEachLimit } from './concurrency.js';
 import { DirSyncer, isTempFileName, writeFileDurably } from './durable-file.js';
 import { LOCAL_STATE_DEFAULTS } from './limits.js';

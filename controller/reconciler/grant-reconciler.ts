@@ -17,8 +17,8 @@
 import type { Clock } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import type { AccessGrant, KnockPolicy } from '../../api/types.js';
-import { auditGrant } from '../grants-audit.js';
-import { isTerminal } from '../grants-phase.js';
+import { auditGrant } from '../grants/audit.js';
+import { isTerminal } from '../grants/phase.js';
 import type { KubeInformer, CachedObject } from '../kube/informer.js';
 import { KubeApiError } from '../kube/errors.js';
 import type { ResourceClient } from '../kube/resource-client.js';

@@ -12,7 +12,7 @@ import { CoreV1Api, type KubeConfig, type KubernetesListObject } from '@kubernet
 import type { Clock, TimerHandle } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import type { AccessGrant, KnockPolicy, ReplayClaim } from '../../api/types.js';
-import { isTerminal } from '../grants-phase.js';
+import { isTerminal } from '../grants/phase.js';
 import { KubeInformer, type CachedObject } from '../kube/informer.js';
 import { ResourceClient } from '../kube/resource-client.js';
 import { LeaderElector } from '../leader/elector.js';

@@ -5,7 +5,7 @@ import { parsePort, type PortRef } from '../../api/ports.js';
 import type { ResolvedSettings } from '../../api/standalone.js';
 import type { AccessGrant } from '../../api/types.js';
 import type { FirewallConfig, FirewallGrant } from '../firewall/types.js';
-import { expiresAtMs } from '../grants-phase.js';
+import { expiresAtMs } from '../grants/phase.js';
 
 export function firewallConfig(settings: ResolvedSettings, knockPorts: PortRef[]): FirewallConfig {
   const config: FirewallConfig = {

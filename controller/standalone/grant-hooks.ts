@@ -8,7 +8,7 @@ import { parsePort } from '../../api/ports.js';
 import { HOOK_DEFAULTS, type Hooks } from '../../api/standalone.js';
 import type { AccessGrant } from '../../api/types.js';
 import { HookError, renderCommand, runCommand, type HookVars } from '../hooks.js';
-import { expiresAtMs } from '../grants-phase.js';
+import { expiresAtMs } from '../grants/phase.js';
 
 export type HookPhase = 'start' | 'stop';
 

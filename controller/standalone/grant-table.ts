@@ -1,7 +1,7 @@
 // `knockgate grants` output: one row per grant, like `kubectl get accessgrants`.
 
 import type { AccessGrant } from '../../api/types.js';
-import { expiresAtMs, isLive } from '../grants-phase.js';
+import { expiresAtMs, isLive } from '../grants/phase.js';
 
 const COLUMNS = ['NAME', 'SOURCE', 'PORTS', 'POLICY', 'METHOD', 'PHASE', 'EXPIRES'] as const;
 

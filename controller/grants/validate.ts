@@ -1,10 +1,10 @@
 // Shape checks for an AccessGrant read back from storage or handed to a store: a grant that fails
 // them is never opened (fail closed). Messages name the field; callers add the file or object name.
 
-import { isSingleHost } from '../api/addresses.js';
-import { formatPort, parsePort } from '../api/ports.js';
-import { BOUNDS } from '../api/limits.js';
-import { API_VERSION, type AccessGrant } from '../api/types.js';
+import { isSingleHost } from '../../api/addresses.js';
+import { formatPort, parsePort } from '../../api/ports.js';
+import { BOUNDS } from '../../api/limits.js';
+import { API_VERSION, type AccessGrant } from '../../api/types.js';
 
 /** Kubernetes DNS-1123 subdomain: what a grant name (and so a file name) may be. */
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

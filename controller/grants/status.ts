@@ -2,7 +2,7 @@
 // subresource does: scalar fields replace, the per-target maps (nodes, securityGroups) merge key by
 // key so that each agent only touches its own entry, and conditions merge by type.
 
-import type { AccessGrantStatus, Condition } from '../api/types.js';
+import type { AccessGrantStatus, Condition } from '../../api/types.js';
 
 function mergeConditions(old: Condition[] = [], update: Condition[]): Condition[] {
   const byType = new Map(old.map((c) => [c.type, c]));

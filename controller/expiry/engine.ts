@@ -11,15 +11,15 @@
 // Expired, Revoked and Failed grants stay in the store for `retentionSeconds` (a recent history,
 // bounded to `maxRetained`, the oldest deleted first) and are then deleted.
 
-import { DEFAULTS } from '../api/limits.js';
-import type { Clock, TimerHandle } from '../api/clock.js';
-import type { Logger } from '../api/log.js';
-import { NotFoundError, type GrantEvent, type GrantStore } from '../api/store.js';
-import type { AccessGrant } from '../api/types.js';
-import { MinHeap } from './expiry-heap.js';
-import { auditGrant } from './grants-audit.js';
-import { expiredStatus } from './grants-status.js';
-import { expiresAtMs, isLive, isTerminal } from './grants-phase.js';
+import { DEFAULTS } from '../../api/limits.js';
+import type { Clock, TimerHandle } from '../../api/clock.js';
+import type { Logger } from '../../api/log.js';
+import { NotFoundError, type GrantEvent, type GrantStore } from '../../api/store.js';
+import type { AccessGrant } from '../../api/types.js';
+import { MinHeap } from './heap.js';
+import { auditGrant } from '../grants/audit.js';
+import { expiredStatus } from '../grants/status.js';
+import { expiresAtMs, isLive, isTerminal } from '../grants/phase.js';
 
 export const EXPIRY_DEFAULTS = {
   /** How often the engine re-reads the store to catch up with anything it missed. */

@@ -10,13 +10,13 @@
 
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { hostCidr } from '../api/addresses.js';
-import type { Clock } from '../api/clock.js';
-import { BOUNDS } from '../api/limits.js';
-import { formatPort, parsePort } from '../api/ports.js';
-import { API_VERSION, type AccessGrant, type AccessGrantSpec } from '../api/types.js';
-import type { AccessDecision } from '../sniffer/decision.js';
-import { checkGrantName, MAX_NAME_LENGTH } from './grants-validate.js';
+import { hostCidr } from '../../api/addresses.js';
+import type { Clock } from '../../api/clock.js';
+import { BOUNDS } from '../../api/limits.js';
+import { formatPort, parsePort } from '../../api/ports.js';
+import { API_VERSION, type AccessGrant, type AccessGrantSpec } from '../../api/types.js';
+import type { AccessDecision } from '../../sniffer/decision.js';
+import { checkGrantName, MAX_NAME_LENGTH } from './validate.js';
 
 export class GrantBuildError extends Error {}
 

@@ -1,9 +1,9 @@
 // The audit trail: every open, extend, expire, revoke and refusal is one structured log line with
 // the same fields, so `grep '"event":"open"'` or a log pipeline can follow who had access to what.
 
-import type { Logger } from '../api/log.js';
-import type { AccessGrant } from '../api/types.js';
-import type { Refusal } from '../sniffer/decision.js';
+import type { Logger } from '../../api/log.js';
+import type { AccessGrant } from '../../api/types.js';
+import type { Refusal } from '../../sniffer/decision.js';
 
 export type AuditEvent = 'open' | 'extend' | 'expire' | 'revoke' | 'refuse';
 

@@ -1,7 +1,7 @@
 // Which grants hold a door open. A grant is live while its phase is not terminal and its expiresAt
 // lies ahead; Expired, Revoked and Failed grants open nothing and are kept only as history.
 
-import type { AccessGrant, GrantPhase } from '../api/types.js';
+import type { AccessGrant, GrantPhase } from '../../api/types.js';
 
 const TERMINAL: ReadonlySet<GrantPhase> = new Set(['Expired', 'Revoked', 'Failed']);
 

@@ -3,9 +3,9 @@
 // but past expiresAt after downtime) must have no firewall entry, and entries that belong to no live
 // grant are removed. The expiry engine then marks the overdue ones Expired.
 
-import type { Clock } from '../api/clock.js';
-import type { AccessGrant } from '../api/types.js';
-import { isLive } from './grants-phase.js';
+import type { Clock } from '../../api/clock.js';
+import type { AccessGrant } from '../../api/types.js';
+import { isLive } from '../grants/phase.js';
 
 export interface StartState {
   /** Grants to (re)apply: not terminal and expiresAt still ahead. */
