@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AccessGrant, KnockPolicy } from '../api/types.js';
 import { agentConfig, NODE, startAgentRig, type AgentRig } from './helpers/agent-kube-rig.js';
-import { waitFor } from './helpers/netns.js';
+import { waitFor } from './helpers/wait.js';
 
 const CONFIG = agentConfig(['22/tcp', '3389/tcp']);
 

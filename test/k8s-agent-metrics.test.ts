@@ -10,7 +10,7 @@ import type { AccessGrant, KnockPolicy } from '../api/types.js';
 import { createAgentMetrics, refusalKind } from '../controller/agent/metrics.js';
 import { serveMetrics } from '../controller/metrics-server.js';
 import { agentConfig, NODE, startAgentRig } from './helpers/agent-kube-rig.js';
-import { waitFor } from './helpers/netns.js';
+import { waitFor } from './helpers/wait.js';
 
 const CONFIG = agentConfig(['22/tcp', '443/tcp']);
 

@@ -9,7 +9,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AccessGrant, KnockPolicy } from '../api/types.js';
 import { agentConfig, NODE, startAgentRig, type AgentRig } from './helpers/agent-kube-rig.js';
-import { waitFor } from './helpers/netns.js';
+import { waitFor } from './helpers/wait.js';
 
 const AGENT_USER = 'system:serviceaccount:knockgate:agent-node-a';
 const CONFIG = agentConfig(['22/tcp', '443/tcp']);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FINALIZER } from '../controller/reconciler/grant-reconciler.js';
 import { ControllerBench } from './helpers/k8s-controller-harness.js';
-import { waitFor } from './helpers/netns.js';
+import { waitFor } from './helpers/wait.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist/cmd/knockgate.js');
 const tmp = mkdtempSync(join(tmpdir(), 'kg-controller-cli-'));

@@ -17,7 +17,7 @@ import type { Sniffer, SnifferOptions } from '../sniffer/capture/sniffer.js';
 import type { InboundPacket } from '../sniffer/decision.js';
 import { encodeSpa } from '../sniffer/spa/encode.js';
 import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
-import { waitFor } from './helpers/netns.js';
+import { waitFor } from './helpers/wait.js';
 
 const NS = 'knockgate';
 const SNIFFER_USER = 'system:serviceaccount:knockgate:sniffer';

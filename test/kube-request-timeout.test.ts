@@ -20,7 +20,7 @@ import { KUBE_STORE_DEFAULTS } from '../controller/kube/limits.js';
 import { applyRequestTimeout, requestTimeoutOf } from '../controller/kube/request.js';
 import { ResourceClient } from '../controller/kube/resource-client.js';
 import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
-import { waitFor } from './helpers/netns.js';
+import { waitFor } from './helpers/wait.js';
 
 type Policy = KnockPolicy & CachedObject;
 

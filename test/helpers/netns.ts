@@ -198,21 +198,5 @@ export class Topology {
   }
 }
 
-/** Wait until `check` returns a truthy value, polling; generous deadlines, bounded attempts. */
-export async function waitFor<T>(
-  check: () => Promise<T> | T,
-  { timeoutMs = 20_000, intervalMs = 50, what = 'condition' } = {},
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
+// waitFor lives in wait.ts so tests that only poll (no namespaces) stay out of the netns lane.
+export { waitFor } from './wait.js';
