@@ -161,10 +161,21 @@ export interface NodeStatus {
   message?: string;
 }
 
+/**
+ * A security group's state for one grant. CoveredByExistingRule: a rule knockgate does not own
+ * already allows the source (access works; that rule is never revoked).
+ */
+export type SecurityGroupState = TargetState | 'CoveredByExistingRule';
+
 export interface SecurityGroupStatus {
-  state: TargetState;
+  state: SecurityGroupState;
+  /** The rule id (sgr-...) of the grant's first port, once applied. */
   ruleId?: string;
+  /** Every rule id, one per port, when the grant has more than one port. */
+  ruleIds?: string[];
   since: string;
+  /** Why it is not Applied (CamelCase: QuotaExceeded, GroupNotFound, Unauthorized, AuthFailure, ...). */
+  reason?: string;
   message?: string;
 }
 

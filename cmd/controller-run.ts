@@ -14,6 +14,9 @@ import {
   loadControllerConfig,
   type ControllerConfig,
 } from '../controller/reconciler/config.js';
+import { Ec2Clients, endpointProblem, regionProblem } from '../controller/aws/client.js';
+import type { AwsSettings } from '../controller/aws/sg-reconciler.js';
+import { clusterIdProblem } from '../controller/aws/tags.js';
 import { ControllerManager } from '../controller/reconciler/manager.js';
 import { createControllerMetrics } from '../controller/reconciler/metrics.js';
 import { MetricsAddressError, serveMetrics } from '../controller/standalone/metrics.js';
@@ -42,8 +45,41 @@ function load(opts: ControllerCliOptions): ControllerConfig {
   return config;
 }
 
+/** The AWS settings of the flags, or undefined without --cluster-id and --aws-region. */
+function awsSettings(opts: ControllerCliOptions): AwsSettings | undefined {
+  const regions = [...new Set(opts.awsRegion ?? [])];
+  if (opts.clusterId === undefined && regions.length === 0) {
+    if (opts.awsEndpoint !== undefined)
+      throw new CliError('--aws-endpoint: needs --cluster-id and --aws-region');
+    return undefined;
+  }
+  if (opts.clusterId === undefined)
+    throw new CliError(
+      '--cluster-id is required with --aws-region (the tag of the rules this installation owns)',
+    );
+  if (regions.length === 0) throw new CliError('--cluster-id: name the regions to act in with --aws-region');
+  const problem =
+    clusterIdProblem(opts.clusterId) ??
+    regions.map(regionProblem).find((p) => p !== null) ??
+    (opts.awsEndpoint !== undefined ? endpointProblem(opts.awsEndpoint) : null);
+  if (problem) throw new CliError(problem);
+  const seconds = (flag: string, text: string, max: number) => {
+    if (!/^\d{1,5}$/.test(text) || Number(text) > max)
+      throw new CliError(`${flag}: want 0-${max}, got "${text}"`);
+    return Number(text) * 1000;
+  };
+  return {
+    clusterId: opts.clusterId,
+    regions,
+    clients: new Ec2Clients({ endpoint: opts.awsEndpoint }),
+    graceMs: seconds('--aws-grace-seconds', opts.awsGraceSeconds, 3600),
+    sweepIntervalMs: Math.max(1000, seconds('--aws-sweep-seconds', opts.awsSweepSeconds, 86_400)),
+  };
+}
+
 export async function run(opts: ControllerCliOptions): Promise<void> {
   const config = load(opts);
+  const aws = awsSettings(opts);
   const identity = opts.identity ?? (process.env.POD_NAME || hostname());
   if (identity.length > 253 || !DNS1123_SUBDOMAIN.test(identity.toLowerCase()))
     throw new CliError(`--identity: "${identity}" is not a usable holder identity`);
@@ -71,6 +107,7 @@ export async function run(opts: ControllerCliOptions): Promise<void> {
     clock: systemClock,
     logger,
     metrics,
+    aws,
   });
   manager.start();
   logger.info(
@@ -78,6 +115,7 @@ export async function run(opts: ControllerCliOptions): Promise<void> {
       event: 'started',
       identity,
       lease: `${config.leaderElection.namespace}/${config.leaderElection.leaseName}`,
+      ...(aws ? { clusterId: aws.clusterId, awsRegions: aws.regions } : {}),
     },
     `controller ${identity} started; campaigning for the lease`,
   );
@@ -90,7 +128,10 @@ export async function run(opts: ControllerCliOptions): Promise<void> {
       clearInterval(keepAlive);
       logger.info({ event: 'stopping', signal }, `${signal}: releasing the lease and stopping`);
       metricsServer?.close();
-      void manager.stop({ release: true }).then(resolve);
+      void manager
+        .stop({ release: true })
+        .then(() => aws?.clients.destroy())
+        .then(resolve);
     };
     process.once('SIGTERM', () => onStop('SIGTERM'));
     process.once('SIGINT', () => onStop('SIGINT'));

@@ -119,6 +119,31 @@ function checkAgainstPolicy(
   policy: KnockPolicy | undefined,
   ctx: CheckContext,
 ): string | undefined {
+  const problem = exceedsPolicy(grant, ports, remainingMs, policyName, policy, ctx.clockSkewMs);
+  if (problem !== undefined) return problem;
+  const g = policy!.spec.grant;
+  const method = grant.spec.method;
+  const target = g.targets?.node?.mode ?? 'Local';
+  if (target === 'None') return `policy "${policyName}" opens no node firewall (targets.node.mode None)`;
+  if (target === 'Local' && method !== 'manual' && grant.spec.observedBy !== ctx.node)
+    return `policy "${policyName}" opens only the node that saw the request (${String(grant.spec.observedBy)}), not ${ctx.node}`;
+  return undefined;
+}
+
+/**
+ * What `grant` asks beyond the policy it names, whatever it opens: the policy exists and is valid,
+ * the method is the policy's kind, ports ⊆ the policy's, expiresAt within its cap, security groups
+ * ⊆ its targets. The agent adds its node checks; the controller runs exactly this before any AWS
+ * call (controller/aws/sg-reconciler.ts), so both refuse the same grants.
+ */
+export function exceedsPolicy(
+  grant: AccessGrant,
+  ports: PortRef[],
+  remainingMs: number,
+  policyName: string,
+  policy: KnockPolicy | undefined,
+  clockSkewMs: number,
+): string | undefined {
   if (!policy || policy.metadata.deletionTimestamp) return `policy "${policyName}" does not exist`;
   const invalid = policyProblem(policy);
   if (invalid !== undefined) return `policy "${policyName}" is invalid: ${invalid}`;
@@ -131,7 +156,7 @@ function checkAgainstPolicy(
   if (extra.length > 0) return `port ${extra.join(', ')} is not granted by policy "${policyName}"`;
   const g = policy.spec.grant;
   const capSeconds = Math.max(g.durationSeconds, g.maxDurationSeconds ?? g.durationSeconds);
-  if (remainingMs > capSeconds * 1000 + ctx.clockSkewMs)
+  if (remainingMs > capSeconds * 1000 + clockSkewMs)
     // Stable wording (no "N s left"): a status message must not change from one pass to the next.
     return `expiresAt ${grant.spec.expiresAt} is further away than policy "${policyName}" allows (${capSeconds} s)`;
   // Targets a subset of the policy's, security groups included: a grant naming a group its policy
@@ -143,10 +168,6 @@ function checkAgainstPolicy(
   );
   if (otherGroup !== undefined)
     return `security group ${otherGroup.groupId} is not one of policy "${policyName}"'s targets`;
-  const target = g.targets?.node?.mode ?? 'Local';
-  if (target === 'None') return `policy "${policyName}" opens no node firewall (targets.node.mode None)`;
-  if (target === 'Local' && method !== 'manual' && grant.spec.observedBy !== ctx.node)
-    return `policy "${policyName}" opens only the node that saw the request (${String(grant.spec.observedBy)}), not ${ctx.node}`;
   return undefined;
 }
 

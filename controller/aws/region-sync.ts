@@ -48,6 +48,8 @@ export interface RegionSyncResult {
   rules: Map<string, RuleOutcome>;
   /** Rule ids revoked in this pass. */
   revoked: ClusterRule[];
+  /** This cluster's rules no live grant needs, still there: in their grace period, or not revoked. */
+  kept?: ClusterRule[];
   /** Calls made, by action and outcome ("AuthorizeSecurityGroupIngress/ok"). */
   calls: Map<string, number>;
   /** Set when the listing itself failed: nothing was changed. */
@@ -60,6 +62,11 @@ export interface RegionSyncOptions {
   now: number;
   /** How long a rule nobody needs is kept after it was first seen (default 30 s). */
   graceMs?: number;
+  /**
+   * Rules nobody needs that go at once, without the grace period: e.g. the controller knows the
+   * grant its tag names and that grant has ended (deleted, expired, refused).
+   */
+  revokeNow?: (rule: ClusterRule) => boolean;
 }
 
 /** The EC2 error code → the status reason. */
@@ -106,7 +113,7 @@ export class RegionSync {
       count('DescribeSecurityGroupRules', reasonOf(err));
       const listError = { reason: reasonOf(err), message: awsErrorLine(err) };
       for (const d of desired) rules.set(d.key, { state: 'Failed', ...listError });
-      return { rules, revoked: [], calls, listError };
+      return { rules, revoked: [], kept: [], calls, listError };
     }
 
     const byKey = new Map<string, ClusterRule>();
@@ -171,7 +178,7 @@ export class RegionSync {
       const seen = this.firstSeen.get(r.ruleId) ?? opts.now;
       this.firstSeen.set(r.ruleId, seen);
       const expired = r.expiresAt === undefined || r.expiresAt <= opts.now;
-      if (expired || opts.now - seen >= graceMs) revoke.push(r);
+      if (expired || opts.now - seen >= graceMs || opts.revokeNow?.(r)) revoke.push(r);
     }
     const revoked: ClusterRule[] = [];
     const byGroup = new Map<string, ClusterRule[]>();
@@ -194,7 +201,10 @@ export class RegionSync {
     }
     for (const id of [...this.firstSeen.keys()])
       if (!observed.some((r) => r.ruleId === id)) this.firstSeen.delete(id);
-    return { rules, revoked, calls, listError: undefined };
+    const gone = new Set(revoked.map((r) => r.ruleId));
+    const kept = [...byKey].filter(([k, r]) => !wanted.has(k) && !gone.has(r.ruleId)).map(([, r]) => r);
+    kept.push(...extra.filter((r) => !gone.has(r.ruleId)));
+    return { rules, revoked, kept, calls, listError: undefined };
   }
 
   private async authorize(

@@ -1,5 +1,6 @@
 // Kubernetes Events (core/v1, what `kubectl describe accessgrant` and `kubectl get events` show) for
-// what happens to a grant: Opened, Expired, Revoked, Refused, Failed. involvedObject is the grant.
+// what happens to a grant: Opened, Expired, Revoked, Refused, Failed, and SecurityGroupFailed (one
+// per group and reason: a full group, an unknown group, a refused call). involvedObject is the grant.
 //
 // Level-based and idempotent: an Event is named after the grant's uid and the reason, so a
 // reconcile that runs twice — or a new leader that sees the same state — creates it once (a 409 is
@@ -12,9 +13,10 @@ import type { Logger } from '../../api/log.js';
 import { API_VERSION, type AccessGrant } from '../../api/types.js';
 import { toKubeApiError } from '../kube/errors.js';
 
-export type GrantEventReason = 'Opened' | 'Expired' | 'Revoked' | 'Refused' | 'Failed';
+export type GrantEventReason =
+  'Opened' | 'Expired' | 'Revoked' | 'Refused' | 'Failed' | 'SecurityGroupFailed';
 
-const WARNING: ReadonlySet<GrantEventReason> = new Set(['Refused', 'Failed']);
+const WARNING: ReadonlySet<GrantEventReason> = new Set(['Refused', 'Failed', 'SecurityGroupFailed']);
 export const COMPONENT = 'knockgate-controller';
 const REMEMBERED_MAX = 50_000;
 
@@ -32,10 +34,19 @@ export interface EventRecorderOptions {
   onRecorded?: (reason: GrantEventReason) => void;
 }
 
-/** The Event's name: <grant>.<uid prefix>.<reason>, at most 253 characters. */
-export function eventName(grant: AccessGrant, reason: GrantEventReason): string {
+/**
+ * The Event's name: <grant>.<uid prefix>.<reason>[.<detail>], at most 253 characters. `detail`
+ * (e.g. "sg-0123.quotaexceeded") tells apart several Events of one reason for one grant.
+ */
+export function eventName(grant: AccessGrant, reason: GrantEventReason, detail?: string): string {
   const uid = (grant.metadata.uid ?? 'nouid').replace(/[^0-9a-f]/g, '').slice(0, 12) || 'nouid';
-  return `${grant.metadata.name.slice(0, 220)}.${uid}.${reason.toLowerCase()}`;
+  const tail = detail
+    ? `.${detail
+        .toLowerCase()
+        .replace(/[^a-z0-9.-]/g, '-')
+        .slice(0, 80)}`
+    : '';
+  return `${grant.metadata.name.slice(0, 220 - tail.length)}.${uid}.${reason.toLowerCase()}${tail}`;
 }
 
 export class EventRecorder {
@@ -52,10 +63,16 @@ export class EventRecorder {
    * Record `reason` for `grant` once. `since` is when the transition happened; older than recentMs
    * is history, not news. Throws on API failure (the reconcile is retried).
    */
-  async record(grant: AccessGrant, reason: GrantEventReason, message: string, since?: number): Promise<void> {
+  async record(
+    grant: AccessGrant,
+    reason: GrantEventReason,
+    message: string,
+    since?: number,
+    detail?: string,
+  ): Promise<void> {
     const now = this.opts.clock.now();
     if (since !== undefined && now - since > this.recentMs) return;
-    const name = eventName(grant, reason);
+    const name = eventName(grant, reason, detail);
     if (this.recorded.has(name)) return;
     const at = new Date(since ?? now);
     const body: CoreV1Event = {

@@ -6,8 +6,9 @@
 //       after the deletion, whichever comes first; terminal grants let go at once.
 //   terminal (Expired/Failed/Revoked) → Event once; deleted when its retention ends.
 //   live → finalizer added; Expired at expiresAt; Failed (Refused) when it exceeds its policy or
-//       the manual bounds; Failed when a target reports Failed; Active when every target reports
-//       Applied (Event Opened); Pending otherwise. Requeued at expiresAt.
+//       the manual bounds; Failed when a node reports Failed; Active when every target reports
+//       Applied (Event Opened); Pending otherwise — with reason SecurityGroupFailed while a security
+//       group is Failed (controller/aws/sg-reconciler.ts retries it). Requeued at expiresAt.
 //
 // The retention count bound is its own key (RETENTION_KEY): beyond maxGrants history entries the
 // oldest are deleted first. Every write passes the guard (only the leader writes) and carries the
@@ -110,6 +111,8 @@ export class GrantReconciler {
     if (report.failed) desired = statusFor(grant, 'Failed', 'TargetFailed', report.failed, now);
     else if (report.waiting.length === 0)
       desired = statusFor(grant, 'Active', 'Applied', 'every target reports Applied', now);
+    else if (report.groupFailed)
+      desired = statusFor(grant, 'Pending', 'SecurityGroupFailed', report.groupFailed, now);
     else
       desired = statusFor(
         grant,

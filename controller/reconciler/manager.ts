@@ -3,7 +3,9 @@
 // Informers (AccessGrants, KnockPolicies, ReplayClaims, Nodes) run in every replica, so a standby
 // has a warm cache. Only the leader (Lease, controller/leader/) acts: each leadership term gets
 // fresh work queues fed by the informers and seeded with every cached object (level-based: a new
-// leader picks up from the API state, whatever its predecessor did or left half-done). When the
+// leader picks up from the API state, whatever its predecessor did or left half-done). The
+// security-group reconciler (controller/aws/sg-reconciler.ts) is leader work too: one queue key per
+// region, fed once the informers have synced. When the
 // term ends — the Lease was taken over, a renewal deadline passed, or stop() — the queues drop
 // everything at once, and every write checks the term first, so a reconcile still running when
 // leadership is lost sends nothing more.
@@ -12,6 +14,8 @@ import { CoreV1Api, type KubeConfig, type KubernetesListObject } from '@kubernet
 import type { Clock, TimerHandle } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import type { AccessGrant, KnockPolicy, ReplayClaim } from '../../api/types.js';
+import { createAwsMetrics, type AwsMetrics } from '../aws/metrics.js';
+import { regionsOf, SecurityGroupReconciler, type AwsSettings } from '../aws/sg-reconciler.js';
 import { isTerminal } from '../grants/phase.js';
 import { KubeInformer, type CachedObject } from '../kube/informer.js';
 import { ResourceClient } from '../kube/resource-client.js';
@@ -46,6 +50,8 @@ export interface ControllerManagerOptions {
   /** How long a new leader waits for the informers' first lists. Default 30 s. */
   syncTimeoutMs?: number;
   metrics?: ControllerMetrics;
+  /** --cluster-id, --aws-region, --aws-endpoint; undefined: security-group targets are NotConfigured. */
+  aws?: AwsSettings;
 }
 
 type Grant = AccessGrant & CachedObject;
@@ -57,6 +63,9 @@ interface Term {
   id: number;
   grantQueue: WorkQueue;
   claimQueue: WorkQueue;
+  /** Keys are regions. */
+  sgQueue: WorkQueue;
+  sg: SecurityGroupReconciler;
   unsubscribe: (() => void)[];
   sweep?: TimerHandle;
   /** Every object cached at the term's start has been reconciled once (readiness). */
@@ -78,6 +87,7 @@ export class ControllerManager {
   private terms = 0;
   private starting: Promise<void> | undefined;
   private stopped = false;
+  private readonly awsMetrics: AwsMetrics | undefined;
 
   constructor(private readonly opts: ControllerManagerOptions) {
     const { kubeConfig, clock, logger } = opts;
@@ -115,6 +125,7 @@ export class ControllerManager {
       onStartedLeading: () => this.startTerm(),
       onStoppedLeading: () => void this.endTerm(),
     });
+    this.awsMetrics = opts.metrics && opts.aws ? createAwsMetrics(opts.metrics.registry) : undefined;
     if (opts.metrics)
       registerControllerGauges(opts.metrics, {
         isLeader: () => this.elector.isLeader(),
@@ -165,7 +176,7 @@ export class ControllerManager {
   async idle(): Promise<void> {
     await this.starting;
     const t = this.term;
-    if (t) await Promise.all([t.grantQueue.idle(), t.claimQueue.idle()]);
+    if (t) await Promise.all([t.grantQueue.idle(), t.claimQueue.idle(), t.sgQueue.idle()]);
   }
 
   // --- leadership terms --------------------------------------------------------------------------
@@ -178,20 +189,21 @@ export class ControllerManager {
     const id = ++this.terms;
     const { clock, logger, config, metrics } = this.opts;
     const guard = () => this.guard(id);
+    const events = new EventRecorder({
+      kubeConfig: this.opts.kubeConfig,
+      namespace: config.eventsNamespace,
+      clock,
+      instance: this.opts.identity,
+      logger,
+      guard,
+      onRecorded: (reason) => metrics?.events.inc({ reason }),
+    });
     const grantReconciler = new GrantReconciler({
       grants: this.grants,
       policies: this.policies,
       nodes: this.nodes,
       client: this.grantClient,
-      events: new EventRecorder({
-        kubeConfig: this.opts.kubeConfig,
-        namespace: config.eventsNamespace,
-        clock,
-        instance: this.opts.identity,
-        logger,
-        guard,
-        onRecorded: (reason) => metrics?.events.inc({ reason }),
-      }),
+      events,
       config,
       clock,
       logger,
@@ -206,19 +218,39 @@ export class ControllerManager {
       guard,
       metrics,
     });
-    const queue = (name: string, reconcile: (key: string) => ReturnType<GrantReconciler['reconcile']>) =>
+    const sg = new SecurityGroupReconciler({
+      grants: this.grants,
+      policies: this.policies,
+      nodes: this.nodes,
+      client: this.grantClient,
+      events,
+      config,
+      aws: this.opts.aws,
+      clock,
+      logger,
+      guard,
+      metrics: this.awsMetrics,
+    });
+    const queue = (
+      name: string,
+      reconcile: (key: string) => ReturnType<GrantReconciler['reconcile']>,
+      workers = this.opts.workers,
+    ) =>
       new WorkQueue({
         name,
         reconcile,
         clock,
         logger,
-        workers: this.opts.workers,
+        workers,
         onError: () => metrics?.reconcileErrors.inc({ queue: name }),
       });
     const term: Term = {
       id,
       grantQueue: queue('accessgrants', (k) => grantReconciler.reconcile(k)),
       claimQueue: queue('replayclaims', (k) => claimReconciler.reconcile(k)),
+      // Regions pass side by side (each is one EC2 endpoint with its own request limit).
+      sgQueue: queue('securitygroups', (k) => sg.reconcile(k), Math.max(1, Math.min(8, sg.regions.length))),
+      sg,
       unsubscribe: [],
     };
     this.term = term;
@@ -242,17 +274,35 @@ export class ControllerManager {
       }
     }
     if (this.term !== term) return;
-    const { grantQueue, claimQueue } = term;
+    const { grantQueue, claimQueue, sgQueue } = term;
+    // A grant's regions are passed again when what they decide changes (spec, end, deletion), not
+    // on the status writes of the passes themselves.
+    const seen = new Map<string, string>();
+    const sgRelevant = (g: Grant, deleted: boolean) => {
+      const name = g.metadata.name;
+      const sig = deleted
+        ? ''
+        : JSON.stringify([g.metadata.uid, g.spec, isTerminal(g), g.metadata.deletionTimestamp ?? null]);
+      if (seen.get(name) === sig) return false;
+      if (deleted) seen.delete(name);
+      else seen.set(name, sig);
+      return true;
+    };
+    for (const g of this.grants.list()) sgRelevant(g, false);
     term.unsubscribe.push(
       this.grants.subscribe((e) => {
         if (e.type === 'DELETED') grantQueue.forget(e.object.metadata.name);
         else grantQueue.add(e.object.metadata.name);
         if (e.type !== 'DELETED' && isTerminal(e.object)) grantQueue.add(RETENTION_KEY);
+        if (sgRelevant(e.object, e.type === 'DELETED')) for (const r of regionsOf(e.object)) sgQueue.add(r);
       }),
       // A policy that appears, changes or goes re-checks the grants that name it.
       this.policies.subscribe((e) => {
         for (const g of this.grants.list())
-          if (g.spec.policyRef?.name === e.object.metadata.name) grantQueue.add(g.metadata.name);
+          if (g.spec.policyRef?.name === e.object.metadata.name) {
+            grantQueue.add(g.metadata.name);
+            for (const r of regionsOf(g)) sgQueue.add(r);
+          }
       }),
       this.claims.subscribe((e) => {
         if (e.type === 'DELETED') claimQueue.forget(e.object.metadata.name);
@@ -260,7 +310,7 @@ export class ControllerManager {
       }),
     );
     this.enqueueAll(term);
-    void Promise.all([grantQueue.idle(), claimQueue.idle()]).then(() => {
+    void Promise.all([grantQueue.idle(), claimQueue.idle(), sgQueue.idle()]).then(() => {
       term.reconciledOnce = true;
     });
     const sweep = () => {
@@ -275,6 +325,11 @@ export class ControllerManager {
     for (const g of this.grants.list()) term.grantQueue.add(g.metadata.name);
     term.grantQueue.add(RETENTION_KEY);
     for (const c of this.claims.list()) term.claimQueue.add(c.metadata.name);
+    // Every configured region is swept (this cluster's rules no live grant needs, expired ones
+    // first), and every region a grant names is passed.
+    const regions = new Set(term.sg.regions);
+    for (const g of this.grants.list()) for (const r of regionsOf(g)) regions.add(r);
+    for (const r of regions) term.sgQueue.add(r);
   }
 
   private async endTerm(): Promise<void> {
@@ -283,6 +338,6 @@ export class ControllerManager {
     this.term = undefined;
     term.sweep?.cancel();
     for (const u of term.unsubscribe) u();
-    await Promise.all([term.grantQueue.stop(), term.claimQueue.stop()]);
+    await Promise.all([term.grantQueue.stop(), term.claimQueue.stop(), term.sgQueue.stop()]);
   }
 }

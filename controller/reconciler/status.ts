@@ -1,6 +1,9 @@
 // What a grant's status should say, from what is observed (pure; the reconciler writes it):
-//   Pending → Active   when every targeted node (and security group) reports Applied;
-//   Failed             when one reports Failed, or the grant is refused (bounds.ts);
+//   Pending → Active   when every targeted node reports Applied and every security group Applied
+//                      (or CoveredByExistingRule: a rule knockgate does not own allows it);
+//   Failed             when a node reports Failed, or the grant is refused (bounds.ts);
+//   Pending            while a security group is Failed (a full group, an unknown group, a refused
+//                      call): that target is retried every pass, the others stay as they are;
 //   Expired            at expiresAt;
 //   Revoked            when it is being deleted (kubectl delete) while it was live.
 // Conditions (metav1.Condition): Ready, Expired, Revoked, Refused, Failed; a condition keeps its
@@ -11,8 +14,10 @@ import type { AccessGrant, AccessGrantStatus, Condition, GrantPhase } from '../.
 export type ConditionType = 'Ready' | 'Expired' | 'Revoked' | 'Refused' | 'Failed';
 
 export interface TargetReport {
-  /** "node node-a: <message>" of the first target that reports Failed. */
+  /** "node node-a: <message>" of the first node that reports Failed. */
   failed?: string;
+  /** "security group sg-...: QuotaExceeded: <message>" of the first group that reports Failed. */
+  groupFailed?: string;
   /** Targets not yet Applied. */
   waiting: string[];
   /** Targets that reported Applied or Pending and not yet Removed (or Failed). */
@@ -22,23 +27,22 @@ export interface TargetReport {
 /** Every target of the grant (nodes, security groups) and what each reports. */
 export function reportTargets(grant: AccessGrant): TargetReport {
   const report: TargetReport = { waiting: [], notRemoved: [] };
-  const entries: [string, { state: string; message?: string } | undefined][] = [
-    ...(grant.spec.targets?.nodes ?? []).map(
-      (n) =>
-        [`node ${n}`, grant.status?.nodes?.[n]] as [string, { state: string; message?: string } | undefined],
-    ),
-    ...(grant.spec.targets?.awsSecurityGroups ?? []).map(
-      (g) =>
-        [`security group ${g.groupId}`, grant.status?.securityGroups?.[g.groupId]] as [
-          string,
-          { state: string; message?: string } | undefined,
-        ],
-    ),
+  type Entry = [string, { state: string; reason?: string; message?: string } | undefined, boolean];
+  const entries: Entry[] = [
+    ...(grant.spec.targets?.nodes ?? []).map((n): Entry => [`node ${n}`, grant.status?.nodes?.[n], false]),
+    ...(grant.spec.targets?.awsSecurityGroups ?? []).map((g): Entry => [
+      `security group ${g.groupId}`,
+      grant.status?.securityGroups?.[g.groupId],
+      true,
+    ]),
   ];
-  for (const [what, s] of entries) {
-    if (s?.state === 'Failed' && report.failed === undefined)
+  for (const [what, s, group] of entries) {
+    if (s?.state === 'Failed' && !group && report.failed === undefined)
       report.failed = `${what}: ${s.message ?? 'failed'}`;
-    if (s?.state !== 'Applied') report.waiting.push(what);
+    if (s?.state === 'Failed' && group && report.groupFailed === undefined)
+      report.groupFailed = `${what}: ${s.reason ? `${s.reason}: ` : ''}${s.message ?? 'failed'}`;
+    const applied = s?.state === 'Applied' || (group && s?.state === 'CoveredByExistingRule');
+    if (!applied) report.waiting.push(what);
     // Only a target that said it applied (or is applying) has something to take away; one that
     // never reported opened nothing, and closes on the deletion anyway.
     if (s?.state === 'Applied' || s?.state === 'Pending') report.notRemoved.push(what);

@@ -8,7 +8,7 @@ import { createLogger } from '../../api/log.js';
 import type { AccessGrant, KnockPolicy, ReplayClaim, TargetState } from '../../api/types.js';
 import { API_VERSION } from '../../api/types.js';
 import { defaultControllerConfig, type ControllerConfig } from '../../controller/reconciler/config.js';
-import { ControllerManager } from '../../controller/reconciler/manager.js';
+import { ControllerManager, type ControllerManagerOptions } from '../../controller/reconciler/manager.js';
 import type { ControllerMetrics } from '../../controller/reconciler/metrics.js';
 import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from '../../controller/reconciler/rbac.js';
 import type { KubeObject } from '../emulators/kube-apiserver/storage.js';
@@ -77,6 +77,7 @@ export class ControllerBench {
     config: ControllerConfig = this.config(),
     user = CONTROLLER_USER,
     metrics?: ControllerMetrics,
+    extra: Partial<ControllerManagerOptions> = {},
   ): ControllerManager {
     const kubeConfig: KubeConfig = this.cluster.kubeConfigFor(user);
     const m = new ControllerManager({
@@ -88,6 +89,7 @@ export class ControllerBench {
       watchBackoffMaxMs: 400,
       resyncIntervalMs: 0,
       metrics,
+      ...extra,
       ...(process.env.KG_TEST_LOG
         ? { logger: createLogger({ level: 'debug', destination: process.stderr }) }
         : {}),
