@@ -8,7 +8,8 @@ import { createLogger, type Logger } from '../api/log.js';
 import { FIREWALL_BACKENDS, type FirewallBackend } from '../api/standalone.js';
 import { createFirewall } from '../controller/firewall/firewall.js';
 import type { Firewall } from '../controller/firewall/types.js';
-import { StandaloneDaemon, StartError } from '../controller/standalone/daemon.js';
+import type { SecurityGroupTarget } from '../controller/aws/group-target.js';
+import { awsTargetProblem, StandaloneDaemon, StartError } from '../controller/standalone/daemon.js';
 import { checkInterfaces, checkPrivileges, PreflightError } from '../controller/standalone/preflight.js';
 import { startSniffer } from '../sniffer/capture/sniffer.js';
 import { CliError } from './errors.js';
@@ -42,6 +43,44 @@ function firewallFor(backend: FirewallBackend, logger: Logger): Firewall {
   return createFirewall({ backend, logger, clock: systemClock });
 }
 
+/**
+ * The security-group target when --cluster-id is given (the AWS SDK is loaded only then). Throws
+ * CliError (exit 2) when a policy has awsSecurityGroups targets and no --cluster-id was given.
+ */
+async function securityGroupsFor(
+  config: LoadedConfig,
+  opts: StandaloneCliOptions,
+  logger: Logger,
+): Promise<{ target: SecurityGroupTarget; close: () => void } | undefined> {
+  const missing = awsTargetProblem(config, opts.clusterId !== undefined);
+  if (missing) throw new CliError(missing);
+  if (opts.clusterId === undefined) {
+    if (opts.awsEndpoint !== undefined) throw new CliError('--aws-endpoint needs --cluster-id');
+    return undefined;
+  }
+  const { clusterIdProblem } = await import('../controller/aws/tags.js');
+  const { Ec2Clients, endpointProblem, regionProblem } = await import('../controller/aws/client.js');
+  const { SecurityGroupTarget } = await import('../controller/aws/group-target.js');
+  const idProblem = clusterIdProblem(opts.clusterId);
+  const problem =
+    (idProblem && `--cluster-id: ${idProblem}`) ??
+    (opts.awsEndpoint !== undefined ? endpointProblem(opts.awsEndpoint) : null) ??
+    config.policies
+      .flatMap((p) =>
+        (p.spec.grant.targets?.awsSecurityGroups ?? []).map((g) => {
+          const bad = regionProblem(g.region);
+          return bad && `policy "${p.metadata.name}": ${bad}`;
+        }),
+      )
+      .find((x) => x);
+  if (problem) throw new CliError(problem);
+  const clients = new Ec2Clients(opts.awsEndpoint !== undefined ? { endpoint: opts.awsEndpoint } : {});
+  return {
+    target: new SecurityGroupTarget({ clusterId: opts.clusterId, clients, clock: systemClock, logger }),
+    close: () => clients.destroy(),
+  };
+}
+
 async function cleanup(opts: StandaloneCliOptions, logger: Logger): Promise<void> {
   checkPrivileges();
   const firewall = firewallFor(parseBackend(opts.backend) ?? 'nftables', logger);
@@ -63,8 +102,10 @@ export async function run(opts: StandaloneCliOptions): Promise<void> {
     const metricsModule =
       opts.metricsAddress === undefined ? undefined : await import('../controller/standalone/metrics.js');
     const metrics = metricsModule?.createStandaloneMetrics();
+    const aws = await securityGroupsFor(config, opts, logger);
     const firewall = firewallFor(config.settings.backend, logger);
     const daemon = new StandaloneDaemon({
+      ...(aws ? { securityGroups: aws.target } : {}),
       config,
       stateDir: opts.stateDir,
       firewall,
@@ -86,6 +127,7 @@ export async function run(opts: StandaloneCliOptions): Promise<void> {
           logger.error({ event: 'cleanup-error' }, `cleanup after a failed start: ${e.message}`),
         );
       await cleaner.close().catch(() => undefined);
+      aws?.close();
       throw err;
     }
     const metricsServer =
@@ -94,6 +136,7 @@ export async function run(opts: StandaloneCliOptions): Promise<void> {
         : undefined;
     await untilStopped(daemon, opts, logger);
     metricsServer?.close();
+    aws?.close();
   } catch (err) {
     if (err instanceof PreflightError || err instanceof StartError) throw new CliError(err.message, 1);
     throw err;

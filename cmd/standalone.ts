@@ -25,6 +25,8 @@ export interface StandaloneCliOptions {
   bufferSize?: number;
   metricsAddress?: string;
   cleanup?: boolean;
+  clusterId?: string;
+  awsEndpoint?: string;
 }
 
 export function register(program: Command): void {
@@ -48,6 +50,11 @@ export function register(program: Command): void {
       intOption('--buffer-size', CAPTURE_BUFFER.minBytes, CAPTURE_BUFFER.maxBytes),
     )
     .option('--metrics-address <host:port>', 'serve /metrics and /healthz here, e.g. 127.0.0.1:9464')
+    .option(
+      '--cluster-id <id>',
+      'knockgate.io/cluster tag of the security-group rules this host adds (required with awsSecurityGroups targets; unique per installation)',
+    )
+    .option('--aws-endpoint <url>', 'EC2 endpoint (a VPC endpoint; default: the regional endpoint)')
     .option('--cleanup', 'remove everything knockgate installed in the firewall, then exit')
     .action(async (opts: StandaloneCliOptions) => (await import('./standalone-run.js')).run(opts));
 }

@@ -67,6 +67,12 @@ export interface RegionSyncOptions {
    * grant its tag names and that grant has ended (deleted, expired, refused).
    */
   revokeNow?: (rule: ClusterRule) => boolean;
+  /**
+   * This cluster's rules as the caller last saw them (a previous pass's listing plus what that pass
+   * changed): the listing is skipped. For a caller that owns every rule of its cluster id and
+   * lists again periodically (the standalone daemon), so a grant costs no DescribeSecurityGroupRules.
+   */
+  observed?: ClusterRule[];
 }
 
 /** The EC2 error code → the status reason. */
@@ -107,8 +113,8 @@ export class RegionSync {
     const rules = new Map<string, RuleOutcome>();
     let observed: ClusterRule[];
     try {
-      observed = await listClusterRules(this.client, opts.clusterId);
-      count('DescribeSecurityGroupRules', 'ok');
+      observed = opts.observed ?? (await listClusterRules(this.client, opts.clusterId));
+      if (!opts.observed) count('DescribeSecurityGroupRules', 'ok');
     } catch (err) {
       count('DescribeSecurityGroupRules', reasonOf(err));
       const listError = { reason: reasonOf(err), message: awsErrorLine(err) };

@@ -7,11 +7,19 @@
 //   decision: neverGrant check → replay claim (SPA, one-time knocks; fail closed when the store
 //             cannot answer) → cap on live grants → store (create or extend, by name) → firewall →
 //             start command (its failure makes the grant Failed and closes it again) → Active.
-//   close:    expiry, revoke: firewall entry removed, then the stop command.
-//   resync:   every resyncIntervalMs the firewall is rewritten from the live grants in the store.
+//             A policy with awsSecurityGroups targets also puts the grant's rules in those groups
+//             (controller/aws/group-target.ts, the controller's RegionSync); an AWS failure makes the
+//             grant Failed with the reason, and whatever it opened is closed again.
+//   close:    expiry, revoke: firewall entry and security-group rules removed, then the stop command.
+//   resync:   every resyncIntervalMs the firewall is rewritten from the live grants in the store,
+//             and every region's rules are listed again and brought to the live grants (at start
+//             this revokes the rules of grants that expired while the daemon was down).
 //   reload(): a new config replaces policies, keys, hooks and settings, or is refused as a whole.
 //   stop():   capture off, timers off, long-lived firewall processes closed; the kernel state stays
 //             (every entry carries its own expiry) so a stopped daemon leaves ports protected.
+//             Security-group rules stay too, as the kernel entries do (AWS calls in flight finish
+//             first): their knockgate.io/expires-at tag is their end, enforced by the next start
+//             (or by `knockgate sweep` from a cron job while the host is down).
 //
 // Work on one grant name is serialized. The firewall orders its own operations and batches
 // concurrent per-grant changes into one kernel change, so the daemon calls it without a queue.
@@ -25,12 +33,19 @@ import type { LoadedConfig } from '../../api/config/load.js';
 import type { Logger } from '../../api/log.js';
 import type { Hooks } from '../../api/standalone.js';
 import type { PortRef } from '../../api/ports.js';
-import type { AccessGrant, AccessGrantStatus, Condition, KnockPolicy } from '../../api/types.js';
+import type {
+  AccessGrant,
+  AccessGrantStatus,
+  Condition,
+  KnockPolicy,
+  SecurityGroupStatus,
+} from '../../api/types.js';
 import type { AccessDecision, InboundPacket, Verdict } from '../../sniffer/decision.js';
 import { createEngine, type Engine } from '../../sniffer/engine.js';
 import type { Sniffer, SnifferOptions } from '../../sniffer/capture/sniffer.js';
 import { createSpaVerifier } from '../../sniffer/spa/verifier.js';
 import { spaKeysFromSecretData } from '../../sniffer/spa/keys.js';
+import type { SecurityGroupTarget } from '../aws/group-target.js';
 import { ExpiryEngine } from '../expiry/engine.js';
 import { reconcileOnStart } from '../expiry/reconcile.js';
 import { MaxGrantsError, type Firewall, type RemoveReason } from '../firewall/types.js';
@@ -74,6 +89,26 @@ export interface StandaloneOptions {
   resyncIntervalMs?: number;
   /** Listen on <state-dir>/control.sock for `knockgate revoke`. Default true. */
   controlSocket?: boolean;
+  /** The security-group target; required when a policy has awsSecurityGroups targets. */
+  securityGroups?: SecurityGroupTarget;
+}
+
+/** The regions the policies' awsSecurityGroups targets name. */
+export function configRegions(config: LoadedConfig): string[] {
+  return [
+    ...new Set(
+      config.policies.flatMap((p) => (p.spec.grant.targets?.awsSecurityGroups ?? []).map((g) => g.region)),
+    ),
+  ];
+}
+
+/** Null when the config can run with (or without) a security-group target, else the one-line reason. */
+export function awsTargetProblem(config: LoadedConfig, haveTarget: boolean): string | null {
+  if (haveTarget) return null;
+  const p = config.policies.find((x) => (x.spec.grant.targets?.awsSecurityGroups ?? []).length > 0);
+  if (!p) return null;
+  const g = p.spec.grant.targets!.awsSecurityGroups![0]!;
+  return `policy "${p.metadata.name}" targets security group ${g.groupId} (${g.region}): --cluster-id is required (the knockgate.io/cluster tag of the rules it adds; no default)`;
 }
 
 /** The SPA verifier of `policy` with its keys from `config`. Throws (the engine leaves it out). */
@@ -128,6 +163,8 @@ export class StandaloneDaemon {
     this.clock = opts.clock;
     this.log = opts.logger;
     this.node = opts.node ?? hostname();
+    const awsProblem = awsTargetProblem(opts.config, opts.securityGroups !== undefined);
+    if (awsProblem) throw new StartError(awsProblem);
     // Verifiers read the current config, so a reload's new keys reach policies rebuilt after it.
     this.engine = createEngine({
       policies: opts.config.policies,
@@ -217,6 +254,7 @@ export class StandaloneDaemon {
     if (this.control) await new Promise<void>((resolve) => this.control!.close(() => resolve()));
     await this.expiry?.settled();
     await this.perGrant.idle();
+    await this.opts.securityGroups?.close();
     await this.opts.firewall.close().catch(() => undefined);
     this.engine.dispose();
     await this.replay?.close();
@@ -233,6 +271,8 @@ export class StandaloneDaemon {
       throw new StartError(
         `backend ${next.settings.backend} needs a restart (running ${this.config.settings.backend})`,
       );
+    const awsProblem = awsTargetProblem(next, this.opts.securityGroups !== undefined);
+    if (awsProblem) throw new StartError(awsProblem);
     const knockPorts = checkConfig(next, this.clock);
     const keysChanged = JSON.stringify(next.secrets) !== JSON.stringify(this.config.secrets);
     await this.opts.firewall.install(firewallConfig(next.settings, knockPorts));
@@ -376,6 +416,8 @@ export class StandaloneDaemon {
       return this.fail(stored, `firewall: ${(err as Error).message}`);
     }
     const audit = this.config.settings.mode === 'Audit';
+    const groups = await this.openGroups(stored, audit);
+    if (groups.problem !== undefined) return this.fail(stored, groups.problem, groups.groups);
     if (!extending) {
       if (audit) {
         const command = grantHookCommand(this.hooksOf(stored), 'start', stored);
@@ -388,7 +430,7 @@ export class StandaloneDaemon {
         const hook = await runGrantHook(this.hooksOf(stored), 'start', stored, this.log);
         if (!hook.ok) return this.fail(stored, hook.message!);
       }
-      await store.updateStatus(name, this.status('Active', 'Applied', 'open', 'Applied'));
+      await store.updateStatus(name, this.status('Active', 'Applied', 'open', 'Applied', groups.groups));
       trace.mark('statusWriteMs');
     }
     this.log.debug({ event: 'grant-timing', grant: name, ...trace.stages() }, `grant ${name} stage timings`);
@@ -405,13 +447,43 @@ export class StandaloneDaemon {
     );
   }
 
+  /**
+   * The grant's security-group rules (none, or only logged in Audit mode). `problem` when a group
+   * could not be opened: the grant fails then, and fail() takes away what the other groups got.
+   */
+  private async openGroups(
+    grant: AccessGrant,
+    audit: boolean,
+  ): Promise<{ groups?: Record<string, SecurityGroupStatus>; problem?: string }> {
+    const refs = grant.spec.targets?.awsSecurityGroups ?? [];
+    if (refs.length === 0) return {};
+    if (audit) {
+      this.log.info(
+        { event: 'audit', grant: grant.metadata.name, securityGroups: refs },
+        `audit mode: would add rules for ${grant.spec.source} to ${refs.map((r) => `${r.groupId} (${r.region})`).join(', ')}`,
+      );
+      return {};
+    }
+    const sg = await this.opts.securityGroups!.add(grant);
+    return sg.problem === undefined
+      ? { groups: sg.groups }
+      : { groups: sg.groups, problem: `aws: ${sg.problem}` };
+  }
+
   /** A grant that could not be opened: Failed with the reason, and nothing left open. */
-  private async fail(grant: AccessGrant, reason: string): Promise<void> {
+  private async fail(
+    grant: AccessGrant,
+    reason: string,
+    groups?: Record<string, SecurityGroupStatus>,
+  ): Promise<void> {
     await this.grantStore.updateStatus(
       grant.metadata.name,
-      this.status('Failed', 'Failed', reason, 'Failed'),
+      this.status('Failed', 'Failed', reason, 'Failed', groups),
     );
-    await this.opts.firewall.remove({ name: grant.metadata.name }, 'revoked');
+    await Promise.all([
+      this.opts.firewall.remove({ name: grant.metadata.name }, 'revoked'),
+      this.opts.securityGroups?.remove(grant.metadata.name),
+    ]);
     this.opts.metrics?.failed.inc({ policy: grant.spec.policyRef?.name ?? '' });
     this.log.error(
       { event: 'failed', grant: grant.metadata.name, reason },
@@ -419,9 +491,12 @@ export class StandaloneDaemon {
     );
   }
 
-  /** Remove the firewall entry, then run the stop command (once the door is shut). */
+  /** Remove the firewall entry and security-group rules, then run the stop command (once the door is shut). */
   private async closeGrant(grant: AccessGrant, reason: RemoveReason): Promise<void> {
-    await this.opts.firewall.remove({ name: grant.metadata.name }, reason);
+    await Promise.all([
+      this.opts.firewall.remove({ name: grant.metadata.name }, reason),
+      this.opts.securityGroups?.remove(grant.metadata.name),
+    ]);
     if (this.config.settings.mode === 'Audit') return;
     await runGrantHook(this.hooksOf(grant), 'stop', grant, this.log);
   }
@@ -432,7 +507,12 @@ export class StandaloneDaemon {
    */
   private targetsOf(decision: AccessDecision): AccessGrant['spec']['targets'] {
     const policy = this.config.policies.find((p) => p.metadata.name === decision.policy);
-    return policy?.spec.grant.targets?.node?.mode === 'None' ? { nodes: [] } : { nodes: [this.node] };
+    const targets = policy?.spec.grant.targets;
+    const groups = targets?.awsSecurityGroups ?? [];
+    return {
+      nodes: targets?.node?.mode === 'None' ? [] : [this.node],
+      ...(groups.length > 0 ? { awsSecurityGroups: groups.map((g) => ({ ...g })) } : {}),
+    };
   }
 
   /** Does the grant open this host's firewall? */
@@ -450,6 +530,7 @@ export class StandaloneDaemon {
     reason: string,
     message: string,
     nodeState: 'Applied' | 'Failed' | 'Removed',
+    securityGroups?: Record<string, SecurityGroupStatus>,
   ): AccessGrantStatus {
     const since = new Date(this.clock.now()).toISOString();
     const condition: Condition = {
@@ -459,7 +540,13 @@ export class StandaloneDaemon {
       message,
       lastTransitionTime: since,
     };
-    return { phase, message, conditions: [condition], nodes: { [this.node]: { state: nodeState, since } } };
+    return {
+      phase,
+      message,
+      conditions: [condition],
+      nodes: { [this.node]: { state: nodeState, since } },
+      ...(securityGroups && Object.keys(securityGroups).length > 0 ? { securityGroups } : {}),
+    };
   }
 
   // --- resync and control ----------------------------------------------------------------------
@@ -469,7 +556,7 @@ export class StandaloneDaemon {
     const now = this.clock.now();
     const live = (await this.grantStore.list()).filter((g) => isLive(g, now));
     const here = live.filter((g) => this.appliesHere(g));
-    await this.opts.firewall.sync(here.map(firewallGrant));
+    await Promise.all([this.opts.firewall.sync(here.map(firewallGrant)), this.resyncGroups(live)]);
     this.opts.metrics?.activeGrants.set(live.length);
     for (const d of this.sniffer?.drops() ?? [])
       if (d.dropped !== undefined)
@@ -477,6 +564,21 @@ export class StandaloneDaemon {
           { interface: d.interface },
           d.dropped + (d.interfaceDropped ?? 0),
         );
+  }
+
+  /** Every region listed again and brought to the live grants; what could not be done is logged. */
+  private async resyncGroups(live: AccessGrant[]): Promise<void> {
+    const target = this.opts.securityGroups;
+    if (!target || this.config.settings.mode === 'Audit') return;
+    const results = await target.sync(live, configRegions(this.config));
+    for (const [region, res] of results) {
+      const failed = [...res.rules].filter(([, o]) => o.state === 'Failed');
+      if (failed.length > 0 && !res.listError)
+        this.log.error(
+          { event: 'aws-error', region, rules: failed.map(([k]) => k) },
+          `security groups in ${region}: ${failed.length} rule(s) of live grants not applied: ${failed[0]![1].reason}: ${failed[0]![1].message}`,
+        );
+    }
   }
 
   private armResync(): void {
