@@ -102,6 +102,38 @@ describe('security groups: one region pass', () => {
     expect(await rulesOf(sg)).toEqual([]);
   });
 
+  it('grants ending in the same second share one Authorize per group; a full group is retried one grant at a time', async () => {
+    const sg = await newGroup('batched');
+    const grants = [1, 2, 3].map((i) => grant(`b${i}`, `10.6.0.${i}/32`, ['22/tcp'], 60, [sg]));
+    ec2.setSettings({ inboundRulesPerFamily: 2 });
+    try {
+      const r = await pass(new RegionSync(client), grants, 0);
+      // One call for all three fails (3 > 2, nothing added), then one per grant: two fit.
+      expect(r.calls.get('AuthorizeSecurityGroupIngress/QuotaExceeded')).toBe(2);
+      expect(r.calls.get('AuthorizeSecurityGroupIngress/ok')).toBe(2);
+      expect([...r.rules.values()].map((o) => o.state).sort()).toEqual(['Applied', 'Applied', 'Failed']);
+      const rules = await rulesOf(sg);
+      expect(rules.map((x) => x.Description).sort()).toEqual(['knockgate b1', 'knockgate b2']);
+    } finally {
+      ec2.setSettings({ inboundRulesPerFamily: 60 });
+    }
+    const sg2 = await newGroup('batched-2');
+    const more = [4, 5, 6].map((i) => grant(`b${i}`, `10.6.0.${i}/32`, ['22/tcp', '80/tcp'], 60, [sg2]));
+    const r = await pass(new RegionSync(client), more, 0);
+    expect(r.calls.get('AuthorizeSecurityGroupIngress/ok')).toBe(1);
+    const rules = await rulesOf(sg2);
+    expect(rules).toHaveLength(6);
+    for (const g of more)
+      for (const port of [22, 80]) {
+        const rule = rules.find((x) => x.CidrIpv4 === g.source && x.FromPort === port)!;
+        expect(rule.Description).toBe(`knockgate ${g.name}`);
+        const key = [...desiredRules([g], T0).values()].find((d) => d.port === port)!.key;
+        expect(r.rules.get(key)).toEqual({ state: 'Applied', ruleId: rule.SecurityGroupRuleId });
+      }
+    await pass(new RegionSync(client), [], 61); // all ended: the next test starts from nothing
+    expect([...(await rulesOf(sg)), ...(await rulesOf(sg2))]).toEqual([]);
+  });
+
   it('an unneeded rule of this cluster goes after the grace period; untagged and other clusters are never touched', async () => {
     const sg = await newGroup('foreign');
     const add = (cidr: string, tags?: { Key: string; Value: string }[]) =>

@@ -2,8 +2,11 @@
 // (rules.ts), then
 //   - a desired rule that exists is Applied (its expires-at tag moved later with CreateTags when a
 //     later grant needs it);
-//   - the missing ones of one grant in one group are added by ONE AuthorizeSecurityGroupIngress
-//     with their tags (all-or-nothing on EC2's side, so a failure leaves nothing half-applied);
+//   - the missing ones in one group with one end (whole seconds) are added by ONE
+//     AuthorizeSecurityGroupIngress with their tags, whichever grants they are for (all-or-nothing
+//     on EC2's side, so a failure leaves nothing half-applied; a Duplicate or a full group is
+//     retried one grant at a time). The grant tag names the first grant of the call; each rule's
+//     description names its own;
 //   - a rule no live grant needs is revoked by id — unless it was first seen less than `graceMs`
 //     ago and its own expiry has not passed (a rule this controller just added for a grant the
 //     informer has not shown yet).
@@ -74,6 +77,9 @@ export interface RegionSyncOptions {
    */
   observed?: ClusterRule[];
 }
+
+/** Rules per AuthorizeSecurityGroupIngress call (a bound on the request size). */
+export const MAX_RULES_PER_CALL = 100;
 
 /** The EC2 error code → the status reason. */
 export function reasonOf(err: unknown): RuleReason {
@@ -168,13 +174,19 @@ export class RegionSync {
       rules.set(d.key, { state: 'Applied', ruleId: have.ruleId });
     }
 
-    // Missing rules: one Authorize per (group, grant, end).
+    // Missing rules: one Authorize per group and end (the expires-at tag, whole seconds) for every
+    // grant that needs one — 40 grants made in one second cost one call per group, not 40 — in
+    // chunks of MAX_RULES_PER_CALL.
     const batches = new Map<string, DesiredRule[]>();
     for (const d of missing) {
-      const k = `${d.groupId} ${d.grant} ${d.expiresAt}`;
-      batches.set(k, [...(batches.get(k) ?? []), d]);
+      const k = `${d.groupId} ${formatExpiresAt(d.expiresAt)}`;
+      const batch = batches.get(k) ?? [];
+      batch.push(d);
+      batches.set(k, batch);
     }
-    for (const batch of batches.values()) await this.authorize(batch, opts, rules, count);
+    for (const batch of batches.values())
+      for (let i = 0; i < batch.length; i += MAX_RULES_PER_CALL)
+        await this.authorize(batch.slice(i, i + MAX_RULES_PER_CALL), opts, rules, count);
 
     // Rules no live grant needs.
     const revoke: ClusterRule[] = [...extra];
@@ -248,6 +260,19 @@ export class RegionSync {
       }
     } catch (err) {
       count('AuthorizeSecurityGroupIngress', isDuplicate(err) ? 'Duplicate' : reasonOf(err));
+      const grants = [...new Set(batch.map((d) => d.grant))];
+      if (grants.length > 1 && (isDuplicate(err) || reasonOf(err) === 'QuotaExceeded')) {
+        // All or nothing, for several grants: again one call per grant, so that one grant's
+        // covered rule or a group with room for some grants fails only what it must.
+        for (const g of grants)
+          await this.authorize(
+            batch.filter((d) => d.grant === g),
+            opts,
+            rules,
+            count,
+          );
+        return;
+      }
       if (isDuplicate(err) && batch.length > 1) {
         // All or nothing: find which one an existing (untagged) rule covers, one at a time.
         for (const d of batch) await this.authorize([d], opts, rules, count);

@@ -9,8 +9,8 @@
 //                                       (Throttled, AwsError: the pass is retried with backoff) or
 //                                       CoveredByExistingRule (an untagged rule allows it already);
 //   ended grant (expired, terminal, being deleted, refused)   not desired; its rules are revoked at
-//                                       once (no grace period: the controller knows the grant its
-//                                       tag names has ended) unless another live grant needs them,
+//                                       once (no grace period: the cache holds the grant its tag
+//                                       names) unless another live grant needs them,
 //                                       then its groups say Removed — what the finalizer
 //                                       knockgate.io/revoke waits for;
 //   undecided (its policy not cached yet, node labels not listed)   neither desired nor revoked.
@@ -126,7 +126,6 @@ export class SecurityGroupReconciler {
     }
 
     const live = grants.filter((g) => verdicts.get(g.metadata.name) === 'live');
-    const ended = new Set(grants.filter((g) => verdicts.get(g.metadata.name) === 'ended').map(nameOf));
     const wanted: SgGrant[] = live.map((g) => ({
       name: g.metadata.name,
       source: g.spec.source,
@@ -147,7 +146,10 @@ export class SecurityGroupReconciler {
       region,
       now,
       graceMs,
-      revokeNow: (r) => r.grant !== undefined && ended.has(r.grant),
+      // No grace for a rule whose grant tag names a grant this cache holds: the rule was made from
+      // a view that held it (a batch's tag names its first grant), so it is not one made for a
+      // grant this replica has not seen yet.
+      revokeNow: (r) => r.grant !== undefined && this.opts.grants.get(r.grant) !== undefined,
     });
     this.observe(region, result, desired, now);
 
@@ -284,8 +286,6 @@ export class SecurityGroupReconciler {
     }
   }
 }
-
-const nameOf = (g: AccessGrant) => g.metadata.name;
 
 /** A live grant's entry for one group, from the pass's outcomes for each of its ports. */
 function liveEntry(

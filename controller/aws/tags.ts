@@ -5,7 +5,11 @@
 
 /** Which knockgate installation owns the rule. Required configuration, no default. */
 export const TAG_CLUSTER = 'knockgate.io/cluster';
-/** The grant (namespace/name) the rule was added for (the latest one when several share it). */
+/**
+ * The grant the rule was added for: the one with the latest end when several share it; for rules
+ * added in one call for several grants ending in the same second, the first of them (each rule's
+ * description, "knockgate <grant>", names its own).
+ */
 export const TAG_GRANT = 'knockgate.io/grant';
 /** When the rule must be gone: RFC 3339 UTC, whole seconds ("2026-12-06T04:00:00Z"). */
 export const TAG_EXPIRES_AT = 'knockgate.io/expires-at';
