@@ -104,8 +104,10 @@ describe('security groups as a standalone grant target', () => {
     await t.remove('g0-later');
     expect(await ingress(a)).toEqual([]);
     const calls = actions(mark);
-    // 10 grants × 2 groups; the later grant for a source already there moves the end tag instead.
-    expect(calls.AuthorizeSecurityGroupIngress).toBe(20);
+    // At most one per grant and group (10 × 2; grants ending in the same second that reach one pass
+    // together share one per group); the later grant for a source already there moves the end tag.
+    expect(calls.AuthorizeSecurityGroupIngress).toBeGreaterThanOrEqual(2);
+    expect(calls.AuthorizeSecurityGroupIngress).toBeLessThanOrEqual(20);
     expect(calls.CreateTags).toBe(1);
     expect(calls.RevokeSecurityGroupIngress ?? 0).toBeLessThanOrEqual(21);
     // The only listings: the start's sync, and this test's own four checks.
