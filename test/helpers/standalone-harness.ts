@@ -16,11 +16,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_CREDENTIAL } from '../emulators/ec2/server.js';
 import { sh, Topology, waitFor, type Host } from './netns.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The built CLI: the end-to-end tests run what `npx tsc -p tsconfig.json` produced. */
 export const KNOCKGATE = join(ROOT, 'dist/cmd/knockgate.js');
+/** The EC2 emulator program (test/emulators/ec2), built with the rest. */
+export const EC2_EMULATOR = join(ROOT, 'dist/test/emulators/ec2/main.js');
 
 export type Backend = 'nftables' | 'ipset' | 'iptables';
 export type Role = 'srv' | 'cli' | 'third';
@@ -255,6 +258,87 @@ export class Prober {
 
 export type Reach = 'open' | 'closed';
 
+/** The environment that gives the daemon (and EC2_CLIENT) the emulator's credential. */
+export const EC2_ENV: Record<string, string> = {
+  AWS_ACCESS_KEY_ID: DEFAULT_CREDENTIAL.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: DEFAULT_CREDENTIAL.secretAccessKey,
+  AWS_EC2_METADATA_DISABLED: 'true',
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+};
+
+/**
+ * The real @aws-sdk/client-ec2 in srv, one JSON request per stdin line (the Prober protocol):
+ * createGroup, ingress (a group's inbound rules as DescribeSecurityGroupRules reports them),
+ * requests (the emulator's request log, from its admin endpoint).
+ */
+export const EC2_CLIENT = `
+const ec2 = require('@aws-sdk/client-ec2');
+const [url, token] = process.argv.slice(1);
+const clients = new Map();
+const client = (region) => {
+  if (!clients.has(region)) clients.set(region, new ec2.EC2Client({ endpoint: url, region, maxAttempts: 1 }));
+  return clients.get(region);
+};
+const reply = (id, result) => process.stdout.write(JSON.stringify({ id, result }) + '\\n');
+require('readline').createInterface({ input: process.stdin }).on('line', async (line) => {
+  const q = JSON.parse(line);
+  try {
+    if (q.op === 'createGroup') {
+      const r = await client(q.region).send(new ec2.CreateSecurityGroupCommand({ GroupName: q.name, Description: 'bastion' }));
+      reply(q.id, r.GroupId);
+    } else if (q.op === 'ingress') {
+      const r = await client(q.region).send(new ec2.DescribeSecurityGroupRulesCommand({ Filters: [{ Name: 'group-id', Values: [q.groupId] }] }));
+      reply(q.id, (r.SecurityGroupRules || []).filter((x) => !x.IsEgress).map((x) => ({
+        ruleId: x.SecurityGroupRuleId, cidr: x.CidrIpv4 || x.CidrIpv6, protocol: x.IpProtocol, port: x.FromPort,
+        description: x.Description, tags: Object.fromEntries((x.Tags || []).map((t) => [t.Key, t.Value])),
+      })));
+    } else if (q.op === 'requests') {
+      const r = await fetch(url + '/emulator/v1/requests', { headers: { authorization: 'Bearer ' + token } });
+      reply(q.id, await r.json());
+    }
+  } catch (err) {
+    reply(q.id, { error: String(err && err.name) + ': ' + String(err && err.message) });
+  }
+});
+`;
+
+export interface Ec2Rule {
+  ruleId: string;
+  cidr: string;
+  protocol: string;
+  port: number;
+  description?: string;
+  tags: Record<string, string>;
+}
+
+/** The EC2 emulator running in srv, seen through the real SDK (in srv too: its loopback is srv's). */
+export class Ec2InSrv {
+  constructor(
+    readonly url: string,
+    private readonly sdk: Prober,
+  ) {}
+
+  private async ask<T>(q: Record<string, unknown>): Promise<T> {
+    const r = (await this.sdk.ask(q)) as unknown;
+    if (r && typeof r === 'object' && 'error' in r)
+      throw new Error(`EC2 ${String(q.op)}: ${String(r.error)}`);
+    return r as T;
+  }
+
+  createGroup(name: string, region = 'eu-west-1'): Promise<string> {
+    return this.ask({ op: 'createGroup', name, region });
+  }
+
+  ingress(groupId: string, region = 'eu-west-1'): Promise<Ec2Rule[]> {
+    return this.ask({ op: 'ingress', groupId, region });
+  }
+
+  /** The emulator's request log: one entry per request (action, region, status, error code). */
+  requests(): Promise<{ action: string; region?: string; status: number; code?: string }[]> {
+    return this.ask({ op: 'requests' });
+  }
+}
+
 export interface DaemonOptions {
   /** The config file (written with lab.write). */
   config: string;
@@ -267,6 +351,8 @@ export interface DaemonOptions {
   extraArgs?: string[];
   /** Wait for "started" (default true). */
   waitStarted?: boolean;
+  /** Extra environment (e.g. AWS credentials). */
+  env?: Record<string, string>;
 }
 
 /** Three namespaces: srv (the knockgate host), cli (knocks), third (never knocks). */
@@ -335,10 +421,36 @@ export class Lab {
       'debug',
       ...(opts.extraArgs ?? []),
     ];
-    const daemon = new Daemon(this.srv.spawn('node', args), args);
+    const spawnOpts = opts.env ? { env: { ...process.env, ...opts.env } } : {};
+    const daemon = new Daemon(this.srv.spawn('node', args, spawnOpts), args);
     this.daemons.push(daemon);
     if (opts.waitStarted !== false) await daemon.waitEvent('started', '"started"', 30_000);
     return daemon;
+  }
+
+  /** The EC2 emulator on srv's loopback, and the real SDK talking to it from srv. */
+  async startEc2(extraArgs: string[] = []): Promise<Ec2InSrv> {
+    const child = this.srv.spawn('node', [EC2_EMULATOR, '--port', '0', ...extraArgs]);
+    const ready = await new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('ec2 emulator did not start')), 15_000);
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (!line.startsWith('ec2 emulator ready')) return;
+        clearTimeout(t);
+        resolve(line);
+      });
+      child.once('exit', (code) => {
+        clearTimeout(t);
+        reject(new Error(`ec2 emulator exited ${code}`));
+      });
+    });
+    const url = /ready on (\S+)/.exec(ready)![1]!;
+    const token = /admin-token=(\S+)/.exec(ready)![1]!;
+    const client = this.srv.spawn('node', ['-e', EC2_CLIENT, url, token], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...EC2_ENV },
+    });
+    return new Ec2InSrv(url, new Prober(client));
   }
 
   /** Echo listener on `ports` in srv (IPv4 and IPv6). */
