@@ -30,6 +30,8 @@ export interface ClusterRule {
   expiresAt?: number;
   /** The raw expires-at tag, for messages. */
   expiresAtTag?: string;
+  /** "knockgate <grant>": the grant it was added for (the grant tag may name another of its call). */
+  description?: string;
 }
 
 function toClusterRule(r: SecurityGroupRule, clusterId: string): ClusterRule | undefined {
@@ -53,6 +55,7 @@ function toClusterRule(r: SecurityGroupRule, clusterId: string): ClusterRule | u
     grant: tags.get(TAG_GRANT),
     expiresAt: parseExpiresAt(tags.get(TAG_EXPIRES_AT)),
     expiresAtTag: tags.get(TAG_EXPIRES_AT),
+    ...(r.Description !== undefined ? { description: r.Description } : {}),
   };
 }
 

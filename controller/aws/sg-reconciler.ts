@@ -34,13 +34,14 @@ import { expiresAtMs, isTerminal } from '../grants/phase.js';
 import { KubeApiError } from '../kube/errors.js';
 import type { CachedObject, KubeInformer } from '../kube/informer.js';
 import type { ResourceClient } from '../kube/resource-client.js';
-import { checkBounds } from '../reconciler/bounds.js';
+import { checkBoundsWithNodes } from '../reconciler/bounds.js';
 import type { ControllerConfig } from '../reconciler/config.js';
 import type { EventRecorder } from '../reconciler/events.js';
 import type { ReconcileResult } from '../reconciler/queue.js';
 import type { Ec2Clients } from './client.js';
 import { desiredRules, ruleKey, type DesiredRule, type SgGrant } from './desired.js';
 import type { AwsMetrics } from './metrics.js';
+import type { ClusterRule } from './rules.js';
 import { RegionSync, type RegionSyncResult, type RuleOutcome, type RuleReason } from './region-sync.js';
 
 type Grant = AccessGrant & CachedObject;
@@ -146,18 +147,28 @@ export class SecurityGroupReconciler {
       region,
       now,
       graceMs,
-      // No grace for a rule whose grant tag names a grant this cache holds: the rule was made from
-      // a view that held it (a batch's tag names its first grant), so it is not one made for a
-      // grant this replica has not seen yet.
-      revokeNow: (r) => r.grant !== undefined && this.opts.grants.get(r.grant) !== undefined,
+      // No grace for a rule whose grant (its description, or its tag) this cache holds: it is not
+      // one made for a grant this replica has not seen yet.
+      revokeNow: (r) => [ownerOf(r), r.grant].some((n) => n !== undefined && this.opts.grants.get(n)),
     });
     this.observe(region, result, desired, now);
 
+    // Rules no live grant needs that are still there (grace period, a failed revoke), by key.
+    const lingering = new Set(
+      (result.kept ?? []).map((r) =>
+        ruleKey(region, r.groupId, r.protocol, r.fromPort === r.toPort ? r.fromPort : -1, r.cidr),
+      ),
+    );
     await this.writeStatuses(region, grants, verdicts, (g, ref, prev) => {
       if (verdicts.get(g.metadata.name) === 'live') return liveEntry(g, ref, region, result, prev);
-      // Ended: nothing of it is held any more once EC2 was read (revoked, or kept for another grant).
+      // Ended: Removed once EC2 shows none of its rules left over (revoked, or held for another
+      // live grant) — what the finalizer waits for.
       if (result.listError || !(prev?.state === 'Applied' || prev?.state === 'Pending')) return undefined;
-      return { state: 'Removed' };
+      const left = g.spec.ports.some((spec) => {
+        const p = parsePort(spec);
+        return lingering.has(ruleKey(region, ref.groupId, p.proto, p.port, g.spec.source));
+      });
+      return left ? undefined : { state: 'Removed' };
     });
 
     const problems = transientProblems(result);
@@ -177,15 +188,7 @@ export class SecurityGroupReconciler {
     if (policy?.spec.grant.targets?.node?.mode === 'Selector' && this.opts.nodes && !this.opts.nodes.isSynced)
       return 'undecided';
     try {
-      const refusal = checkBounds(grant, {
-        now,
-        config: this.opts.config,
-        policy,
-        nodeLabels: (n) => {
-          const node = this.opts.nodes?.get(n);
-          return node ? (node.metadata.labels ?? {}) : undefined;
-        },
-      });
+      const refusal = checkBoundsWithNodes(grant, { now, config: this.opts.config, policy }, this.opts.nodes);
       if (refusal) return 'ended';
       if (policyName !== undefined) {
         const ports: PortRef[] = grant.spec.ports.map((p) => parsePort(p));
@@ -285,6 +288,11 @@ export class SecurityGroupReconciler {
         );
     }
   }
+}
+
+/** The grant a rule's description ("knockgate <grant>") names. */
+function ownerOf(rule: ClusterRule): string | undefined {
+  return /^knockgate (\S+)$/.exec(rule.description ?? '')?.[1];
 }
 
 /** A live grant's entry for one group, from the pass's outcomes for each of its ports. */

@@ -40,6 +40,21 @@ function remainingMs(grant: AccessGrant, now: number): number {
   return Date.parse(grant.spec.expiresAt) - now;
 }
 
+/** checkBounds with node labels read from a Node cache (undefined: the node is not known). */
+export function checkBoundsWithNodes(
+  grant: AccessGrant,
+  ctx: Omit<BoundsContext, 'nodeLabels'>,
+  nodes: { get(name: string): { metadata: { labels?: Record<string, string> } } | undefined } | undefined,
+): Refusal | undefined {
+  return checkBounds(grant, {
+    ...ctx,
+    nodeLabels: (n) => {
+      const node = nodes?.get(n);
+      return node ? (node.metadata.labels ?? {}) : undefined;
+    },
+  });
+}
+
 export function checkBounds(grant: AccessGrant, ctx: BoundsContext): Refusal | undefined {
   return grant.spec.method === 'manual' ? checkManual(grant, ctx) : checkAgainstPolicy(grant, ctx);
 }

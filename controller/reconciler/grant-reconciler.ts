@@ -23,7 +23,7 @@ import { isTerminal } from '../grants/phase.js';
 import type { KubeInformer, CachedObject } from '../kube/informer.js';
 import { KubeApiError } from '../kube/errors.js';
 import type { ResourceClient } from '../kube/resource-client.js';
-import { checkBounds } from './bounds.js';
+import { checkBoundsWithNodes, type Refusal } from './bounds.js';
 import type { ControllerConfig } from './config.js';
 import type { EventRecorder, GrantEventReason } from './events.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -133,7 +133,7 @@ export class GrantReconciler {
   }
 
   /** Why the grant must not be opened; 'wait' while its policy may just not have reached our cache. */
-  private refusal(grant: AccessGrant, now: number): ReturnType<typeof checkBounds> | 'wait' {
+  private refusal(grant: AccessGrant, now: number): Refusal | undefined | 'wait' {
     const policyName = grant.spec.policyRef?.name;
     const policy = policyName === undefined ? undefined : this.opts.policies.get(policyName);
     if (grant.spec.method !== 'manual' && !policy) {
@@ -146,15 +146,7 @@ export class GrantReconciler {
     if (bySelector && this.opts.nodes && !this.opts.nodes.isSynced)
       throw new Error(`accessgrant ${grant.metadata.name}: the node list is not loaded yet`);
     try {
-      return checkBounds(grant, {
-        now,
-        config: this.opts.config,
-        policy,
-        nodeLabels: (n) => {
-          const node = this.opts.nodes?.get(n);
-          return node ? (node.metadata.labels ?? {}) : undefined;
-        },
-      });
+      return checkBoundsWithNodes(grant, { now, config: this.opts.config, policy }, this.opts.nodes);
     } catch (err) {
       // A field the checks cannot even read (the CRD schema should have stopped it): fail closed.
       return { reason: 'PolicyMismatch', message: `unreadable grant: ${(err as Error).message}` };

@@ -198,7 +198,8 @@ export class ControllerManager {
       guard,
       onRecorded: (reason) => metrics?.events.inc({ reason }),
     });
-    const grantReconciler = new GrantReconciler({
+    // What both grant reconcilers (phases; security groups) read, write and answer to.
+    const grantWork = {
       grants: this.grants,
       policies: this.policies,
       nodes: this.nodes,
@@ -208,8 +209,8 @@ export class ControllerManager {
       clock,
       logger,
       guard,
-      metrics,
-    });
+    };
+    const grantReconciler = new GrantReconciler({ ...grantWork, metrics });
     const claimReconciler = new ClaimReconciler({
       claims: this.claims,
       client: this.claimClient,
@@ -218,19 +219,7 @@ export class ControllerManager {
       guard,
       metrics,
     });
-    const sg = new SecurityGroupReconciler({
-      grants: this.grants,
-      policies: this.policies,
-      nodes: this.nodes,
-      client: this.grantClient,
-      events,
-      config,
-      aws: this.opts.aws,
-      clock,
-      logger,
-      guard,
-      metrics: this.awsMetrics,
-    });
+    const sg = new SecurityGroupReconciler({ ...grantWork, aws: this.opts.aws, metrics: this.awsMetrics });
     const queue = (
       name: string,
       reconcile: (key: string) => ReturnType<GrantReconciler['reconcile']>,

@@ -7,6 +7,8 @@
 //         listener on the protected ports
 //   client   the real `knock` and `fwknop` clients, and a connect prober
 //   stranger never knocks: a prober only
+//   (option) the EC2 emulator, in the test process, reached from the api namespace on loopback
+//            through a bridge (startEc2, exposeToApi)
 //
 // Every component holds its own kubeconfig with its own token, and the emulator grants each one
 // the RBAC the product declares for it (least privilege; each node's agent its own user).
@@ -18,8 +20,14 @@
 //   expect(await c.connect('client', 'node-a', 2222)).toBe('closed');
 //   await c.destroy();
 
-import type { ChildProcess } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  connect as netConnect,
+  createServer as createNetServer,
+  type Server as NetServer,
+  type Socket,
+} from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -27,6 +35,7 @@ import type { AccessGrant } from '../../api/types.js';
 import { agentRules } from '../../controller/agent/rbac.js';
 import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from '../../controller/reconciler/rbac.js';
 import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from '../../controller/sniffer/rbac.js';
+import { Ec2Emulator, type Ec2EmulatorOptions } from '../emulators/ec2/server.js';
 import { Host, sh, waitFor } from './netns.js';
 import {
   Daemon,
@@ -75,6 +84,9 @@ export class Cluster {
   readonly agents = new Map<NodeName, Daemon>();
   controller: Daemon | undefined;
   api: Daemon | undefined;
+  /** The EC2 emulator, when startEc2 was called (in this process). */
+  ec2: Ec2Emulator | undefined;
+  private readonly bridges: NetServer[] = [];
   private readonly probers = new Map<Role, Prober>();
   private readonly tokens: Record<string, string>;
   private readonly lanNs: string;
@@ -150,8 +162,8 @@ export class Cluster {
     return path;
   }
 
-  private spawn(role: Role, cmd: string, args: string[]): Daemon {
-    const d = new Daemon(this.host(role).spawn(cmd, args), args);
+  private spawn(role: Role, cmd: string, args: string[], opts: SpawnOptions = {}): Daemon {
+    const d = new Daemon(this.host(role).spawn(cmd, args, opts), args);
     this.daemons.push(d);
     return d;
   }
@@ -340,24 +352,73 @@ export class Cluster {
     return this.startSniffer(node);
   }
 
-  /** `knockgate controller` in the api namespace; waits until it leads. */
-  async startController(controllerConfig: string): Promise<void> {
+  /**
+   * `knockgate controller` in the api namespace; waits until it leads. `args` come after the usual
+   * flags (e.g. --cluster-id); `env` is added to this process's (undefined removes a variable).
+   */
+  async startController(
+    controllerConfig: string,
+    opts: { args?: string[]; env?: Record<string, string | undefined> } = {},
+  ): Promise<void> {
     const config = this.write('controller.yaml', controllerConfig);
-    this.controller = this.spawn('api', 'node', [
-      KNOCKGATE,
-      'controller',
-      '--config',
-      config,
-      '--kubeconfig',
-      this.kubeconfig('controller'),
-      '--namespace',
-      RELEASE_NS,
-      '--identity',
-      'controller-0',
-      '--log-level',
-      'debug',
-    ]);
+    const env = { ...process.env, ...opts.env };
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+    this.controller = this.spawn(
+      'api',
+      'node',
+      [
+        KNOCKGATE,
+        'controller',
+        '--config',
+        config,
+        '--kubeconfig',
+        this.kubeconfig('controller'),
+        '--namespace',
+        RELEASE_NS,
+        '--identity',
+        'controller-0',
+        '--log-level',
+        'debug',
+        ...(opts.args ?? []),
+      ],
+      { env },
+    );
     await this.controller.waitEvent('leader-started', 'the controller to lead', 45_000);
+  }
+
+  /**
+   * Make a TCP port on this process's loopback reachable on 127.0.0.1 inside the api namespace
+   * (where the controller runs): a forwarder there → a Unix socket in the cluster dir (file-system
+   * sockets are not per network namespace) → here. Returns the port in the api namespace.
+   */
+  async exposeToApi(port: number): Promise<number> {
+    const path = join(this.dir, `bridge-${port}.sock`);
+    const pipe = (a: Socket, b: Socket) => {
+      a.on('error', () => b.destroy());
+      b.on('error', () => a.destroy());
+      a.pipe(b).pipe(a);
+    };
+    const server = createNetServer((s) => pipe(s, netConnect(port, '127.0.0.1')));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    this.bridges.push(server);
+    const script = `
+      const net = require('net');
+      const [path] = process.argv.slice(1);
+      const s = net.createServer((c) => { const u = net.connect(path);
+        c.on('error', () => u.destroy()); u.on('error', () => c.destroy()); c.pipe(u).pipe(c); });
+      s.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ event: 'ready', port: s.address().port })));`;
+    const d = this.spawn('api', 'node', ['-e', script, path]);
+    return Number((await d.waitEvent('ready', `the bridge to port ${port}`, 15_000)).port);
+  }
+
+  /** The EC2 emulator (here), and the URL the controller in the api namespace reaches it at. */
+  async startEc2(options: Ec2EmulatorOptions = {}): Promise<string> {
+    this.ec2 = new Ec2Emulator(options);
+    await this.ec2.start();
+    return `http://127.0.0.1:${await this.exposeToApi(this.ec2.port)}`;
   }
 
   /** Echo listeners on `ports` in a node namespace. */
@@ -498,6 +559,8 @@ export class Cluster {
   /** Stop every process (SIGTERM, then SIGKILL, by PID) and delete every namespace. */
   async destroy(): Promise<void> {
     await Promise.all(this.daemons.map((d) => d.stop()));
+    for (const b of this.bridges.splice(0)) b.close();
+    await this.ec2?.stop();
     for (const h of this.hosts.values())
       for (const c of h.children)
         if (c.exitCode === null && c.signalCode === null && c.pid) {
