@@ -6,10 +6,9 @@
 // answer, so attempts overlap) until one succeeds: latency = success time - t0. Prints one JSON line:
 // {"latenciesMs":[...],"failures":n}.
 
-import { createSocket } from 'node:dgram';
 import { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { encodeSpa } from '../sniffer/spa/encode.js';
+import { spaFrom } from './lib/spa-send.js';
 
 export interface ProbeArgs {
   mode: 'knock' | 'spa';
@@ -38,27 +37,6 @@ function knockFrom(source: string, target: string, port: number): Promise<void> 
     socket.once('connectionAttempt', () => setImmediate(done));
     socket.connect({ host: target, port, localAddress: source });
   });
-}
-
-function spaFrom(source: string, args: ProbeArgs): Promise<void> {
-  const spa = args.spa!;
-  const packet = encodeSpa(
-    {
-      allowIp: source,
-      access: [`tcp/${args.protectedPort}`],
-      username: 'bench',
-      timestamp: Math.floor(Date.now() / 1000),
-    },
-    { key: Buffer.from(spa.keyBase64, 'base64'), hmacKey: Buffer.from(spa.hmacKeyBase64, 'base64') },
-  );
-  const socket = createSocket('udp4');
-  return new Promise<void>((resolve, reject) =>
-    socket.bind({ address: source }, () =>
-      socket.send(Buffer.from(packet, 'latin1'), spa.port, args.target, (err) =>
-        err ? reject(err) : resolve(),
-      ),
-    ),
-  ).finally(() => socket.close());
 }
 
 /** Connect attempts every PROBE_INTERVAL_MS until one succeeds; resolves to the success time. */
@@ -95,7 +73,7 @@ async function main(): Promise<void> {
   for (const source of args.sources) {
     if (args.mode === 'knock')
       for (const port of args.knockPorts!) await knockFrom(source, args.target, port);
-    else await spaFrom(source, args);
+    else await spaFrom(source, args.target, args.protectedPort, args.spa!);
     const t0 = performance.now();
     const at = await firstConnect(source, args);
     if (at === undefined) failures++;

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { latencyCdfSvg } from './lib/cdf-plot.js';
 import { onInterrupt } from './lib/topology.js';
 import { RESULTS_DIR, ROOT, type RunOptions, type Scenario, type ScenarioResult } from './lib/setup.js';
+import { aws } from './scenarios/aws.js';
 import { grantScale } from './scenarios/grant-scale.js';
 import { base64JunkFlood, junkFlood } from './scenarios/junk-flood.js';
 import { knockFlood } from './scenarios/knock-flood.js';
@@ -30,6 +31,7 @@ const SCENARIOS: Scenario[] = [
   base64JunkFlood,
   kubeLatency,
   kubeReconcile,
+  aws,
 ];
 
 class UsageError extends Error {}

@@ -51,30 +51,37 @@ export async function startKnockgate(
   backend: FirewallBackend,
   keys: SpaKeys,
   bufferBytes?: number,
+  /** Another config instead of knockgateConfig(), extra flags, extra environment (bench:aws). */
+  more: { config?: string; args?: string[]; env?: Record<string, string> } = {},
 ): Promise<RunningKnockgate> {
   const file = join(dir, 'knockgate.yaml');
-  writeFileSync(file, knockgateConfig(backend, keys), { mode: 0o600 });
+  writeFileSync(file, more.config ?? knockgateConfig(backend, keys), { mode: 0o600 });
   const stateDir = join(dir, `state-${Date.now()}`);
   // `ip netns exec` execs the command in place, so the child's PID is the daemon's own.
   // KG_BENCH_NODE_ARGS: extra node flags for the daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   // (node refuses --cpu-prof in NODE_OPTIONS).
   const nodeArgs = (process.env.KG_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const child = srv.spawn('node', [
-    ...nodeArgs,
-    KNOCKGATE,
-    'standalone',
-    '--config',
-    file,
-    '--interface',
-    iface,
-    '--state-dir',
-    stateDir,
-    '--metrics-address',
-    METRICS_ADDRESS,
-    '--log-level',
-    'info',
-    ...(bufferBytes === undefined ? [] : ['--buffer-size', String(bufferBytes)]),
-  ]);
+  const child = srv.spawn(
+    'node',
+    [
+      ...nodeArgs,
+      KNOCKGATE,
+      'standalone',
+      '--config',
+      file,
+      '--interface',
+      iface,
+      '--state-dir',
+      stateDir,
+      '--metrics-address',
+      METRICS_ADDRESS,
+      '--log-level',
+      'info',
+      ...(bufferBytes === undefined ? [] : ['--buffer-size', String(bufferBytes)]),
+      ...(more.args ?? []),
+    ],
+    more.env ? { env: { ...process.env, ...more.env } } : {},
+  );
   let out = '';
   const keep = (d: Buffer) => {
     // The refusal log is rate-limited; still, keep only the tail of a long run.
