@@ -97,7 +97,7 @@ export function regionsOf(grant: AccessGrant): string[] {
 export class SecurityGroupReconciler {
   private readonly syncs = new Map<string, RegionSync>();
   /** Rule id → the end it was held for in the last pass (where the revoke lag starts). */
-  private readonly heldUntil = new Map<string, number>();
+  private readonly heldUntil = new Map<string, Map<string, number>>();
   /** Groups with a rules-live gauge, per region (set to 0 when their last rule goes). */
   private readonly gaugedGroups = new Map<string, Set<string>>();
 
@@ -210,19 +210,26 @@ export class SecurityGroupReconciler {
         const [action, outcome] = key.split('/') as [string, string];
         m.calls.inc({ action, outcome }, n);
       }
+    const held = this.heldUntil.get(region) ?? new Map<string, number>();
     for (const r of result.revoked) {
-      const due = this.heldUntil.get(r.ruleId) ?? r.expiresAt;
-      this.heldUntil.delete(r.ruleId);
+      const due = held.get(r.ruleId) ?? r.expiresAt;
       if (m && due !== undefined && due <= now) m.revokeLag.observe((now - due) / 1000);
     }
     if (result.listError) return;
+    // Rebuilt each pass from what EC2 showed: rules gone some other way are forgotten.
+    const next = new Map<string, number>();
+    for (const r of result.kept ?? []) {
+      const due = held.get(r.ruleId);
+      if (due !== undefined) next.set(r.ruleId, due);
+    }
+    this.heldUntil.set(region, next);
     const perGroup = new Map<string, Set<string>>();
     const count = (group: string, id: string) =>
       perGroup.set(group, (perGroup.get(group) ?? new Set()).add(id));
     for (const d of desired) {
       const o = result.rules.get(d.key);
       if (o?.state !== 'Applied' || !o.ruleId) continue;
-      this.heldUntil.set(o.ruleId, d.expiresAt);
+      next.set(o.ruleId, d.expiresAt);
       count(d.groupId, o.ruleId);
     }
     for (const r of result.kept ?? []) count(r.groupId, r.ruleId);
