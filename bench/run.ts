@@ -18,6 +18,7 @@ import { grantScale } from './scenarios/grant-scale.js';
 import { base64JunkFlood, junkFlood } from './scenarios/junk-flood.js';
 import { knockFlood } from './scenarios/knock-flood.js';
 import { kubeLatency } from './scenarios/kube-latency.js';
+import { kubeMemory } from './scenarios/kube-memory.js';
 import { kubeReconcile } from './scenarios/kube-reconcile.js';
 import { memory } from './scenarios/memory.js';
 import { openLatency } from './scenarios/open-latency.js';
@@ -32,6 +33,7 @@ const SCENARIOS: Scenario[] = [
   kubeLatency,
   kubeReconcile,
   aws,
+  kubeMemory,
 ];
 
 class UsageError extends Error {}

@@ -246,6 +246,30 @@ export function startKubeAgent(
   );
 }
 
+/** `knockgate controller` (the admin user: the bench declares no controller role). */
+export function startKubeController(srv: Host, cluster: KubeCluster): Promise<KubeProcess> {
+  return startProcess(
+    srv,
+    'knockgate controller to start',
+    [
+      ...nodeArgs(),
+      KNOCKGATE,
+      'controller',
+      '--kubeconfig',
+      cluster.kubeconfig,
+      '--context',
+      'admin',
+      '--namespace',
+      KUBE_NAMESPACE,
+      '--identity',
+      'bench-controller',
+      '--log-level',
+      'info',
+    ],
+    started,
+  );
+}
+
 /** Remove what an agent (or standalone) installed with `backend` in the namespace's firewall. */
 export async function cleanupFirewall(srv: Host, backend: FirewallBackend): Promise<void> {
   await srv.run('node', [KNOCKGATE, 'standalone', '--cleanup', '--backend', backend, '--log-level', 'warn']);
