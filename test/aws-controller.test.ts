@@ -6,7 +6,8 @@
 // unknown group, a refused call, an unconfigured region: that target Failed with a reason and an
 // Event, the others opened; a grant naming a group its policy does not list opens nothing; after a
 // restart expired rules go at once and unknown tagged rules after the grace period, while untagged
-// rules and other clusters' rules are never touched. Metrics in the controller's registry.
+// rules and other clusters' rules are never touched; EC2 failing beyond the SDK retries leaves the
+// target Pending and the pass retried with backoff until it is Applied. Metrics in the registry.
 
 import {
   AuthorizeSecurityGroupIngressCommand,
@@ -250,6 +251,27 @@ describe('security groups in the controller', () => {
     expect(sg(d.metadata.name, denied.groupId)!.message).toContain('UnauthorizedOperation');
     await bench.until(() => bench.hasEvent('SecurityGroupFailed', d.metadata.name), 'its Event');
     expect(await rulesOf(denied)).toEqual([]);
+  });
+
+  it('EC2 errors beyond the SDK retries: the target Pending with the reason, the pass retried with backoff until Applied', async () => {
+    await start();
+    const a = await newGroup(R1, 'flaky');
+    ec2.faults.fail({ status: 503, count: 6, action: 'AuthorizeSecurityGroupIngress' });
+    const g = grant(policy('flaky', [a]), '10.1.0.9');
+    const name = g.metadata.name;
+    await bench.until(() => sg(name, a.groupId)?.state === 'Pending', 'Pending while EC2 fails');
+    expect(sg(name, a.groupId)).toMatchObject({ reason: 'AwsError' });
+    expect(sg(name, a.groupId)!.message).toContain('Unavailable');
+    // The work queue's backoff runs on the fake clock; no grant is dropped.
+    await bench.advanceUntil(
+      () => sg(name, a.groupId)?.state === 'Applied',
+      1000,
+      60,
+      'Applied after the faults',
+    );
+    expect(phase(name)).not.toBe('Failed');
+    await bench.until(() => phase(name) === 'Active', 'Active');
+    expect(await rulesOf(a)).toHaveLength(1);
   });
 
   it('re-validates against the policy before any AWS call: a group the policy does not list opens nothing', async () => {
