@@ -6,10 +6,12 @@
 //   - a policy naming an unknown group as well: the grant fails with GroupNotFound in one log line,
 //     and the known group is left without a rule for cli (nothing half-applied);
 //   - kill -9 with a live grant, restarted after its end: the rule is revoked on start;
+//   - `knockgate revoke ADDRESS` revokes the rule of a 10-minute grant at once;
 //   - a wrong AWS secret (SigV4 refused, AuthFailure): the grant fails with the reason, nothing open;
 //   - no --cluster-id with an AWS target: exit 2 and one line.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AccessGrant } from '../api/types.js';
 import { skipWithoutNetns, waitFor } from './helpers/netns.js';
 import {
   EC2_ENV,
@@ -25,11 +27,12 @@ const REGION = 'eu-west-1';
 const CLUSTER = 'bastion-e2e';
 const SPA_PORT = 40401;
 const BAD_SPA_PORT = 40402;
+const LONG_SPA_PORT = 40403;
 const GRANT_SECONDS = 2;
 const UNKNOWN_GROUP = 'sg-0000000000000dead';
 
 function config(keys: SpaKeys, group: string): string {
-  const policy = (name: string, port: number, groups: string[]) => [
+  const policy = (name: string, port: number, groups: string[], seconds = GRANT_SECONDS) => [
     'apiVersion: knockgate.io/v1alpha1',
     'kind: KnockPolicy',
     `metadata: {name: ${name}}`,
@@ -37,7 +40,7 @@ function config(keys: SpaKeys, group: string): string {
     `  spa: {keySecretRef: {name: keys}, port: "${port}/udp", requireSourceAddress: true}`,
     '  grant:',
     `    ports: ["22/tcp"]`,
-    `    durationSeconds: ${GRANT_SECONDS}`,
+    `    durationSeconds: ${seconds}`,
     '    targets:',
     '      node: {mode: None}',
     `      awsSecurityGroups: [${groups.map((g) => `{groupId: ${g}, region: ${REGION}}`).join(', ')}]`,
@@ -46,6 +49,7 @@ function config(keys: SpaKeys, group: string): string {
   return [
     ...policy('bastion', SPA_PORT, [group]),
     ...policy('bastion-bad', BAD_SPA_PORT, [group, UNKNOWN_GROUP]),
+    ...policy('bastion-long', LONG_SPA_PORT, [group], 600),
     'apiVersion: v1',
     'kind: Secret',
     'metadata: {name: keys}',
@@ -99,7 +103,13 @@ describe.skipIf(skipWithoutNetns('standalone AWS targets e2e'))(
       const opened = await d.waitEvent('open');
       expect(rule!.tags['knockgate.io/grant']).toBe(opened.grant);
       expect(rule!.description).toBe(`knockgate ${String(opened.grant)}`);
-      expect(await lab.grants()).toMatch(/Active/);
+      const stored = JSON.parse(await lab.grants(lab.stateDir, ['--output', 'json'])) as AccessGrant[];
+      const active = stored.find((g) => g.metadata.name === opened.grant)!;
+      expect(active.status?.phase).toBe('Active');
+      expect(active.status?.securityGroups?.[`${REGION}/${group}`]).toMatchObject({
+        state: 'Applied',
+        ruleId: rule!.ruleId,
+      });
       await d.waitLog((l) => l.event === 'expire' && l.grant === opened.grant, 'expire', 20_000);
       await waitRules(0, 'the rule revoked at expiry');
       await d.waitEvent('aws-revoke');
@@ -124,6 +134,13 @@ describe.skipIf(skipWithoutNetns('standalone AWS targets e2e'))(
       const again = await start();
       await again.waitEvent('aws-revoke', 'revoked on start');
       expect(await cliRules()).toEqual([]);
+
+      await lab.fwknop('cli', keys, 'tcp/22', LONG_SPA_PORT);
+      await waitRules(1, 'the 10-minute rule');
+      const r = await knockgate(undefined, ['revoke', lab.addr('cli'), '--state-dir', lab.stateDir]);
+      expect(r.code).toBe(0);
+      await waitRules(0, 'the rule revoked by knockgate revoke');
+      expect(again.events('revoke')).toHaveLength(1);
       await again.stop();
     });
 

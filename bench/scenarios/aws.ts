@@ -15,7 +15,7 @@
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Host, Topology } from '../../test/helpers/netns.js';
-import { EC2_ENV } from '../../test/helpers/standalone-harness.js';
+import { EC2_ENV, startEc2Emulator } from '../../test/helpers/standalone-harness.js';
 import type { AwsSpaArgs } from '../aws-spa.js';
 import type { ObserveArgs } from '../aws-observe.js';
 import { startKnockgate, stopKnockgate } from '../lib/knockgate.js';
@@ -101,22 +101,6 @@ async function observe<T>(srv: Host, args: ObserveArgs): Promise<T> {
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
 }
 
-async function startEmulator(srv: Host): Promise<{ url: string; adminToken: string }> {
-  const child = srv.spawn('node', [EC2_EMULATOR, '--port', '0', '--inbound-rule-limit', '1000']);
-  const line = await new Promise<string>((resolve, reject) => {
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const t = setTimeout(() => reject(new Error(`ec2 emulator did not start: ${err}`)), 15_000);
-    child.once('exit', (code) => reject(new Error(`ec2 emulator exited ${code}: ${err}`)));
-    createInterface({ input: child.stdout! }).on('line', (l) => {
-      if (!l.startsWith('ec2 emulator ready')) return;
-      clearTimeout(t);
-      resolve(l);
-    });
-  });
-  return { url: /ready on (\S+)/.exec(line)![1]!, adminToken: /admin-token=(\S+)/.exec(line)![1]! };
-}
-
 /** `count` client addresses on cli's veth, in /24s of their own (10.T.60.x on). */
 async function addSources(srv: Host, cli: Host, count: number): Promise<string[]> {
   const tag = srv.addr4['cli']!.split('.').slice(0, 2).join('.');
@@ -136,7 +120,7 @@ async function measure(net: Topology, opts: RunOptions): Promise<Row[]> {
   const target = srv.addr4['cli']!;
   const sizes = sizesFor(opts);
   const pool = await addSources(srv, cli, Math.max(...sizes.map((s) => s.grants * s.rounds)));
-  const { url, adminToken } = await startEmulator(srv);
+  const { url, adminToken } = await startEc2Emulator(srv, ['--inbound-rule-limit', '1000'], EC2_EMULATOR);
   const keys = newKeys();
   const base = { url, region: REGION };
   const counts = async () =>

@@ -258,6 +258,34 @@ export class Prober {
 
 export type Reach = 'open' | 'closed';
 
+/**
+ * The EC2 emulator program in `host` on its loopback (a free port); resolves once its ready line
+ * came, with its URL and admin token. `program`: the built main.js (a caller running from dist/
+ * gives its own path: ROOT here is where this module was loaded from).
+ */
+export async function startEc2Emulator(
+  host: Host,
+  extraArgs: string[] = [],
+  program = EC2_EMULATOR,
+): Promise<{ url: string; adminToken: string }> {
+  const child = host.spawn('node', [program, '--port', '0', ...extraArgs]);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const ready = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`ec2 emulator did not start: ${stderr}`)), 15_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (!line.startsWith('ec2 emulator ready')) return;
+      clearTimeout(t);
+      resolve(line);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`ec2 emulator exited ${code}: ${stderr}`));
+    });
+  });
+  return { url: /ready on (\S+)/.exec(ready)![1]!, adminToken: /admin-token=(\S+)/.exec(ready)![1]! };
+}
+
 /** The environment that gives the daemon (and EC2_CLIENT) the emulator's credential. */
 export const EC2_ENV: Record<string, string> = {
   AWS_ACCESS_KEY_ID: DEFAULT_CREDENTIAL.accessKeyId,
@@ -430,21 +458,7 @@ export class Lab {
 
   /** The EC2 emulator on srv's loopback, and the real SDK talking to it from srv. */
   async startEc2(extraArgs: string[] = []): Promise<Ec2InSrv> {
-    const child = this.srv.spawn('node', [EC2_EMULATOR, '--port', '0', ...extraArgs]);
-    const ready = await new Promise<string>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('ec2 emulator did not start')), 15_000);
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        if (!line.startsWith('ec2 emulator ready')) return;
-        clearTimeout(t);
-        resolve(line);
-      });
-      child.once('exit', (code) => {
-        clearTimeout(t);
-        reject(new Error(`ec2 emulator exited ${code}`));
-      });
-    });
-    const url = /ready on (\S+)/.exec(ready)![1]!;
-    const token = /admin-token=(\S+)/.exec(ready)![1]!;
+    const { url, adminToken: token } = await startEc2Emulator(this.srv, extraArgs);
     const client = this.srv.spawn('node', ['-e', EC2_CLIENT, url, token], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'pipe'],
