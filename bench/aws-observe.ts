@@ -24,6 +24,8 @@ export interface ObserveArgs {
   groupId?: string;
   cidrs?: string[];
   timeoutMs?: number;
+  /** watch: stop once every expected rule has appeared (do not wait for them to go). */
+  untilAppeared?: boolean;
 }
 
 const POLL_GAP_MS = 2;
@@ -36,7 +38,8 @@ async function watch(client: EC2Client, args: ObserveArgs): Promise<void> {
   const end = Date.now() + (args.timeoutMs ?? 120_000);
   let describeCalls = 0;
   let first = true;
-  while (Date.now() < end && Object.keys(goneAt).length < expected.size) {
+  const done = () => Object.keys(args.untilAppeared ? appearedAt : goneAt).length >= expected.size;
+  while (Date.now() < end && !done()) {
     const res = await client.send(
       new DescribeSecurityGroupRulesCommand({
         Filters: [{ Name: 'group-id', Values: [args.groupId!] }],

@@ -9,7 +9,8 @@
 // Times: the sender (bench/aws-spa.ts, in cli) takes each packet's send time, the observer
 // (bench/aws-observe.ts, in srv, the real SDK) polls DescribeSecurityGroupRules every 2 ms plus a
 // call's time and notes when each rule first shows and when it is gone; the grants' expiresAt come
-// from `knockgate grants --all -o json`. All three are wall-clock ms on this host. API calls: the
+// from `knockgate grants --all -o json`. All three are wall-clock ms on this host. Each daemon first
+// opens one warm-up grant (another policy, an hour long) so the rounds measure the steady state. API calls: the
 // emulator's request log over the whole round (start excluded), less the observer's own Describes.
 
 import { join } from 'node:path';
@@ -39,6 +40,7 @@ const NAME = 'aws';
 const REGION = 'eu-west-1';
 const AWS_SPA = join(ROOT, 'dist', 'bench', 'aws-spa.js');
 const AWS_OBSERVE = join(ROOT, 'dist', 'bench', 'aws-observe.js');
+const WARM_SPA_PORT = SPA_PORT + 1;
 const EC2_EMULATOR = join(ROOT, 'dist', 'test', 'emulators', 'ec2', 'main.js');
 
 interface Size {
@@ -86,6 +88,18 @@ spec:
       node: {mode: None}
       awsSecurityGroups: [{groupId: ${groupId}, region: ${REGION}}]
 ---
+apiVersion: knockgate.io/v1alpha1
+kind: KnockPolicy
+metadata: {name: bench-aws-warm-up}
+spec:
+  spa: {keySecretRef: {name: bench-keys}, port: "${WARM_SPA_PORT}/udp"}
+  grant:
+    ports: ["${PROTECTED_PORT}/tcp"]
+    durationSeconds: 3600
+    targets:
+      node: {mode: None}
+      awsSecurityGroups: [{groupId: ${groupId}, region: ${REGION}}]
+---
 apiVersion: v1
 kind: Secret
 metadata: {name: bench-keys}
@@ -113,13 +127,48 @@ async function addSources(srv: Host, cli: Host, count: number): Promise<string[]
   return sources;
 }
 
+/**
+ * One grant of an hour through the daemon before the measured ones, waited for until its rule
+ * shows: the figures are the steady state, not the first EC2 call of a fresh process (the SDK's
+ * lazy loading and a new connection: ~300 ms on this VM). It outlives the round, so its one
+ * Authorize is before the counted window and it has no Revoke in it.
+ */
+async function warmUp(
+  srv: Host,
+  cli: Host,
+  base: { url: string; region: string },
+  groupId: string,
+  source: string,
+  target: string,
+  keys: SpaKeys,
+): Promise<void> {
+  const spaArgs: AwsSpaArgs = {
+    sources: [source],
+    target,
+    protectedPort: PROTECTED_PORT,
+    spa: { port: WARM_SPA_PORT, ...keys },
+  };
+  await cli.run('node', [AWS_SPA, JSON.stringify(spaArgs)]);
+  const seen = await observe<{ appearedAt: Record<string, number> }>(srv, {
+    ...base,
+    op: 'watch',
+    groupId,
+    cidrs: [`${source}/32`],
+    untilAppeared: true,
+    timeoutMs: 30_000,
+  });
+  if (seen.appearedAt[`${source}/32`] === undefined) throw new Error('the warm-up grant got no rule');
+}
+
 async function measure(net: Topology, opts: RunOptions): Promise<Row[]> {
   const srv = net.ns('srv');
   const cli = net.ns('cli');
   const iface = srv.ifname['cli']!;
   const target = srv.addr4['cli']!;
   const sizes = sizesFor(opts);
-  const pool = await addSources(srv, cli, Math.max(...sizes.map((s) => s.grants * s.rounds)));
+  // The last address opens the warm-up grant of each daemon.
+  const pool = await addSources(srv, cli, Math.max(...sizes.map((s) => s.grants * s.rounds)) + 1);
+  const warmSource = pool.at(-1)!;
   const { url, adminToken } = await startEc2Emulator(srv, ['--inbound-rule-limit', '1000'], EC2_EMULATOR);
   const keys = newKeys();
   const base = { url, region: REGION };
@@ -137,6 +186,12 @@ async function measure(net: Topology, opts: RunOptions): Promise<Row[]> {
     const revokedMs: number[] = [];
     let missing = 0;
     let observerCalls = 0;
+    try {
+      await warmUp(srv, cli, base, groupId, warmSource, target, keys);
+    } catch (err) {
+      await stopKnockgate(srv, kg);
+      throw err;
+    }
     const before = await counts();
     try {
       for (let round = 0; round < size.rounds; round++) {
