@@ -30,7 +30,7 @@ RUN npx tsc -p tsconfig.json \
 FROM node:${NODE_VERSION}-bookworm-slim
 # libpcap0.8 and libssl3 for the addon; the rest is EXTERNAL_PROGRAMS (dash, /bin/sh, is essential).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpcap0.8 libssl3 nftables ipset iptables conntrack \
+ && apt-get install -y --no-install-recommends libpcap0.8 libssl3 nftables ipset iptables conntrack iproute2 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /src/package.json ./

@@ -17,6 +17,7 @@ import { register as sniffer } from './sniffer.js';
 import { register as agent } from './agent.js';
 import { register as controller } from './controller.js';
 import { register as sweep } from './sweep.js';
+import { register as doctor } from './doctor.js';
 
 type Register = (program: Command) => void;
 
@@ -31,6 +32,7 @@ const modules: Register[] = [
   agent,
   controller,
   sweep,
+  doctor,
 ];
 
 export function registerCommands(program: Command): void {

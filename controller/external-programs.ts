@@ -32,6 +32,8 @@ export const EXTERNAL_PROGRAMS: readonly ExternalProgram[] = [
   { program: 'ipset', debianPackage: 'ipset', why: 'ipset backend: ipset restore and the ipset - session' },
   ...xtables('iptables', 'ipset and iptables backends (IPv4 chains), leftovers of either flavour'),
   ...xtables('ip6tables', 'ipset and iptables backends (IPv6 chains), leftovers of either flavour'),
+  { program: 'ip', debianPackage: 'iproute2', why: 'doctor: xdp programs and interfaces (ip -d link)' },
+  { program: 'tc', debianPackage: 'iproute2', why: 'doctor: bpf classifiers at tc ingress' },
   { program: 'conntrack', debianPackage: 'conntrack', why: 'conntrackFlush: end flows of a revoked grant' },
   {
     program: '/bin/sh',
