@@ -6,8 +6,6 @@
 
 import {
   AuthorizeSecurityGroupIngressCommand,
-  CreateSecurityGroupCommand,
-  DescribeSecurityGroupRulesCommand,
   EC2Client,
   RevokeSecurityGroupIngressCommand,
 } from '@aws-sdk/client-ec2';
@@ -19,6 +17,7 @@ import { Ec2Clients } from '../controller/aws/client.js';
 import { SecurityGroupTarget } from '../controller/aws/group-target.js';
 import { ruleTags } from '../controller/aws/tags.js';
 import { DEFAULT_CREDENTIAL, Ec2Emulator } from './emulators/ec2/server.js';
+import { createGroup, ingressRules } from './helpers/ec2-sdk.js';
 
 const REGION = 'eu-west-1';
 const CLUSTER = 'host-a';
@@ -39,17 +38,8 @@ afterAll(async () => {
   await ec2?.stop();
 });
 
-async function newGroup(name: string): Promise<string> {
-  return (await client.send(new CreateSecurityGroupCommand({ GroupName: name, Description: 'bastion' })))
-    .GroupId!;
-}
-
-async function ingress(groupId: string) {
-  const r = await client.send(
-    new DescribeSecurityGroupRulesCommand({ Filters: [{ Name: 'group-id', Values: [groupId] }] }),
-  );
-  return (r.SecurityGroupRules ?? []).filter((x) => !x.IsEgress);
-}
+const newGroup = (name: string) => createGroup(client, name);
+const ingress = (groupId: string) => ingressRules(client, groupId);
 
 function grant(name: string, source: string, endsAt: number, groupIds: string[], ports = ['22/tcp']) {
   return {

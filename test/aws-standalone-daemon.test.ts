@@ -4,11 +4,7 @@
 // that fails makes the grant Failed and closes the other group and the local firewall too; expiry
 // revokes; Audit mode makes no AWS call; an AWS target without a target configured is refused.
 
-import {
-  CreateSecurityGroupCommand,
-  DescribeSecurityGroupRulesCommand,
-  EC2Client,
-} from '@aws-sdk/client-ec2';
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +18,7 @@ import { StandaloneDaemon, StartError } from '../controller/standalone/daemon.js
 import type { Sniffer } from '../sniffer/capture/sniffer.js';
 import type { AccessDecision } from '../sniffer/decision.js';
 import { DEFAULT_CREDENTIAL, Ec2Emulator } from './emulators/ec2/server.js';
+import { createGroup, ingressRules } from './helpers/ec2-sdk.js';
 import { FakeFirewall } from './helpers/fake-firewall.js';
 
 const REGION = 'eu-west-1';
@@ -84,17 +81,8 @@ const sniffer: Sniffer = {
   close: () => undefined,
 };
 
-async function group(name: string): Promise<string> {
-  return (await client.send(new CreateSecurityGroupCommand({ GroupName: name, Description: 'bastion' })))
-    .GroupId!;
-}
-
-async function ingress(groupId: string) {
-  const r = await client.send(
-    new DescribeSecurityGroupRulesCommand({ Filters: [{ Name: 'group-id', Values: [groupId] }] }),
-  );
-  return (r.SecurityGroupRules ?? []).filter((x) => !x.IsEgress);
-}
+const group = (name: string) => createGroup(client, name);
+const ingress = (groupId: string) => ingressRules(client, groupId);
 
 async function until(check: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 10_000;
