@@ -18,6 +18,7 @@ import { skipWithoutNetns, Topology, waitFor, type Host } from './helpers/netns.
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const VITE_NODE = `${ROOT}node_modules/.bin/vite-node`;
 const NS = 'knockgate';
+const METRICS = '127.0.0.1:9465';
 // Test keys (nothing else uses them).
 const KEY = Buffer.alloc(32, 7).toString('base64');
 const HMAC = Buffer.alloc(64, 9).toString('base64');
@@ -128,6 +129,8 @@ describe.skipIf(skipWithoutNetns('k8s-sniffer-live'))('knockgate sniffer, live i
       'node-a',
       '--interface',
       node.ifname['client']!,
+      '--metrics-address',
+      METRICS,
     ]);
     await waitFor(() => sniffer.out().includes('"event":"started"'), {
       timeoutMs: 45_000,
@@ -200,6 +203,38 @@ describe.skipIf(skipWithoutNetns('k8s-sniffer-live'))('knockgate sniffer, live i
     // Keys never reach the sniffer's log.
     expect(sniffer.out()).not.toContain(KEY);
     expect(sniffer.out()).not.toContain(HMAC);
+  });
+
+  it('its /metrics moved with the traffic above; /readyz and /healthz answer 200', async () => {
+    // Scraped inside the node namespace (the metrics listen on its loopback only).
+    const get = async (path: string) => {
+      const { stdout } = await node.run(process.execPath, [
+        '-e',
+        `fetch('http://${METRICS}${path}').then(async (r) => process.stdout.write(r.status + '\\n' + (await r.text())))`,
+      ]);
+      const [status, ...body] = stdout.split('\n');
+      return { status: Number(status), body: body.join('\n') };
+    };
+    expect((await get('/readyz')).status).toBe(200);
+    expect((await get('/healthz')).status).toBe(200);
+    const { body } = await get('/metrics');
+    const value = (re: RegExp) => Number(re.exec(body)?.[1] ?? NaN);
+    expect(
+      value(/^knockgate_sniffer_grants_total\{[^}]*method="knock"[^}]*\} (\d+)/m),
+    ).toBeGreaterThanOrEqual(1);
+    expect(value(/^knockgate_sniffer_grants_total\{[^}]*method="spa"[^}]*\} (\d+)/m)).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(value(/^knockgate_sniffer_active_policies (\d+)/m)).toBe(2);
+    // The capture's drop counter, per interface, under the name standalone uses.
+    expect(
+      value(
+        new RegExp(
+          `^knockgate_capture_dropped_packets\\{interface="${node.ifname['client']}"\\} (\\d+)`,
+          'm',
+        ),
+      ),
+    ).toBe(0);
   });
 
   it('stops on SIGTERM', async () => {

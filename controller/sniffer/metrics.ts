@@ -2,6 +2,7 @@
 // unless told otherwise (the pod runs on the host network).
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CaptureDrops } from '../../sniffer/capture/drops.js';
 import { createSpaGateMetric, type SpaGateMetric } from '../spa-gate-metric.js';
 
 export interface SnifferMetrics {
@@ -24,11 +25,29 @@ export interface SnifferMetrics {
   policyProblems: Gauge;
   /** SPA packets refused in the capture addon (native HMAC gate), by reason. */
   spaGateRefused: SpaGateMetric;
+  /**
+   * knockgate_capture_dropped_packets{interface}, the name standalone uses: read from libpcap at
+   * each scrape, from the source the role sets (its open capture).
+   */
+  setCaptureDropsSource(source: () => readonly CaptureDrops[]): void;
 }
 
 export function createSnifferMetrics(registry = new Registry(), defaults = true): SnifferMetrics {
   if (defaults) collectDefaultMetrics({ register: registry, prefix: 'knockgate_' });
   const registers = [registry];
+  let dropsSource: () => readonly CaptureDrops[] = () => [];
+  new Gauge({
+    name: 'knockgate_capture_dropped_packets',
+    help: 'Packets the capture lost since it opened: libpcap pcap_stats ps_drop (ring full) + ps_ifdrop (interface)',
+    labelNames: ['interface'],
+    registers,
+    collect() {
+      this.reset();
+      for (const d of dropsSource())
+        if (d.dropped !== undefined)
+          this.set({ interface: d.interface }, d.dropped + (d.interfaceDropped ?? 0));
+    },
+  });
   return {
     registry,
     granted: new Counter({
@@ -76,5 +95,6 @@ export function createSnifferMetrics(registry = new Registry(), defaults = true)
       registers,
     }),
     spaGateRefused: createSpaGateMetric('knockgate_sniffer_spa_gate_refused_total', registry),
+    setCaptureDropsSource: (source) => (dropsSource = source),
   };
 }

@@ -127,6 +127,7 @@ export class SnifferRole {
   constructor(private readonly opts: SnifferRoleOptions) {
     this.clock = opts.clock;
     this.log = opts.logger;
+    opts.metrics?.setCaptureDropsSource(() => this.sniffer?.drops() ?? []);
     opts.metrics?.spaGateRefused.setSource(() => {
       const total = emptyGateCounts();
       addGateCounts(total, this.closedGateCounts);
