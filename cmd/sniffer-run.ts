@@ -4,10 +4,9 @@
 import { systemClock } from '../api/clock.js';
 import { createLogger, type Logger } from '../api/log.js';
 import { kubeConfigFromFlags } from './kube-options.js';
-import { createSnifferMetrics } from '../controller/sniffer/metrics.js';
 import { checkCaptureCapability, SnifferPreflightError } from '../controller/sniffer/preflight.js';
 import { SnifferRole, SnifferStartError } from '../controller/sniffer/role.js';
-import { MetricsAddressError, serveMetrics } from '../controller/standalone/metrics.js';
+import { MetricsAddressError, serveMetrics } from '../controller/metrics-server.js';
 import { checkInterfaces, PreflightError } from '../controller/standalone/preflight.js';
 import { startSniffer } from '../sniffer/capture/sniffer.js';
 import { CliError } from './errors.js';
@@ -36,11 +35,15 @@ export async function run(opts: SnifferCliOptions): Promise<void> {
   try {
     checkCaptureCapability();
     if (opts.interface?.length) checkInterfaces(opts.interface);
-    const metrics = createSnifferMetrics();
+    // prom-client, its registry and the HTTP server only when /metrics is served (as standalone).
+    const metrics =
+      opts.metricsAddress === undefined
+        ? undefined
+        : (await import('../controller/sniffer/metrics.js')).createSnifferMetrics();
     // eslint-disable-next-line prefer-const -- the server starts before the role exists (probes answer 503 meanwhile)
     let role: SnifferRole | undefined;
     const metricsServer =
-      opts.metricsAddress === undefined
+      opts.metricsAddress === undefined || metrics === undefined
         ? undefined
         : await serveMetrics(metrics, opts.metricsAddress, {
             notReady: () => (role ? role.notReady() : 'starting'),
@@ -51,7 +54,7 @@ export async function run(opts: SnifferCliOptions): Promise<void> {
       node,
       clock: systemClock,
       logger,
-      metrics,
+      ...(metrics ? { metrics } : {}),
       startSniffer,
       ...(opts.interface?.length ? { interfaces: opts.interface } : {}),
       ...(opts.bufferSize !== undefined ? { bufferBytes: opts.bufferSize } : {}),
