@@ -2,6 +2,7 @@
 // when the command runs (cmd/standalone.ts registers the options), so that a client command does not
 // load the daemon, and the daemon loads nothing of the other commands.
 
+import type { Registry } from 'prom-client';
 import { ConfigError, loadConfig, type LoadedConfig } from '../api/config/load.js';
 import { systemClock } from '../api/clock.js';
 import { createLogger, type Logger } from '../api/log.js';
@@ -51,6 +52,7 @@ async function securityGroupsFor(
   config: LoadedConfig,
   opts: StandaloneCliOptions,
   logger: Logger,
+  registry?: Registry,
 ): Promise<{ target: SecurityGroupTarget; close: () => void } | undefined> {
   const missing = awsTargetProblem(config, opts.clusterId !== undefined);
   if (missing) throw new CliError(missing);
@@ -76,7 +78,15 @@ async function securityGroupsFor(
   if (problem) throw new CliError(problem);
   const clients = new Ec2Clients(opts.awsEndpoint !== undefined ? { endpoint: opts.awsEndpoint } : {});
   return {
-    target: new SecurityGroupTarget({ clusterId: opts.clusterId, clients, clock: systemClock, logger }),
+    target: new SecurityGroupTarget({
+      clusterId: opts.clusterId,
+      clients,
+      clock: systemClock,
+      logger,
+      ...(registry
+        ? { metrics: (await import('../controller/aws/metrics.js')).createAwsMetrics(registry) }
+        : {}),
+    }),
     close: () => clients.destroy(),
   };
 }
@@ -102,7 +112,7 @@ export async function run(opts: StandaloneCliOptions): Promise<void> {
     const metricsModule =
       opts.metricsAddress === undefined ? undefined : await import('../controller/standalone/metrics.js');
     const metrics = metricsModule?.createStandaloneMetrics();
-    const aws = await securityGroupsFor(config, opts, logger);
+    const aws = await securityGroupsFor(config, opts, logger, metrics?.registry);
     const firewall = firewallFor(config.settings.backend, logger);
     const daemon = new StandaloneDaemon({
       ...(aws ? { securityGroups: aws.target } : {}),

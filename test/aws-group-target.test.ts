@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../api/clock.js';
 import { createLogger } from '../api/log.js';
 import type { AccessGrant } from '../api/types.js';
+import { Registry } from 'prom-client';
 import { Ec2Clients } from '../controller/aws/client.js';
+import { createAwsMetrics, type AwsMetrics } from '../controller/aws/metrics.js';
 import { SecurityGroupTarget } from '../controller/aws/group-target.js';
 import { ruleTags } from '../controller/aws/tags.js';
 import { DEFAULT_CREDENTIAL, Ec2Emulator } from './emulators/ec2/server.js';
@@ -63,15 +65,22 @@ function actions(from: number): Record<string, number> {
   return out;
 }
 
-function target(clock: FakeClock) {
-  return new SecurityGroupTarget({ clusterId: CLUSTER, clients, clock, logger });
+function target(clock: FakeClock, metrics?: AwsMetrics) {
+  return new SecurityGroupTarget({
+    clusterId: CLUSTER,
+    clients,
+    clock,
+    logger,
+    ...(metrics ? { metrics } : {}),
+  });
 }
 
 describe('security groups as a standalone grant target', () => {
   it('per grant one Authorize and one Revoke per group, no Describe; the later end holds the rule', async () => {
     const clock = new FakeClock(Date.now());
     const [a, b] = [await newGroup('t-a'), await newGroup('t-b')];
-    const t = target(clock);
+    const registry = new Registry();
+    const t = target(clock, createAwsMetrics(registry));
     await t.sync([], [REGION]);
     const mark = ec2.requests.length;
     const grants = Array.from({ length: 10 }, (_, i) =>
@@ -103,6 +112,12 @@ describe('security groups as a standalone grant target', () => {
     // The only listings: the start's sync, and this test's own four checks.
     expect(calls.DescribeSecurityGroupRules).toBe(4);
     expect(t.callCounts().get('DescribeSecurityGroupRules/ok')).toBe(1);
+    const metric = async (name: string) => (await registry.getSingleMetric(name)!.get()).values;
+    const counted = await metric('knockgate_aws_calls_total');
+    expect(counted.find((v) => v.labels.action === 'AuthorizeSecurityGroupIngress')?.value).toBeGreaterThan(
+      0,
+    );
+    expect((await metric('knockgate_aws_rules_live')).find((v) => v.labels.group === a)?.value).toBe(0);
     await t.close();
   });
 

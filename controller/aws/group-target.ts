@@ -20,6 +20,7 @@ import type { Logger } from '../../api/log.js';
 import type { AccessGrant, AwsSecurityGroupRef, SecurityGroupStatus } from '../../api/types.js';
 import { expiresAtMs } from '../grants/phase.js';
 import { awsErrorLine, type Ec2Clients } from './client.js';
+import type { AwsMetrics } from './metrics.js';
 import { desiredRules, groupKey, ruleKey, type DesiredRule, type SgGrant } from './desired.js';
 import { RegionSync, reasonOf, type RegionSyncResult } from './region-sync.js';
 import { listClusterRules, type ClusterRule } from './rules.js';
@@ -36,6 +37,8 @@ export interface SecurityGroupTargetOptions {
   clients: Ec2Clients;
   clock: Clock;
   logger: Logger;
+  /** knockgate_aws_calls_total, _rules_live, _revoke_lag_seconds (the controller's metrics). */
+  metrics?: AwsMetrics;
 }
 
 /** What add() saw for one grant: each group's state (by groupKey) and, when not all Applied, why. */
@@ -181,6 +184,7 @@ export class SecurityGroupTarget {
     for (const [k, n] of res.calls) this.count(k, n);
     const { next, stale } = this.applied(name, observed, desired, res, cached !== undefined);
     this.logRevoked(name, res);
+    this.observe(name, res, stale ? undefined : next);
     if (stale && cached) {
       // The cached view missed something (a rule added or removed by someone else): list again now.
       r.observed = undefined;
@@ -261,6 +265,23 @@ export class SecurityGroupTarget {
 
   private count(key: string, n = 1): void {
     this.calls.set(key, (this.calls.get(key) ?? 0) + n);
+    const [action, outcome] = key.split('/');
+    this.opts.metrics?.calls.inc({ action, outcome }, n);
+  }
+
+  /** Rules live per group (when the view is known) and the revoke lag of what this pass revoked. */
+  private observe(region: string, res: RegionSyncResult, rules: ClusterRule[] | undefined): void {
+    const m = this.opts.metrics;
+    if (!m) return;
+    const now = this.opts.clock.now();
+    for (const r of res.revoked)
+      if (r.expiresAt !== undefined && r.expiresAt <= now + 1000)
+        m.revokeLag.observe(Math.max(0, now - r.expiresAt) / 1000);
+    if (!rules) return;
+    const groups = new Map<string, number>();
+    for (const r of rules) groups.set(r.groupId, (groups.get(r.groupId) ?? 0) + 1);
+    for (const r of res.revoked) if (!groups.has(r.groupId)) groups.set(r.groupId, 0);
+    for (const [group, n] of groups) m.rulesLive.set({ region, group }, n);
   }
 
   /** Each of the grant's groups: Applied with the rule id, or Failed with the AWS reason. */
