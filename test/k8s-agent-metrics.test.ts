@@ -116,6 +116,11 @@ describe('agent metrics and health', () => {
     expect(sample(m, 'knockgate_agent_status_writes_total', 'result="ok"')).toBeGreaterThanOrEqual(4);
     expect(sample(m, 'knockgate_agent_firewall_sync_seconds_count')).toBeGreaterThanOrEqual(2); // install + resync
     expect(sample(m, 'knockgate_agent_firewall_errors_total', 'op="add"')).toBe(0);
+    // Open latency (creationTimestamp → open) for each open, expiry lag for the expired grant.
+    expect(sample(m, 'knockgate_open_latency_seconds_count')).toBeGreaterThanOrEqual(2);
+    expect(sample(m, 'knockgate_open_latency_seconds_bucket', 'le="+Inf"')).toBeGreaterThanOrEqual(2);
+    expect(sample(m, 'knockgate_expiry_lag_seconds_count')).toBe(1);
+    expect(sample(m, 'knockgate_expiry_lag_seconds_sum')).toBeLessThan(60);
     expect(m).toContain('knockgate_process_cpu_seconds_total');
 
     // A firewall that fails an add: counted; the grant is Pending and retried.

@@ -159,7 +159,9 @@ export class NodeAgent {
       clockSkewMs: config.clockSkewMs,
       resyncIntervalMs: config.resyncIntervalMs,
       ...(this.opts.random ? { random: this.opts.random } : {}),
-      ...(metrics ? { onAudit: (event, reason) => countAudit(metrics, event, reason) } : {}),
+      ...(metrics
+        ? { onAudit: (event, reason, grant) => countAudit(metrics, event, reason, grant, clock.now()) }
+        : {}),
     });
     this.reconciler.start();
     // With the lists in: return once their whole state is applied (statuses follow on their own).

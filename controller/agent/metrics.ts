@@ -8,7 +8,9 @@
 //   status writes by result — a wrapper around the NodeStatusWriter.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AccessGrant } from '../../api/types.js';
 import type { AuditEvent } from '../grants/audit.js';
+import { expiresAtMs } from '../grants/phase.js';
 import type { Firewall, FirewallGrant, RemoveReason } from '../firewall/types.js';
 import { GrantGoneError, type NodeStatusWriter } from './sources.js';
 
@@ -28,7 +30,14 @@ export interface AgentMetrics {
   firewallErrors: Counter<'op'>;
   /** status.nodes writes, by result (ok, failed, gone). */
   statusWrites: Counter<'result'>;
+  /** From the grant's creation (the API's creationTimestamp, whole seconds) to open in this firewall. */
+  openLatency: Histogram;
+  /** From a grant's expiresAt to its entries removed here (the kernel timeout closed it already). */
+  expiryLag: Histogram;
 }
+
+/** Buckets of knockgate_open_latency_seconds and knockgate_expiry_lag_seconds, in every role. */
+export const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];
 
 export interface AgentGauges {
   /** Grants applied in the firewall now. */
@@ -76,6 +85,18 @@ export function createAgentMetrics(registry = new Registry(), defaults = true): 
       labelNames: ['op'],
       registers,
     }),
+    openLatency: new Histogram({
+      name: 'knockgate_open_latency_seconds',
+      help: 'From a grant creation (creationTimestamp, whole seconds) to open in this node firewall',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    expiryLag: new Histogram({
+      name: 'knockgate_expiry_lag_seconds',
+      help: 'From a grant expiresAt to its entries removed from this node firewall',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
     statusWrites: new Counter({
       name: 'knockgate_agent_status_writes_total',
       help: 'Writes of this node status.nodes entry, by result (ok, failed, gone)',
@@ -107,7 +128,20 @@ export function registerAgentGauges(metrics: AgentMetrics, source: AgentGauges):
 }
 
 /** One audit event of the reconciler, counted. */
-export function countAudit(metrics: AgentMetrics, event: AuditEvent, reason?: string): void {
+export function countAudit(
+  metrics: AgentMetrics,
+  event: AuditEvent,
+  reason?: string,
+  grant?: AccessGrant,
+  now?: number,
+): void {
+  if (grant && now !== undefined) {
+    const created = Date.parse(grant.metadata.creationTimestamp ?? '');
+    if (event === 'open' && Number.isFinite(created))
+      metrics.openLatency.observe(Math.max(0, now - created) / 1000);
+    if (event === 'expire' && Number.isFinite(expiresAtMs(grant)))
+      metrics.expiryLag.observe(Math.max(0, now - expiresAtMs(grant)) / 1000);
+  }
   if (event === 'open' || event === 'extend') metrics.opened.inc({ event });
   else if (event === 'refuse') metrics.refused.inc({ reason: refusalKind(reason ?? '') });
   else if (event === 'expire') metrics.expired.inc();

@@ -56,7 +56,7 @@ export interface ReconcilerOptions {
   resyncIntervalMs: number;
   random?: () => number;
   /** Told of every audit event (open, extend, expire, revoke, refuse with its reason): metrics. */
-  onAudit?: (event: AuditEvent, reason?: string) => void;
+  onAudit?: (event: AuditEvent, reason?: string, grant?: AccessGrant) => void;
 }
 
 /** What one grant should be on this node. */
@@ -337,7 +337,7 @@ export class AgentReconciler {
 
   /** One audit line; a malformed grant gets a minimal one instead of an exception. */
   private audit(event: AuditEvent, grant: AccessGrant, reason?: string): void {
-    this.opts.onAudit?.(event, reason);
+    this.opts.onAudit?.(event, reason, grant);
     try {
       auditGrant(this.opts.logger, event, grant, reason);
     } catch {
