@@ -10,7 +10,7 @@ SHELL := /bin/bash
 DEB_PACKAGES := libpcap-dev libssl-dev fwknop-client fwknop-server knockd iptables ipset nftables conntrack \
 	tcpdump tcpreplay iproute2 procps iputils-ping openssl python3
 
-.PHONY: test demo deps deb-deps node-deps build lint unit clean
+.PHONY: test demo demo-kube deps deb-deps node-deps build lint unit clean
 
 # Two lanes at once (scripts/test-lanes.mjs): namespace-building files one at a time, the rest alongside.
 test: deps build lint
@@ -18,6 +18,10 @@ test: deps build lint
 
 demo: deps build
 	bash scripts/demo.sh
+
+# The same on a two-node Kubernetes cluster of processes (API emulator, real kubectl, knock, fwknop).
+demo-kube: deps build
+	node_modules/.bin/vite-node scripts/demo-kube.ts
 
 deps: deb-deps node-deps
 
