@@ -42,7 +42,7 @@ describe.skipIf(skipWithoutNetns('standalone e2e (nftables)'))('knockgate standa
   /** Runs `body` against a daemon with a fresh state dir, and stops the daemon cleanly after. */
   async function withDaemon(
     name: string,
-    opts: { config: string; fwknopdConf?: string; interfaces?: string[] },
+    opts: { config: string; fwknopdConf?: string; interfaces?: string[]; extraArgs?: string[] },
     body: (d: Daemon) => Promise<void>,
   ): Promise<void> {
     const d = await lab.startDaemon({ ...opts, stateDir: `${lab.dir}/state-${name}` });
@@ -78,7 +78,8 @@ describe.skipIf(skipWithoutNetns('standalone e2e (nftables)'))('knockgate standa
       ].join('\n'),
     );
     const stateDir = `${lab.dir}/state-knockd`;
-    await withDaemon('knockd', { config }, async (d) => {
+    const metrics = '127.0.0.1:9464';
+    await withDaemon('knockd', { config, extraArgs: ['--metrics-address', metrics] }, async (d) => {
       expect(d.events('started')[0]).toMatchObject({ protectedPorts: [`${PORT}/tcp`] });
       await grantLifecycle(lab, d, {
         port: PORT,
@@ -107,6 +108,21 @@ describe.skipIf(skipWithoutNetns('standalone e2e (nftables)'))('knockgate standa
           `stop6 ${lab.addr('cli', 6)}`,
         ].sort(),
       );
+      // /metrics (inside srv, on its loopback) moved with the two grants: opened, open latency,
+      // expiry lag, the capture's drop count, under the names the agent and sniffer use too.
+      const { stdout: text } = await lab.srv.run(process.execPath, [
+        '-e',
+        `fetch('http://${metrics}/metrics').then(async (r) => process.stdout.write(await r.text()))`,
+      ]);
+      const value = (name: string, labels = '') =>
+        Number(new RegExp(`^${name}${labels ? `\\{${labels}\\}` : ''} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      expect(value('knockgate_grants_opened_total', 'policy="openssh",method="knock",extended="false"')).toBe(
+        2,
+      );
+      expect(value('knockgate_open_latency_seconds_count')).toBe(2);
+      expect(value('knockgate_open_latency_seconds_sum')).toBeLessThan(10);
+      expect(value('knockgate_expiry_lag_seconds_count')).toBe(2);
+      expect(value('knockgate_capture_dropped_packets', `interface="${lab.srvIf('cli')}"`)).toBe(0);
     });
   });
 

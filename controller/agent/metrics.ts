@@ -11,6 +11,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { AccessGrant } from '../../api/types.js';
 import type { AuditEvent } from '../grants/audit.js';
 import { expiresAtMs } from '../grants/phase.js';
+import { createLatencyHistograms } from '../latency-metrics.js';
 import type { Firewall, FirewallGrant, RemoveReason } from '../firewall/types.js';
 import { GrantGoneError, type NodeStatusWriter } from './sources.js';
 
@@ -30,14 +31,10 @@ export interface AgentMetrics {
   firewallErrors: Counter<'op'>;
   /** status.nodes writes, by result (ok, failed, gone). */
   statusWrites: Counter<'result'>;
-  /** From the grant's creation (the API's creationTimestamp, whole seconds) to open in this firewall. */
+  /** creationTimestamp → open here, and expiresAt → removed here (controller/latency-metrics.ts). */
   openLatency: Histogram;
-  /** From a grant's expiresAt to its entries removed here (the kernel timeout closed it already). */
   expiryLag: Histogram;
 }
-
-/** Buckets of knockgate_open_latency_seconds and knockgate_expiry_lag_seconds, in every role. */
-export const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60];
 
 export interface AgentGauges {
   /** Grants applied in the firewall now. */
@@ -51,6 +48,7 @@ export function createAgentMetrics(registry = new Registry(), defaults = true): 
   const registers = [registry];
   return {
     registry,
+    ...createLatencyHistograms(registry, 'a grant creation (creationTimestamp, whole seconds)'),
     opened: new Counter({
       name: 'knockgate_agent_grants_opened_total',
       help: 'Grants opened or extended in this node firewall, by event',
@@ -83,18 +81,6 @@ export function createAgentMetrics(registry = new Registry(), defaults = true): 
       name: 'knockgate_agent_firewall_errors_total',
       help: 'Firewall operations that failed, by operation',
       labelNames: ['op'],
-      registers,
-    }),
-    openLatency: new Histogram({
-      name: 'knockgate_open_latency_seconds',
-      help: 'From a grant creation (creationTimestamp, whole seconds) to open in this node firewall',
-      buckets: LATENCY_BUCKETS,
-      registers,
-    }),
-    expiryLag: new Histogram({
-      name: 'knockgate_expiry_lag_seconds',
-      help: 'From a grant expiresAt to its entries removed from this node firewall',
-      buckets: LATENCY_BUCKETS,
       registers,
     }),
     statusWrites: new Counter({

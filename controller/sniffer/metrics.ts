@@ -3,6 +3,7 @@
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CaptureDrops } from '../../sniffer/capture/drops.js';
+import { createCaptureDropsMetric } from '../capture-drops-metric.js';
 import { createSpaGateMetric, type SpaGateMetric } from '../spa-gate-metric.js';
 
 export interface SnifferMetrics {
@@ -35,19 +36,6 @@ export interface SnifferMetrics {
 export function createSnifferMetrics(registry = new Registry(), defaults = true): SnifferMetrics {
   if (defaults) collectDefaultMetrics({ register: registry, prefix: 'knockgate_' });
   const registers = [registry];
-  let dropsSource: () => readonly CaptureDrops[] = () => [];
-  new Gauge({
-    name: 'knockgate_capture_dropped_packets',
-    help: 'Packets the capture lost since it opened: libpcap pcap_stats ps_drop (ring full) + ps_ifdrop (interface)',
-    labelNames: ['interface'],
-    registers,
-    collect() {
-      this.reset();
-      for (const d of dropsSource())
-        if (d.dropped !== undefined)
-          this.set({ interface: d.interface }, d.dropped + (d.interfaceDropped ?? 0));
-    },
-  });
   return {
     registry,
     granted: new Counter({
@@ -95,6 +83,6 @@ export function createSnifferMetrics(registry = new Registry(), defaults = true)
       registers,
     }),
     spaGateRefused: createSpaGateMetric('knockgate_sniffer_spa_gate_refused_total', registry),
-    setCaptureDropsSource: (source) => (dropsSource = source),
+    setCaptureDropsSource: createCaptureDropsMetric(registry),
   };
 }

@@ -51,7 +51,7 @@ import { reconcileOnStart } from '../expiry/reconcile.js';
 import { MaxGrantsError, type Firewall, type RemoveReason } from '../firewall/types.js';
 import { auditGrant, auditRefusal } from '../grants/audit.js';
 import { buildGrant, GrantBuildError } from '../grants/build.js';
-import { isLive } from '../grants/phase.js';
+import { expiresAtMs, isLive } from '../grants/phase.js';
 import { LocalGrantStore } from '../local/grant-store.js';
 import { LocalReplayStore } from '../local/replay-store.js';
 import { StateDir } from '../local/state-dir.js';
@@ -214,7 +214,11 @@ export class StandaloneDaemon {
       store: this.store,
       clock,
       logger,
-      onExpire: (grant) => this.closeGrant(grant, 'expired'),
+      onExpire: (grant) => {
+        const lagMs = this.clock.now() - expiresAtMs(grant);
+        if (Number.isFinite(lagMs)) this.opts.metrics?.expiryLag.observe(Math.max(0, lagMs) / 1000);
+        return this.closeGrant(grant, 'expired');
+      },
     });
     await this.expiry.start();
     this.armResync();
@@ -232,6 +236,7 @@ export class StandaloneDaemon {
     });
     const sniffer = this.sniffer;
     this.opts.metrics?.spaGateRefused.setSource(() => sniffer.spaGateCounts?.());
+    this.opts.metrics?.setCaptureDropsSource(() => this.sniffer?.drops() ?? []);
     logger.info(
       {
         event: 'started',
@@ -433,7 +438,12 @@ export class StandaloneDaemon {
       await store.updateStatus(name, this.status('Active', 'Applied', 'open', 'Applied', groups.groups));
       trace.mark('statusWriteMs');
     }
-    this.log.debug({ event: 'grant-timing', grant: name, ...trace.stages() }, `grant ${name} stage timings`);
+    const stages = trace.stages();
+    this.log.debug({ event: 'grant-timing', grant: name, ...stages }, `grant ${name} stage timings`);
+    if (!extending)
+      this.opts.metrics?.openLatency.observe(
+        ((stages['captureToDecisionMs'] ?? 0) + (stages['decisionToDoneMs'] ?? 0)) / 1000,
+      );
     this.opts.metrics?.opened.inc({
       policy: decision.policy,
       method: decision.method,
@@ -558,12 +568,6 @@ export class StandaloneDaemon {
     const here = live.filter((g) => this.appliesHere(g));
     await Promise.all([this.opts.firewall.sync(here.map(firewallGrant)), this.resyncGroups(live)]);
     this.opts.metrics?.activeGrants.set(live.length);
-    for (const d of this.sniffer?.drops() ?? [])
-      if (d.dropped !== undefined)
-        this.opts.metrics?.captureDrops.set(
-          { interface: d.interface },
-          d.dropped + (d.interfaceDropped ?? 0),
-        );
   }
 
   /** Every region listed again and brought to the live grants; what could not be done is logged. */

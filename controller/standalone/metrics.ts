@@ -2,16 +2,19 @@
 // otherwise: /metrics and /healthz.
 
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { createCaptureDropsMetric, type CaptureDropsSource } from '../capture-drops-metric.js';
+import { createLatencyHistograms, type LatencyHistograms } from '../latency-metrics.js';
 import { createSpaGateMetric, type SpaGateMetric } from '../spa-gate-metric.js';
 
-export interface StandaloneMetrics {
+export interface StandaloneMetrics extends LatencyHistograms {
   registry: Registry;
   opened: Counter<'policy' | 'method' | 'extended'>;
   refusals: Counter<'policy' | 'reason'>;
   failed: Counter<'policy'>;
   maxGrantsRefused: Counter;
   activeGrants: Gauge;
-  captureDrops: Gauge<'interface'>;
+  /** knockgate_capture_dropped_packets{interface}, read from the open capture at each scrape. */
+  setCaptureDropsSource: (source: CaptureDropsSource) => void;
   /** knockgate_spa_gate_refused_total{reason}: refused in the capture addon (native HMAC gate). */
   spaGateRefused: SpaGateMetric;
 }
@@ -20,6 +23,7 @@ export function createStandaloneMetrics(): StandaloneMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'knockgate_' });
   return {
+    ...createLatencyHistograms(registry, "the packet's capture"),
     registry,
     opened: new Counter({
       name: 'knockgate_grants_opened_total',
@@ -49,12 +53,7 @@ export function createStandaloneMetrics(): StandaloneMetrics {
       help: 'Live grants at the last firewall resync',
       registers: [registry],
     }),
-    captureDrops: new Gauge({
-      name: 'knockgate_capture_dropped_packets',
-      help: 'Packets the capture lost since it started: libpcap pcap_stats ps_drop (ring full) + ps_ifdrop (interface)',
-      labelNames: ['interface'],
-      registers: [registry],
-    }),
+    setCaptureDropsSource: createCaptureDropsMetric(registry),
     spaGateRefused: createSpaGateMetric('knockgate_spa_gate_refused_total', registry),
   };
 }
