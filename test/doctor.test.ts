@@ -9,6 +9,9 @@ import {
   AuthorizeSecurityGroupIngressCommand,
   CreateSecurityGroupCommand,
 } from '@aws-sdk/client-ec2';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipWithoutNetns } from './helpers/netns.js';
 import {
@@ -135,6 +138,38 @@ describe.skipIf(skipWithoutNetns('knockgate doctor (netns)'))('knockgate doctor 
       );
     } finally {
       await d.stop();
+    }
+  });
+});
+
+describe('knockgate doctor: config', () => {
+  it("reads an AgentConfig (the node's protected ports, alwaysAllow, mode); a broken one is a FAIL line", async () => {
+    requireBuilt();
+    const dir = mkdtempSync(join(tmpdir(), 'kg-doctor-'));
+    try {
+      const good = join(dir, 'agent.yaml');
+      writeFileSync(
+        good,
+        'apiVersion: knockgate.io/v1alpha1\nkind: AgentConfig\nnodeName: node-a\nprotectedPorts: ["22/tcp"]\n' +
+          'knockPorts: ["62201/udp"]\nalwaysAllow: ["10.0.0.0/16"]\nmode: Audit\n',
+      );
+      const r = await knockgate(undefined, ['doctor', '--agent-config', good, '--check', 'config']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(line(r.stdout, 'config')).toMatch(
+        /^WARN .*protects 22\/tcp, alwaysAllow 10\.0\.0\.0\/16, mode Audit, backend nftables, knock\/SPA ports 62201\/udp: Audit mode drops nothing/,
+      );
+      const bad = join(dir, 'bad.yaml');
+      writeFileSync(
+        bad,
+        'apiVersion: knockgate.io/v1alpha1\nkind: AgentConfig\nnodeName: node-a\nprotectedPorts: []\n',
+      );
+      const b = await knockgate(undefined, ['doctor', '--agent-config', bad, '--check', 'config']);
+      expect(b.code).toBe(1);
+      expect(line(b.stdout, 'config')).toMatch(
+        new RegExp(`^FAIL +config +${bad.replace(/[.]/g, '\\.')}:\\d+: `),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
