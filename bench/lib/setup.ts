@@ -50,6 +50,28 @@ export interface Figure {
   failures?: number;
 }
 
+/** A figure measured once: median, p99 and the only value are `value`. */
+export function oneRunFigure(
+  scenario: string,
+  daemon: string,
+  name: string,
+  unit: string,
+  value: number,
+  target?: string,
+): Figure {
+  return {
+    scenario,
+    daemon,
+    name,
+    unit,
+    median: value,
+    p99: value,
+    runs: 1,
+    values: [value],
+    ...(target ? { target } : {}),
+  };
+}
+
 export interface ScenarioResult {
   name: string;
   /** The command that measured every figure in it. */

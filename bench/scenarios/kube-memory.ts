@@ -16,7 +16,14 @@ import {
 } from '../lib/kube.js';
 import { stopPeer } from '../lib/peers.js';
 import { rssBytes } from '../lib/proc.js';
-import { newKeys, type Figure, type RunOptions, type Scenario, type ScenarioResult } from '../lib/setup.js';
+import {
+  newKeys,
+  oneRunFigure,
+  type Figure,
+  type RunOptions,
+  type Scenario,
+  type ScenarioResult,
+} from '../lib/setup.js';
 import { fmt, markdownTable } from '../lib/stats.js';
 import { withTopology } from '../lib/topology.js';
 
@@ -113,17 +120,7 @@ export const kubeMemory: Scenario = {
       console.error(
         `  ${r.label}: ${fmt(r.idleMiB)} MiB at ${IDLE_MS / 1000} s, ${fmt(r.settledMiB)} MiB at ${SETTLED_MS / 1000} s`,
       );
-    const figure = (r: Row, name: string, v: number): Figure => ({
-      scenario: NAME,
-      daemon: r.label,
-      name,
-      unit: 'MiB',
-      median: v,
-      p99: v,
-      runs: 1,
-      values: [v],
-      ...(r.target ? { target: r.target } : {}),
-    });
+    const figure = (r: Row, name: string, v: number) => oneRunFigure(NAME, r.label, name, 'MiB', v, r.target);
     const figures: Figure[] = rows.flatMap((r) => [
       figure(r, 'RSS idle', r.idleMiB),
       figure(r, `RSS idle at ${SETTLED_MS / 1000} s`, r.settledMiB),

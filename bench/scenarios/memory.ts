@@ -5,7 +5,14 @@
 
 import type { DaemonKind } from '../lib/daemons.js';
 import { floodDaemon, type FloodResult } from '../lib/flood.js';
-import { newKeys, type Figure, type RunOptions, type Scenario, type ScenarioResult } from '../lib/setup.js';
+import {
+  newKeys,
+  oneRunFigure,
+  type Figure,
+  type RunOptions,
+  type Scenario,
+  type ScenarioResult,
+} from '../lib/setup.js';
 import { fmt, markdownTable } from '../lib/stats.js';
 import { writeJunkFlood, writeKnockFlood } from '../lib/traffic.js';
 import { withTopology } from '../lib/topology.js';
@@ -65,20 +72,22 @@ export const memory: Scenario = {
         ]),
         ['RSS max', mb(r.maxRssBytes)],
       ];
-      return rows.map(([name, v]) => ({
-        scenario: NAME,
-        daemon: label,
-        name,
-        unit: 'MiB',
-        median: v,
-        p99: v,
-        runs: 1,
-        values: [v],
-        ...(label.startsWith('knockgate') && name === 'RSS idle' ? { target: '< 64 MiB' } : {}),
-        ...(label.startsWith('knockgate') && name === 'RSS after 1000000 packets'
-          ? { target: '< 128 MiB' }
-          : {}),
-      }));
+      return rows.map(([name, v]) =>
+        oneRunFigure(
+          NAME,
+          label,
+          name,
+          'MiB',
+          v,
+          !label.startsWith('knockgate')
+            ? undefined
+            : name === 'RSS idle'
+              ? '< 64 MiB'
+              : name === 'RSS after 1000000 packets'
+                ? '< 128 MiB'
+                : undefined,
+        ),
+      );
     });
     const markdown = [
       `### Memory (RSS in MiB, VmRSS; one run; the flood sent with tcpreplay --topspeed in segments up to each point)`,
