@@ -42,6 +42,8 @@ export interface RunningKnockgate {
   pid: number;
   stateDir: string;
   output: () => string;
+  /** The daemon's `grant-timing` lines (stage timings per grant), when started at debug level. */
+  timings: Record<string, number>[];
 }
 
 export async function startKnockgate(
@@ -51,8 +53,8 @@ export async function startKnockgate(
   backend: FirewallBackend,
   keys: SpaKeys,
   bufferBytes?: number,
-  /** Another config instead of knockgateConfig(), extra flags, extra environment (bench:aws). */
-  more: { config?: string; args?: string[]; env?: Record<string, string> } = {},
+  /** Another config instead of knockgateConfig(), extra flags, extra environment (bench:aws), log level. */
+  more: { config?: string; args?: string[]; env?: Record<string, string>; logLevel?: 'info' | 'debug' } = {},
 ): Promise<RunningKnockgate> {
   const file = join(dir, 'knockgate.yaml');
   writeFileSync(file, more.config ?? knockgateConfig(backend, keys), { mode: 0o600 });
@@ -76,18 +78,38 @@ export async function startKnockgate(
       '--metrics-address',
       METRICS_ADDRESS,
       '--log-level',
-      'info',
+      more.logLevel ?? 'info',
       ...(bufferBytes === undefined ? [] : ['--buffer-size', String(bufferBytes)]),
       ...(more.args ?? []),
     ],
     more.env ? { env: { ...process.env, ...more.env } } : {},
   );
   let out = '';
+  let partial = '';
+  const timings: Record<string, number>[] = [];
   const keep = (d: Buffer) => {
     // The refusal log is rate-limited; still, keep only the tail of a long run.
     out = (out + d.toString()).slice(-256 * 1024);
   };
-  child.stdout!.on('data', keep);
+  child.stdout!.on('data', (d: Buffer) => {
+    keep(d);
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines)
+      if (line.includes('"event":"grant-timing"')) {
+        const {
+          level: _l,
+          time: _t,
+          pid: _p,
+          hostname: _h,
+          event: _e,
+          grant: _g,
+          msg: _m,
+          ...stages
+        } = JSON.parse(line) as Record<string, unknown>;
+        timings.push(stages as Record<string, number>);
+      }
+  });
   child.stderr!.on('data', keep);
   await waitFor(
     () => {
@@ -96,7 +118,7 @@ export async function startKnockgate(
     },
     { what: 'knockgate standalone to start', timeoutMs: 30_000 },
   );
-  return { process: child, pid: child.pid!, stateDir, output: () => out };
+  return { process: child, pid: child.pid!, stateDir, output: () => out, timings };
 }
 
 export async function stopKnockgate(srv: Host, kg: RunningKnockgate): Promise<void> {

@@ -47,6 +47,11 @@ export class Commands {
     private readonly clock: Clock,
   ) {}
 
+  /** True when commands run as they are, in this process's namespaces (no `ip netns exec` prefix). */
+  get local(): boolean {
+    return this.prefix.length === 0;
+  }
+
   /** The argv to spawn; refuses a program missing from EXTERNAL_PROGRAMS (the image installs those). */
   private argv(cmd: string, args: readonly string[]): [string, string[]] {
     requireListedProgram(cmd);

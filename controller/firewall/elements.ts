@@ -18,6 +18,12 @@ export interface Element {
 export interface ElementChange {
   key: ElementKey;
   element: Element | undefined;
+  /**
+   * No grant covered the key before this change: the kernel holds no live element for it (the
+   * table is the kernel's state: applied whole at install and every sync, and every element it
+   * drops is deleted or has timed out), so a plain add sets it exactly.
+   */
+  fresh?: boolean;
 }
 
 export interface ElementKey {
@@ -86,6 +92,11 @@ export class GrantTable {
       if (entry?.names.size === 0) this.owners.delete(s);
     }
     return keys;
+  }
+
+  /** Does some grant cover `key`? */
+  covers(key: ElementKey): boolean {
+    return this.owners.has(keyString(key));
   }
 
   /** The element `key` should be, given every grant covering it (the latest end wins). */

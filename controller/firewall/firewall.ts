@@ -14,6 +14,7 @@ import { GrantTable, grantKeys, keyString, type ElementChange, type ElementKey }
 import { FIREWALL_LIMITS } from './limits.js';
 import { IpsetBackend } from './ipset.js';
 import { IptablesBackend } from './iptables.js';
+import { addonNft } from './nft-in-process.js';
 import { NftablesBackend } from './nftables.js';
 import {
   FirewallApplyError,
@@ -183,9 +184,11 @@ export class KernelFirewall implements Firewall {
     const now = this.deps.clock.now();
     const done: Done[] = [];
     const touched: ElementKey[] = [];
+    // Whether each touched key was covered before this batch (recorded at its first touch).
+    const coveredBefore = new Map<string, boolean>();
     for (const p of batch) {
       try {
-        const d = this.stage(config, p, now);
+        const d = this.stage(config, p, now, coveredBefore);
         if (!d) continue;
         done.push(d);
         touched.push(...d.keys);
@@ -194,7 +197,7 @@ export class KernelFirewall implements Firewall {
       }
     }
     if (done.length === 0) return;
-    const changes = this.changesFor(touched);
+    const changes = this.changesFor(touched, coveredBefore);
     try {
       await this.applyChanges(config, changes, now);
     } catch (err) {
@@ -216,14 +219,26 @@ export class KernelFirewall implements Firewall {
   }
 
   /** Apply one operation to the table; returns what to undo, or undefined for a no-op. */
-  private stage(config: ValidConfig, p: Pending, now: number): Done | undefined {
+  private stage(
+    config: ValidConfig,
+    p: Pending,
+    now: number,
+    coveredBefore: Map<string, boolean>,
+  ): Done | undefined {
     const op = p.op;
+    const firstTouch = (keys: ElementKey[]) => {
+      for (const k of keys) {
+        const s = keyString(k);
+        if (!coveredBefore.has(s)) coveredBefore.set(s, this.table.covers(k));
+      }
+    };
     if (op.kind === 'remove') {
       const removed = typeof op.name === 'string' ? this.table.get(op.name) : undefined;
       if (!removed) {
         p.resolve();
         return undefined;
       }
+      firstTouch(grantKeys(removed));
       const keys = this.table.delete(removed.name);
       return { pending: p, keys, removed, reason: op.reason, undo: () => void this.table.put(removed) };
     }
@@ -241,6 +256,8 @@ export class KernelFirewall implements Firewall {
       );
     }
     const previous = this.table.get(valid.name);
+    firstTouch(grantKeys(valid));
+    if (previous) firstTouch(grantKeys(previous));
     const keys = this.table.put(valid);
     const undo = () => {
       this.table.delete(valid.name);
@@ -321,10 +338,13 @@ export class KernelFirewall implements Firewall {
   }
 
   /** The element each touched key should now be (deduplicated: put() reports old and new keys). */
-  private changesFor(keys: ElementKey[]): ElementChange[] {
+  private changesFor(keys: ElementKey[], coveredBefore: Map<string, boolean>): ElementChange[] {
     const seen = new Map<string, ElementKey>();
     for (const k of keys) seen.set(keyString(k), k);
-    return [...seen.values()].map((key) => ({ key, element: this.table.element(key) }));
+    return [...seen].map(([s, key]) => {
+      const element = this.table.element(key);
+      return coveredBefore.get(s) === false ? { key, element, fresh: true } : { key, element };
+    });
   }
 
   private async applyWhole(config: ValidConfig, table: GrantTable, now: number): Promise<void> {
@@ -404,7 +424,12 @@ export function createFirewall(options: FirewallOptions): Firewall {
     );
   const commands = new Commands(options.commandPrefix ?? [], options.logger, options.clock);
   const backends: Record<FirewallBackend, Backend> = {
-    nftables: new NftablesBackend(commands, options.logger, options.clock),
+    nftables: new NftablesBackend(
+      commands,
+      options.logger,
+      options.clock,
+      options.inProcessNft === false ? undefined : addonNft,
+    ),
     ipset: new IpsetBackend(commands, options.logger, options.clock, options.iptablesMode),
     iptables: new IptablesBackend(commands, options.iptablesMode),
   };

@@ -97,39 +97,54 @@ export function renderTable(config: ValidConfig, elements: Element[], now: numbe
 }
 
 /**
- * One transaction that sets each changed element to exactly its new state. `add` (a no-op when the
- * element exists) then `delete` then `add` again works whether the element exists, is absent or
- * has just expired, on every kernel: no ENOENT to recover from, and no reliance on the newer
- * kernels' in-place timeout update.
+ * One transaction that sets each changed element to exactly its new state. For a key some grant
+ * already covered, `add` (a no-op when the element exists) then `delete` then `add` again works
+ * whether the element exists, is absent or has just expired, on every kernel: no ENOENT to recover
+ * from, and no reliance on the newer kernels' in-place timeout update. A fresh key (no grant
+ * covered it, so the kernel holds no live element for it: ElementChange.fresh) is one plain `add`
+ * — a third of the text for nft to parse in a burst of new grants.
  */
 export function renderChanges(changes: ElementChange[], now: number): string {
   const touched = { 4: [] as string[], 6: [] as string[] };
   const wanted = { 4: [] as string[], 6: [] as string[] };
   for (const c of changes) {
-    touched[c.key.family].push(keyText(c.key));
+    const key = keyText(c.key);
+    if (!c.fresh) touched[c.key.family].push(key);
     const ms = c.element && remainingMs(c.element, now);
-    if (ms !== undefined) wanted[c.key.family].push(`${keyText(c.key)} timeout ${ms}ms`);
+    if (ms !== undefined) wanted[c.key.family].push(`${key} timeout ${ms}ms`);
   }
   const cmds: string[] = [];
   for (const f of [4, 6] as const) {
-    if (touched[f].length === 0) continue;
     const set = `inet ${T} ${setName(f)}`;
-    cmds.push(`add element ${set} { ${touched[f].map((k) => `${k} timeout 1s`).join(', ')} }`);
-    cmds.push(`delete element ${set} { ${touched[f].join(', ')} }`);
+    if (touched[f].length > 0) {
+      cmds.push(`add element ${set} { ${touched[f].map((k) => `${k} timeout 1s`).join(', ')} }`);
+      cmds.push(`delete element ${set} { ${touched[f].join(', ')} }`);
+    }
     if (wanted[f].length > 0) cmds.push(`add element ${set} { ${wanted[f].join(', ')} }`);
   }
   return cmds.join('; ');
+}
+
+/** libnftables in this process (the capture addon's nftRun), when it can act where nft would. */
+export interface InProcessNft {
+  /** "" when usable, else why not. */
+  available(): string;
+  /** One transaction; "" on success, else nft's error text. */
+  run(text: string): string;
 }
 
 export class NftablesBackend implements Backend {
   readonly name = 'nftables' as const;
   readonly atomicChanges = true;
   private readonly session: LineSession;
+  /** Decided at the first change: libnftables in-process, or the `nft -i` session. */
+  private direct: InProcessNft | null | undefined;
 
   constructor(
     private readonly commands: Commands,
-    logger: Logger,
+    private readonly logger: Logger,
     clock: Clock,
+    private readonly inProcess?: InProcessNft,
   ) {
     this.session = new LineSession(
       commands,
@@ -206,12 +221,34 @@ export class NftablesBackend implements Backend {
       return;
     }
     let answer: string;
+    const direct = this.directNft();
     try {
-      answer = await this.session.request([text]);
+      answer = direct ? direct.run(text) : await this.session.request([text]);
     } catch (err) {
       throw new FirewallApplyError(`nftables: ${(err as Error).message}`);
     }
     if (answer !== '') throw new FirewallApplyError(`nftables: grant change refused: ${excerpt(answer)}`);
+  }
+
+  /**
+   * libnftables in this process when the commands run in this process's network namespace (no
+   * command prefix such as `ip netns exec`) and the library loads; else the `nft -i` session.
+   */
+  private directNft(): InProcessNft | null {
+    if (this.direct !== undefined) return this.direct;
+    const why = !this.inProcess
+      ? 'not configured'
+      : !this.commands.local
+        ? 'nft runs in another namespace (command prefix)'
+        : this.inProcess.available();
+    this.direct = why === '' ? this.inProcess! : null;
+    this.logger.debug(
+      { backend: this.name, inProcess: why === '', why: why || undefined },
+      why === ''
+        ? 'nftables: grant changes through libnftables in-process'
+        : 'nftables: grant changes through nft -i',
+    );
+    return this.direct;
   }
 
   async removeOthers(): Promise<string[]> {

@@ -76,6 +76,11 @@ export interface FirewallOptions {
    * namespace. Default none.
    */
   commandPrefix?: string[];
+  /**
+   * nftables: per-grant changes through libnftables in this process when it loads and there is no
+   * commandPrefix (default true); false: always the long-lived `nft -i`.
+   */
+  inProcessNft?: boolean;
   /** iptables flavour for the ipset and iptables backends. Default: detected from `iptables --version`. */
   iptablesMode?: IptablesMode;
 }

@@ -404,7 +404,12 @@ export class StandaloneDaemon {
     const applyNow = onFirewall && !extending;
     const [write, apply] = await Promise.allSettled([
       trace.span('storeWriteMs', store.extend(grant)),
-      trace.span('firewallMs', applyNow ? this.opts.firewall.add(firewallGrant(grant)) : Promise.resolve()),
+      trace.span(
+        'firewallMs',
+        applyNow
+          ? this.opts.firewall.add(firewallGrant(grant)).then(() => trace.reached('kernelAtMs'))
+          : Promise.resolve(),
+      ),
     ]);
     trace.mark('writeAndApplyMs');
     if (write.status === 'rejected') {

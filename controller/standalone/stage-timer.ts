@@ -21,6 +21,11 @@ export class StageTimer {
     this.last = now;
   }
 
+  /** A point reached (not a stage): ms since the decision, e.g. `kernelAtMs` once the firewall took it. */
+  reached(point: string): void {
+    this.times[point] = round(performance.now() - this.start);
+  }
+
   span<T>(stage: string, work: Promise<T>): Promise<T> {
     const from = performance.now();
     const done = () => void (this.times[stage] = round(performance.now() - from));

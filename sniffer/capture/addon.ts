@@ -71,6 +71,10 @@ export interface Addon {
   ): { inspected: boolean; mask?: number; reason?: string };
   /** The bounds of native/spa_limits.h. */
   spaLimits(): Record<string, number>;
+  /** native/nft_run.c: "" when libnftables is usable in this process, else why not. */
+  nftAvailable(): string;
+  /** One nftables transaction in this process's network namespace: "" on success, else nft's error. */
+  nftRun(text: string): string;
 }
 
 const ADDON_PATH = join('build', 'Release', 'knockgate_pcap.node');
