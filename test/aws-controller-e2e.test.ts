@@ -48,6 +48,10 @@ const SCALE_SECONDS = 8;
 // earlier one takes to be seen Expired while the region is throttled at RATE and busy with the
 // other checks (on a fresh, loaded machine that was over 4 s: a 7 s grant had already ended).
 const PAIR_LONG_SECONDS = 20;
+// The SPA grant's life. It must outlast its own opening: Active only once both groups hold the rule,
+// and the region is throttled at RATE and shared with the other checks (a 4 s grant was seen go
+// from Pending to Expired between two listings on a quiet machine).
+const SPA_SECONDS = 12;
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -253,7 +257,7 @@ spec:
         await c.apply(
           'policies',
           [
-            policyYaml('bastion', SPA_PORT, 4, [groups.b1!, groups.b2!]),
+            policyYaml('bastion', SPA_PORT, SPA_SECONDS, [groups.b1!, groups.b2!]),
             policyYaml(
               'bastion-long',
               SPA_PORT + 1,
@@ -327,7 +331,7 @@ spec:
     expect(described).toContain(groups.b1!.groupId);
     expect(described).toContain(sgOf(g, groups.b1!)!.ruleId);
     expect(described).toMatch(/State:\s+Applied/);
-    // At expiry (4 s): revoked, Expired.
+    // At expiry (SPA_SECONDS): revoked, Expired.
     await waitGrant(name, (x) => x.status?.phase === 'Expired', 'Expired');
     for (const ref of [groups.b1!, groups.b2!])
       await untilRules(
