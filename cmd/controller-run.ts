@@ -95,6 +95,7 @@ export async function run(opts: ControllerCliOptions): Promise<void> {
         ? undefined
         : await serveMetrics(metrics, opts.metricsAddress, {
             notReady: () => (manager ? manager.notReady() : 'starting'),
+            readyNote: () => manager?.readyNote(),
           });
   } catch (err) {
     if (err instanceof MetricsAddressError) throw new CliError(err.message);

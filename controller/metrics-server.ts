@@ -20,6 +20,15 @@ export function parseListenAddress(text: string): { host: string; port: number }
 export interface HealthChecks {
   /** undefined when ready, else why not (one line). Without it /readyz is 404. */
   notReady?: () => string | undefined;
+  /**
+   * When ready, what kind of ready (one line, e.g. "standby: the Lease is held by pod-b"): the
+   * body is then "ok: <note>", so a probe log or a curl says more than 200 does.
+   */
+  readyNote?: () => string | undefined;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
 }
 
 export async function serveMetrics(
@@ -46,13 +55,15 @@ export async function serveMetrics(
       text(res, 200, 'ok');
     } else if (path === '/readyz' && checks.notReady) {
       let why: string | undefined;
+      let note: string | undefined;
       try {
         why = checks.notReady();
+        if (why === undefined) note = checks.readyNote?.();
       } catch (err) {
         why = `readiness check failed: ${(err as Error).message}`;
       }
-      if (why === undefined) text(res, 200, 'ok');
-      else text(res, 503, why.replace(/\s+/g, ' '));
+      if (why !== undefined) text(res, 503, oneLine(why));
+      else text(res, 200, note ? `ok: ${oneLine(note)}` : 'ok');
     } else {
       res.writeHead(404).end();
     }

@@ -118,7 +118,7 @@ describe('knockgate controller: running', () => {
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, {
       what: '/readyz 200',
     });
-    expect(await (await fetch(`http://127.0.0.1:${port}/readyz`)).text()).toBe('ok\n');
+    expect(await (await fetch(`http://127.0.0.1:${port}/readyz`)).text()).toBe('ok: leader\n');
     const scraped = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(scraped).toContain('knockgate_controller_leader 1');
     expect(scraped).toContain('knockgate_controller_grants{phase="Active"} 1');

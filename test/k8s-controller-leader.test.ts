@@ -66,6 +66,10 @@ describe('leader election', () => {
     }
     expect(a.isLeader()).toBe(true);
     expect(b.isLeader()).toBe(false);
+    // /readyz: both ready (b's caches are warm), and b's body says it is a standby and who leads.
+    await bench.until(() => a.notReady() === undefined && b.notReady() === undefined, 'both ready');
+    expect(a.readyNote()).toBe('leader');
+    expect(b.readyNote()).toBe('standby: the Lease is held by ctl-a');
     expect(actions('ctl-a').length).toBeGreaterThan(0);
     expect(actions('ctl-b')).toEqual([]);
     const lease = bench.lease()!;

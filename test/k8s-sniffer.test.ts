@@ -14,6 +14,7 @@ import type { AccessGrant, KnockPolicy, ReplayClaim } from '../api/types.js';
 import { createSnifferMetrics, type SnifferMetrics } from '../controller/sniffer/metrics.js';
 import { SnifferRole, type Outcome, type SnifferRoleOptions } from '../controller/sniffer/role.js';
 import type { Sniffer, SnifferOptions } from '../sniffer/capture/sniffer.js';
+import { CaptureError } from '../sniffer/capture/capture.js';
 import type { InboundPacket } from '../sniffer/decision.js';
 import { encodeSpa } from '../sniffer/spa/encode.js';
 import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
@@ -453,7 +454,9 @@ describe('knockgate sniffer on Kubernetes', () => {
     expect(d.log.lines().find((l) => l.event === 'capture-error')?.msg).toBe(
       'capture: interface kgbad0 does not exist',
     );
-    expect(d.role.notReady()).toMatch(/^capture is not open for \d+ policies/);
+    expect(d.role.notReady()).toMatch(
+      /^capture is not open for \d+ policies: interface kgbad0 does not exist$/,
+    );
     await custom.patchClusterCustomObject(
       { ...plural('knockpolicies'), name: 'knock-none', body: { spec: { interface: null } } },
       MERGE,
@@ -465,6 +468,49 @@ describe('knockgate sniffer on Kubernetes', () => {
     await d.role.stop();
     expect(closes).toBe(2);
     expect(d.role.notReady()).toBe('stopping');
+  });
+
+  it('an open capture that stops makes it not ready; the health check reopens it', async () => {
+    let opened: SnifferOptions | undefined;
+    let starts = 0;
+    let closes = 0;
+    let failNext = false;
+    const fakeStart = (o: SnifferOptions): Sniffer => {
+      if (failNext) throw new Error('interface eth9 has no address to capture packets for');
+      starts++;
+      opened = o;
+      return {
+        interfaces: () => ['eth9'],
+        filters: () => ({}),
+        refresh: () => undefined,
+        drops: () => [],
+        close: () => void closes++,
+      };
+    };
+    const d = await startRole('node-a', { startSniffer: fakeStart, healthIntervalMs: 100 });
+    expect(d.role.notReady()).toBeUndefined();
+    failNext = true;
+    opened!.onCaptureError!(new CaptureError('capture on eth9 stopped: the interface went down'));
+    expect(d.role.notReady()).toMatch(
+      /^capture is not open for \d+ policies: capture on eth9 stopped: the interface went down$/,
+    );
+    await waitFor(() => closes === 1, { what: 'the stopped capture closed' });
+    // Retried at each health check; the failed reopen is the reason now, logged once.
+    await waitFor(() => /has no address/.test(d.role.notReady() ?? ''), { what: 'the retry failed' });
+    await new Promise((r) => setTimeout(r, 350));
+    expect(
+      d.log
+        .lines()
+        .filter((l) => l.event === 'capture-error')
+        .map((l) => l.msg),
+    ).toEqual([
+      'capture: capture on eth9 stopped: the interface went down',
+      'capture: interface eth9 has no address to capture packets for',
+    ]);
+    failNext = false;
+    await waitFor(() => d.role.notReady() === undefined, { what: 'reopened and ready' });
+    expect(starts).toBe(2);
+    expect(d.log.lines().some((l) => l.event === 'capture-open')).toBe(true);
   });
 
   it('caps live grants per policy and grant writes per second, with a log line and a metric', async () => {
@@ -521,6 +567,10 @@ describe('knockgate sniffer on Kubernetes', () => {
     expect(a.log.lines().find((l) => l.event === 'watch-down')?.msg).toMatch(
       /^cannot watch the Kubernetes API \(.+\): running the last known policies; grants that cannot be written open nothing$/,
     );
+    // Lost sync: /readyz 503 with why (the last known policies still run).
+    expect(a.role.notReady()).toMatch(
+      /^watching policies, nodes and secrets fails \(.+\): running the last known policies$/,
+    );
     await stopped;
     expect(await serverGrant('knock-ssh-0a040001-node-a')).toBeUndefined();
     await waitFor(async () => (await knock(a.role, '10.4.0.1', [7000, 8000, 9000]))[0]?.kind === 'granted', {
@@ -533,6 +583,7 @@ describe('knockgate sniffer on Kubernetes', () => {
       timeoutMs: 15_000,
       what: 'watch_up 1',
     });
+    expect(a.role.notReady()).toBeUndefined();
     expect(a.log.lines().filter((l) => l.event === 'watch-down')).toHaveLength(1);
   });
 });

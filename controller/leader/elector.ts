@@ -48,6 +48,8 @@ export class LeaderElector {
   /** The Lease record as last observed, and when (local clock) it last changed. */
   private observedRecord: string | undefined;
   private observedAt = 0;
+  /** spec.holderIdentity of the Lease as last read ('' = nobody; undefined = never read). */
+  private observedHolder: string | undefined;
   private loopTimer: TimerHandle | undefined;
   private deadlineTimer: TimerHandle | undefined;
   private attempt: Promise<void> | undefined;
@@ -70,6 +72,11 @@ export class LeaderElector {
     if (this.leading && this.opts.clock.now() >= this.renewedAt + this.renewDeadlineMs)
       this.lose(`no renewal for ${this.renewDeadlineMs / 1000} s`);
     return this.leading;
+  }
+
+  /** Who held the Lease at the last read ('' = nobody, undefined = not read yet). */
+  holder(): string | undefined {
+    return this.observedHolder;
   }
 
   start(): void {
@@ -178,6 +185,7 @@ export class LeaderElector {
   }
 
   private observe(lease: Lease, now: number): void {
+    this.observedHolder = lease.spec.holderIdentity ?? '';
     const record = JSON.stringify([
       lease.spec.holderIdentity,
       lease.spec.renewTime,

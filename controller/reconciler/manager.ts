@@ -160,6 +160,18 @@ export class ControllerManager {
     return undefined;
   }
 
+  /**
+   * What kind of ready (/readyz body "ok: ..."): the leader, or a standby and who leads — a
+   * standby answers 200 (see notReady), and its body says it is not the one acting.
+   */
+  readyNote(): string {
+    if (this.elector.isLeader()) return 'leader';
+    const holder = this.elector.holder();
+    if (holder === undefined) return 'standby: the Lease has not been read yet';
+    if (holder === '') return 'standby: the Lease is free, campaigning';
+    return `standby: the Lease is held by ${holder}`;
+  }
+
   isLeader(): boolean {
     return this.elector.isLeader();
   }

@@ -117,6 +117,8 @@ export class SnifferRole {
   private watchError: string | undefined;
   private healthTimer: TimerHandle | undefined;
   private sniffer: Sniffer | undefined;
+  /** Why the capture is not open (opening it failed, or it stopped), until it opens again. */
+  private captureError: string | undefined;
   private snifferInterfaces: string[] = [];
   /** Native SPA gate counts of sniffers closed by an interface change. */
   private readonly closedGateCounts = emptyGateCounts();
@@ -213,8 +215,13 @@ export class SnifferRole {
   notReady(): string | undefined {
     if (this.stopped) return 'stopping';
     if (!this.started || !this.view.synced) return 'no complete list of policies, nodes and secrets yet';
-    if (this.active.size > 0 && !this.sniffer)
-      return `capture is not open for ${this.active.size} policies (see the capture-error log line)`;
+    // Lost sync: the sniffer keeps running its last known policies (a grant it cannot write opens
+    // nothing), but it may miss a new or changed policy or key, so it does not claim to be ready.
+    if (this.watchError !== undefined)
+      return `watching policies, nodes and secrets fails (${this.watchError}): running the last known policies`;
+    // (Without startSniffer packets come through handlePacket(): there is no capture to wait for.)
+    if (this.opts.startSniffer && this.active.size > 0 && (!this.sniffer || this.captureError !== undefined))
+      return `capture is not open for ${this.active.size} policies: ${this.captureError ?? 'not started'}`;
     return undefined;
   }
 
@@ -361,6 +368,7 @@ export class SnifferRole {
     try {
       if (this.sniffer && sameList(wanted, this.snifferInterfaces)) {
         this.sniffer.refresh();
+        this.captureOpened();
         return;
       }
       this.closeSniffer();
@@ -371,15 +379,44 @@ export class SnifferRole {
         ...(this.opts.bufferBytes !== undefined ? { bufferBytes: this.opts.bufferBytes } : {}),
         onVerdict: (verdict, packet) => void this.onVerdict(verdict, packet),
         onError: (err) => this.log.error({ event: 'verdict-error' }, (err as Error).message),
+        onCaptureError: (err) => this.captureStopped(err.message),
       });
       this.snifferInterfaces = wanted;
+      this.captureOpened();
     } catch (err) {
       // An interface given on the command line that cannot be captured on is fatal at start; one
       // named by a policy is that policy's problem, logged, and retried at the next change.
       if (starting && this.opts.interfaces?.length)
         throw new SnifferStartError(`capture: ${(err as Error).message}`);
-      this.log.error({ event: 'capture-error' }, `capture: ${(err as Error).message}`);
+      this.captureFailed((err as Error).message);
     }
+  }
+
+  /** Opening or refreshing the capture failed, or an open capture stopped: logged, and /readyz says so. */
+  private captureFailed(message: string): void {
+    // Logged once per new reason, not at every retry.
+    if (this.captureError !== message) this.log.error({ event: 'capture-error' }, `capture: ${message}`);
+    this.captureError = message;
+  }
+
+  /**
+   * An open capture stopped (its interface went away, a socket error): closed (after the native
+   * callback has returned), and reopened by the health check until it opens again.
+   */
+  private captureStopped(message: string): void {
+    this.captureFailed(message);
+    setImmediate(() => {
+      if (this.captureError === message && !this.stopped) this.closeSniffer();
+    });
+  }
+
+  private captureOpened(): void {
+    if (this.captureError === undefined) return;
+    this.captureError = undefined;
+    this.log.info(
+      { event: 'capture-open' },
+      `capture open again on ${this.sniffer?.interfaces().join(', ') || 'nothing'}`,
+    );
   }
 
   /**
@@ -395,6 +432,8 @@ export class SnifferRole {
   }
 
   private checkHealth(): void {
+    // A capture that failed or stopped is retried here too, not only at the next policy change.
+    if (this.captureError !== undefined && this.active.size > 0) this.refreshCapture(false);
     const error = this.view.lastError();
     if ((error === undefined) === (this.watchError === undefined)) return;
     const was = this.watchError;

@@ -39,6 +39,8 @@ export interface SnifferOptions {
   onVerdict: (verdict: Verdict, packet: InboundPacket) => void;
   /** Called when onVerdict throws (the capture carries on). */
   onError?: (err: unknown) => void;
+  /** A capture stopped (interface gone, socket error); default: onError. */
+  onCaptureError?: (err: CaptureError) => void;
 }
 
 export interface Sniffer {
@@ -125,7 +127,7 @@ export function startSniffer(opts: SnifferOptions): Sniffer {
       bufferBytes: opts.bufferBytes,
       onFrame,
       spaGate: gate,
-      onError: (err) => opts.onError?.(err),
+      onError: (err) => (opts.onCaptureError ?? opts.onError)?.(err),
     });
     filters = next;
   }
