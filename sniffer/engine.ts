@@ -80,6 +80,11 @@ export interface Engine {
   spaGate?(): SpaGatePort[];
   /** Policies left out of the current set, and why. */
   problems(): PolicyProblem[];
+  /**
+   * Packets fed to a knock sequence that did not complete it (a step, a wrong port that reset it,
+   * a repeat), since the engine was made: the packets-by-result metric. Optional for other engines.
+   */
+  knockSteps?(): number;
   /** Stop timers and forget state. */
   dispose(): void;
 }
@@ -198,6 +203,7 @@ export function createEngine(opts: EngineOptions): Engine {
     };
   }
 
+  let knockSteps = 0;
   return {
     wants: (key) => byPort.has(key),
     handle(packet) {
@@ -209,6 +215,7 @@ export function createEngine(opts: EngineOptions): Engine {
         try {
           const v = h.handle(packet, key);
           if (v) verdicts.push(v);
+          else if (h.kind === 'knock') knockSteps++;
         } catch (err) {
           verdicts.push(handlerFailed(h, packet, err));
         }
@@ -231,8 +238,10 @@ export function createEngine(opts: EngineOptions): Engine {
           v = handlerFailed(h, (packet ??= toInboundPacket(frame, at)), err);
         }
         if (v) onVerdict(v, (packet ??= toInboundPacket(frame, at)));
+        else if (h.kind === 'knock') knockSteps++;
       }
     },
+    knockSteps: () => knockSteps,
     setPolicies,
     ports() {
       return [...byPort.keys()].sort((a, b) => a - b).map(portOfKey);

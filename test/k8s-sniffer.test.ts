@@ -286,6 +286,11 @@ describe('knockgate sniffer on Kubernetes', () => {
     await knock(a.role, '10.1.0.5', [7100, 8100, 9100]);
     expect((await serverGrant('knock-none-0a010005'))!.spec.targets).toEqual({ nodes: [] });
     expect(await metricValue(a.metrics, 'knockgate_sniffer_grants_total', { extended: 'false' })).toBe(2);
+    // Packets by result: two sequences of three, each two steps and one that completes it.
+    const packets = (result: string) => metricValue(a.metrics, 'knockgate_sniffer_packets_total', { result });
+    expect(await packets('knock-step')).toBe(4);
+    expect(await packets('knock-complete')).toBe(2);
+    expect(await packets('knock-refused')).toBe(0);
   });
 
   it('never grants a node address or a pod address', async () => {
@@ -363,6 +368,13 @@ describe('knockgate sniffer on Kubernetes', () => {
     const [onA] = await a.role.handlePacket({ ...packet, at: Date.now() });
     expect(onA).toMatchObject({ kind: 'refused', reason: 'replay' });
     expect(await metricValue(b.metrics, 'knockgate_sniffer_refusals_total', { reason: 'replay' })).toBe(1);
+    // Packets by result: accepted once (its grant written); the replays are refused, on either node.
+    const packets = (m: SnifferMetrics, result: string) =>
+      metricValue(m, 'knockgate_sniffer_packets_total', { result });
+    expect(await packets(a.metrics, 'spa-accepted')).toBe(1);
+    expect(await packets(a.metrics, 'spa-refused')).toBe(1);
+    expect(await packets(b.metrics, 'spa-accepted')).toBe(0);
+    expect(await packets(b.metrics, 'spa-refused')).toBe(1);
     // Deleting the grant does not make the packet usable again.
     await custom.deleteClusterCustomObject({ ...plural('accessgrants'), name: grant.metadata.name });
     const [afterDelete] = await b.role.handlePacket({ ...packet, at: Date.now() });

@@ -4,6 +4,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CaptureDrops } from '../../sniffer/capture/drops.js';
 import { createCaptureDropsMetric } from '../capture-drops-metric.js';
+import { createPacketsMetric, type PacketsMetric } from '../packets-metric.js';
 import { createSpaGateMetric, type SpaGateMetric } from '../spa-gate-metric.js';
 
 export interface SnifferMetrics {
@@ -26,6 +27,8 @@ export interface SnifferMetrics {
   policyProblems: Gauge;
   /** SPA packets refused in the capture addon (native HMAC gate), by reason. */
   spaGateRefused: SpaGateMetric;
+  /** knockgate_sniffer_packets_total{result}: packets to a policy port by what became of them. */
+  packets: PacketsMetric;
   /**
    * knockgate_capture_dropped_packets{interface}, the name standalone uses: read from libpcap at
    * each scrape, from the source the role sets (its open capture).
@@ -83,6 +86,7 @@ export function createSnifferMetrics(registry = new Registry(), defaults = true)
       registers,
     }),
     spaGateRefused: createSpaGateMetric('knockgate_sniffer_spa_gate_refused_total', registry),
+    packets: createPacketsMetric('knockgate_sniffer_packets_total', registry),
     setCaptureDropsSource: createCaptureDropsMetric(registry),
   };
 }

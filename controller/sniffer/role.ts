@@ -130,13 +130,15 @@ export class SnifferRole {
     this.clock = opts.clock;
     this.log = opts.logger;
     opts.metrics?.setCaptureDropsSource(() => this.sniffer?.drops() ?? []);
-    opts.metrics?.spaGateRefused.setSource(() => {
+    const gateCounts = () => {
       const total = emptyGateCounts();
       addGateCounts(total, this.closedGateCounts);
       const live = this.sniffer?.spaGateCounts?.();
       if (live) addGateCounts(total, live);
       return total;
-    });
+    };
+    opts.metrics?.spaGateRefused.setSource(gateCounts);
+    opts.metrics?.packets.setSources({ knockSteps: () => this.engine.knockSteps?.() ?? 0, gateCounts });
     const kube = {
       kubeConfig: opts.kubeConfig,
       clock: opts.clock,
@@ -450,14 +452,25 @@ export class SnifferRole {
   // --- decisions ---------------------------------------------------------------------------------
 
   private onVerdict(verdict: Verdict, packet: InboundPacket): Promise<Outcome> {
-    if (verdict.kind === 'refused') return Promise.resolve(this.refused(verdict, packet.src));
-    const work = this.decide(verdict).catch((err: Error) => {
-      this.log.error({ event: 'decision-error', policy: verdict.policy }, err.message);
-      return this.refused(
-        { kind: 'refused', policy: verdict.policy, reason: 'internal-error', message: err.message },
-        verdict.source,
-      );
-    });
+    const packets = this.opts.metrics?.packets;
+    if (verdict.kind === 'refused') {
+      // A refusal verdict comes from an SPA verifier (a knock door's only one is its own failure).
+      const policy = verdict.policy === undefined ? undefined : this.active.get(verdict.policy);
+      packets?.decided(policy && !policy.spec.spa ? 'knock' : 'spa', false);
+      return Promise.resolve(this.refused(verdict, packet.src));
+    }
+    const work = this.decide(verdict)
+      .catch((err: Error) => {
+        this.log.error({ event: 'decision-error', policy: verdict.policy }, err.message);
+        return this.refused(
+          { kind: 'refused', policy: verdict.policy, reason: 'internal-error', message: err.message },
+          verdict.source,
+        );
+      })
+      .then((outcome) => {
+        packets?.decided(verdict.method, outcome.kind === 'granted');
+        return outcome;
+      });
     this.inFlight.add(work);
     void work.finally(() => this.inFlight.delete(work));
     return work;
