@@ -122,6 +122,8 @@ describe('knockgate controller: running', () => {
     const scraped = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(scraped).toContain('knockgate_controller_leader 1');
     expect(scraped).toContain('knockgate_controller_grants{phase="Active"} 1');
+    expect(scraped).toContain('knockgate_controller_grants_active{target="node"} 1');
+    expect(scraped).toContain('knockgate_controller_grants_active{target="securityGroup"} 0');
 
     child.kill('SIGTERM');
     expect(await exited).toBe(0);

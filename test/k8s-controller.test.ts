@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AccessGrant } from '../api/types.js';
 import { Registry } from 'prom-client';
 import { FINALIZER } from '../controller/reconciler/grant-reconciler.js';
-import { createControllerMetrics } from '../controller/reconciler/metrics.js';
+import { activeGrantsByTarget, createControllerMetrics } from '../controller/reconciler/metrics.js';
 import type { ControllerManager } from '../controller/reconciler/manager.js';
 import { ControllerBench } from './helpers/k8s-controller-harness.js';
 
@@ -32,6 +32,24 @@ const phase = (name: string) => bench.grant(name)?.status?.phase;
 const condition = (g: AccessGrant | undefined, type: string) =>
   g?.status?.conditions?.find((c) => c.type === type);
 
+describe('grants active by target', () => {
+  it('counts Active grants once per kind of target they open, "none" for neither', () => {
+    const g = (phase: string, targets: AccessGrant['spec']['targets']) =>
+      ({ spec: { targets }, status: { phase } }) as unknown as AccessGrant;
+    const sg = { groupId: 'sg-0123456789abcdef0', region: 'eu-west-1' };
+    expect(
+      activeGrantsByTarget([
+        g('Active', { nodes: ['node-a'] }),
+        g('Active', { nodes: ['node-a', 'node-b'], awsSecurityGroups: [sg] }),
+        g('Active', { awsSecurityGroups: [sg] }),
+        g('Active', { nodes: [] }),
+        g('Pending', { nodes: ['node-a'] }),
+        g('Expired', { awsSecurityGroups: [sg] }),
+      ]),
+    ).toEqual({ node: 2, securityGroup: 2, none: 1 });
+  });
+});
+
 describe('grant phases', () => {
   it('adds its finalizer, is Pending until the node reports Applied, Active after, Expired at expiresAt', async () => {
     const metrics = createControllerMetrics(new Registry(), false);
@@ -50,6 +68,7 @@ describe('grant phases', () => {
     await bench.until(() => phase(name) === 'Active', 'Active');
     expect(condition(bench.grant(name), 'Ready')).toMatchObject({ status: 'True', reason: 'Applied' });
     await bench.until(() => bench.hasEvent('Opened', name), 'the Opened event');
+    expect(await metrics.registry.metrics()).toContain('knockgate_controller_grants_active{target="node"} 1');
 
     // Not a moment before expiresAt...
     bench.clock.advance(59_000);
@@ -72,6 +91,7 @@ describe('grant phases', () => {
     const text = await metrics.registry.metrics();
     expect(text).toContain('knockgate_controller_leader 1');
     expect(text).toContain('knockgate_controller_grants{phase="Expired"} 1');
+    expect(text).toContain('knockgate_controller_grants_active{target="node"} 0');
     expect(text).toContain('knockgate_controller_phase_transitions_total{phase="Active"} 1');
     expect(text).toContain('knockgate_controller_events_total{reason="Opened"} 1');
   });

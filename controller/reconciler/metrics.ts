@@ -80,4 +80,33 @@ export function registerControllerGauges(metrics: ControllerMetrics, source: Con
       for (const [phase, n] of counts) this.set({ phase }, n);
     },
   });
+  new Gauge({
+    name: 'knockgate_controller_grants_active',
+    help: 'Active AccessGrants in the controller cache, by target kind (node, securityGroup, none)',
+    labelNames: ['target'],
+    registers,
+    collect() {
+      const counts = activeGrantsByTarget(source.grants());
+      for (const [target, n] of Object.entries(counts)) this.set({ target }, n);
+    },
+  });
+}
+
+/**
+ * Active grants by what they open: a grant with nodes and security groups counts for both; one
+ * that targets neither (targets.node.mode None, no group) is "none".
+ */
+export function activeGrantsByTarget(
+  grants: readonly AccessGrant[],
+): Record<'node' | 'securityGroup' | 'none', number> {
+  const counts = { node: 0, securityGroup: 0, none: 0 };
+  for (const g of grants) {
+    if (g.status?.phase !== 'Active') continue;
+    const nodes = (g.spec.targets?.nodes?.length ?? 0) > 0;
+    const groups = (g.spec.targets?.awsSecurityGroups?.length ?? 0) > 0;
+    if (nodes) counts.node++;
+    if (groups) counts.securityGroup++;
+    if (!nodes && !groups) counts.none++;
+  }
+  return counts;
 }
