@@ -215,7 +215,8 @@ describe.skipIf(skipWithoutNetns('k8s-sniffer-live'))('knockgate sniffer, live i
       const [status, ...body] = stdout.split('\n');
       return { status: Number(status), body: body.join('\n') };
     };
-    expect((await get('/readyz')).status).toBe(200);
+    // Ready: policies, nodes and secrets listed and the capture open on the veth.
+    expect(await get('/readyz')).toEqual({ status: 200, body: 'ok\n' });
     expect((await get('/healthz')).status).toBe(200);
     const { body } = await get('/metrics');
     const value = (re: RegExp) => Number(re.exec(body)?.[1] ?? NaN);
@@ -226,6 +227,15 @@ describe.skipIf(skipWithoutNetns('k8s-sniffer-live'))('knockgate sniffer, live i
       1,
     );
     expect(value(/^knockgate_sniffer_active_policies (\d+)/m)).toBe(2);
+    // Packets by result, from the live capture: the knock's first two ports are steps, the third
+    // completes it; fwknop's packet passed the native gate and was accepted.
+    const packets = (result: string) =>
+      value(new RegExp(`^knockgate_sniffer_packets_total\\{result="${result}"\\} (\\d+)`, 'm'));
+    expect(packets('knock-step')).toBeGreaterThanOrEqual(2);
+    expect(packets('knock-complete')).toBe(1);
+    expect(packets('spa-accepted')).toBe(1);
+    expect(packets('spa-refused')).toBe(0);
+    expect(packets('spa-gate-refused')).toBe(0);
     // The capture's drop counter, per interface, under the name standalone uses.
     expect(
       value(
