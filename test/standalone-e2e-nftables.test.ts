@@ -90,6 +90,14 @@ describe.skipIf(skipWithoutNetns('standalone e2e (nftables)'))('knockgate standa
           expect(r.code).toBe(0);
           expect(r.stdout).toContain(lab.addr('cli', family));
           expect(r.stdout).not.toContain(lab.addr('third', family));
+          // Grants active by target moved with it (this host's firewall).
+          const { stdout } = await lab.srv.run(process.execPath, [
+            '-e',
+            `fetch('http://${metrics}/metrics').then(async (r) => process.stdout.write(await r.text()))`,
+          ]);
+          expect(
+            Number(/^knockgate_grants_active\{target="node"\} (\d+)$/m.exec(stdout)?.[1]),
+          ).toBeGreaterThanOrEqual(1);
         },
       });
       // The stop command runs once the door is shut (after the expire line): wait for it.
@@ -123,6 +131,7 @@ describe.skipIf(skipWithoutNetns('standalone e2e (nftables)'))('knockgate standa
       expect(value('knockgate_open_latency_seconds_sum')).toBeLessThan(10);
       expect(value('knockgate_expiry_lag_seconds_count')).toBe(2);
       expect(value('knockgate_capture_dropped_packets', `interface="${lab.srvIf('cli')}"`)).toBe(0);
+      expect(value('knockgate_grants_active', 'target="node"')).toBe(0);
     });
   });
 

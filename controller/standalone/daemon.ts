@@ -237,6 +237,7 @@ export class StandaloneDaemon {
     const sniffer = this.sniffer;
     this.opts.metrics?.spaGateRefused.setSource(() => sniffer.spaGateCounts?.());
     this.opts.metrics?.setCaptureDropsSource(() => this.sniffer?.drops() ?? []);
+    this.opts.metrics?.setActiveGrantsSource(() => this.activeByTarget());
     logger.info(
       {
         event: 'started',
@@ -528,6 +529,21 @@ export class StandaloneDaemon {
       nodes: targets?.node?.mode === 'None' ? [] : [this.node],
       ...(groups.length > 0 ? { awsSecurityGroups: groups.map((g) => ({ ...g })) } : {}),
     };
+  }
+
+  /** Active, unexpired grants by what they open: this host ("node"), security groups, neither. */
+  private async activeByTarget(): Promise<Record<'node' | 'securityGroup' | 'none', number>> {
+    const counts = { node: 0, securityGroup: 0, none: 0 };
+    const now = this.clock.now();
+    for (const g of await this.grantStore.list()) {
+      if (g.status?.phase !== 'Active' || !isLive(g, now)) continue;
+      const here = this.appliesHere(g);
+      const groups = (g.spec.targets?.awsSecurityGroups?.length ?? 0) > 0;
+      if (here) counts.node++;
+      if (groups) counts.securityGroup++;
+      if (!here && !groups) counts.none++;
+    }
+    return counts;
   }
 
   /** Does the grant open this host's firewall? */

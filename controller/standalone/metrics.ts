@@ -17,11 +17,27 @@ export interface StandaloneMetrics extends LatencyHistograms {
   setCaptureDropsSource: (source: CaptureDropsSource) => void;
   /** knockgate_spa_gate_refused_total{reason}: refused in the capture addon (native HMAC gate). */
   spaGateRefused: SpaGateMetric;
+  /**
+   * knockgate_grants_active{target}: Active grants opening this host ("node", the label the
+   * controller uses), security groups, or neither ("none"); read from the grant store at each scrape.
+   */
+  setActiveGrantsSource: (source: () => Promise<Record<string, number>>) => void;
 }
 
 export function createStandaloneMetrics(): StandaloneMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'knockgate_' });
+  let activeSource: (() => Promise<Record<string, number>>) | undefined;
+  new Gauge({
+    name: 'knockgate_grants_active',
+    help: 'Active grants by target kind (node: this host, securityGroup, none), at the scrape',
+    labelNames: ['target'],
+    registers: [registry],
+    async collect() {
+      if (!activeSource) return;
+      for (const [target, n] of Object.entries(await activeSource())) this.set({ target }, n);
+    },
+  });
   return {
     ...createLatencyHistograms(registry, "the packet's capture"),
     registry,
@@ -55,6 +71,7 @@ export function createStandaloneMetrics(): StandaloneMetrics {
     }),
     setCaptureDropsSource: createCaptureDropsMetric(registry),
     spaGateRefused: createSpaGateMetric('knockgate_spa_gate_refused_total', registry),
+    setActiveGrantsSource: (source) => (activeSource = source),
   };
 }
 
