@@ -132,6 +132,10 @@ describe.skipIf(skipWithoutNetns('standalone e2e (nftables)'))('knockgate standa
       expect(value('knockgate_expiry_lag_seconds_count')).toBe(2);
       expect(value('knockgate_capture_dropped_packets', `interface="${lab.srvIf('cli')}"`)).toBe(0);
       expect(value('knockgate_grants_active', 'target="node"')).toBe(0);
+      // Packets by result: two knocks of three packets (IPv4, IPv6), each completing once.
+      expect(value('knockgate_packets_total', 'result="knock-complete"')).toBe(2);
+      expect(value('knockgate_packets_total', 'result="knock-step"')).toBeGreaterThanOrEqual(4);
+      expect(value('knockgate_packets_total', 'result="knock-refused"')).toBe(0);
     });
   });
 

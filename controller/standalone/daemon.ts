@@ -238,6 +238,10 @@ export class StandaloneDaemon {
     this.opts.metrics?.spaGateRefused.setSource(() => sniffer.spaGateCounts?.());
     this.opts.metrics?.setCaptureDropsSource(() => this.sniffer?.drops() ?? []);
     this.opts.metrics?.setActiveGrantsSource(() => this.activeByTarget());
+    this.opts.metrics?.packets.setSources({
+      knockSteps: () => this.engine.knockSteps?.() ?? 0,
+      gateCounts: () => sniffer.spaGateCounts?.(),
+    });
     logger.info(
       {
         event: 'started',
@@ -327,6 +331,9 @@ export class StandaloneDaemon {
   private onVerdict(verdict: Verdict, packet: InboundPacket): void {
     if (verdict.kind === 'refused') {
       this.opts.metrics?.refusals.inc({ policy: verdict.policy ?? '', reason: verdict.reason });
+      // A refusal verdict comes from an SPA verifier (a knock door's only one is its own failure).
+      const policy = this.config.policies.find((p) => p.metadata.name === verdict.policy);
+      this.opts.metrics?.packets.decided(policy && !policy.spec.spa ? 'knock' : 'spa', false);
       if (this.refusals.allow()) {
         const suppressed = this.refusals.takeSuppressed();
         if (suppressed > 0)
@@ -338,13 +345,15 @@ export class StandaloneDaemon {
       }
       return;
     }
-    void this.decide(verdict, packet.at).catch((err: Error) =>
-      this.log.error({ event: 'decision-error', policy: verdict.policy }, err.message),
-    );
+    void this.decide(verdict, packet.at).catch((err: Error) => {
+      this.opts.metrics?.packets.decided(verdict.method, false);
+      this.log.error({ event: 'decision-error', policy: verdict.policy }, err.message);
+    });
   }
 
   private refuse(decision: AccessDecision, reason: string, message: string): void {
     this.opts.metrics?.refusals.inc({ policy: decision.policy, reason });
+    this.opts.metrics?.packets.decided(decision.method, false);
     auditRefusal(this.log, { kind: 'refused', policy: decision.policy, reason, message }, decision.source);
   }
 
@@ -455,6 +464,7 @@ export class StandaloneDaemon {
       method: decision.method,
       extended: String(extending),
     });
+    this.opts.metrics?.packets.decided(decision.method, true);
     auditGrant(
       this.log,
       extending ? 'extend' : 'open',
@@ -501,6 +511,7 @@ export class StandaloneDaemon {
       this.opts.securityGroups?.remove(grant.metadata.name),
     ]);
     this.opts.metrics?.failed.inc({ policy: grant.spec.policyRef?.name ?? '' });
+    this.opts.metrics?.packets.decided(grant.spec.method === 'spa' ? 'spa' : 'knock', false);
     this.log.error(
       { event: 'failed', grant: grant.metadata.name, reason },
       `grant ${grant.metadata.name} failed: ${reason}`,

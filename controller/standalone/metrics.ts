@@ -4,6 +4,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { createCaptureDropsMetric, type CaptureDropsSource } from '../capture-drops-metric.js';
 import { createLatencyHistograms, type LatencyHistograms } from '../latency-metrics.js';
+import { createPacketsMetric, type PacketsMetric } from '../packets-metric.js';
 import { createSpaGateMetric, type SpaGateMetric } from '../spa-gate-metric.js';
 
 export interface StandaloneMetrics extends LatencyHistograms {
@@ -22,6 +23,8 @@ export interface StandaloneMetrics extends LatencyHistograms {
    * controller uses), security groups, or neither ("none"); read from the grant store at each scrape.
    */
   setActiveGrantsSource: (source: () => Promise<Record<string, number>>) => void;
+  /** knockgate_packets_total{result}: packets to a policy port by what became of them. */
+  packets: PacketsMetric;
 }
 
 export function createStandaloneMetrics(): StandaloneMetrics {
@@ -72,6 +75,7 @@ export function createStandaloneMetrics(): StandaloneMetrics {
     setCaptureDropsSource: createCaptureDropsMetric(registry),
     spaGateRefused: createSpaGateMetric('knockgate_spa_gate_refused_total', registry),
     setActiveGrantsSource: (source) => (activeSource = source),
+    packets: createPacketsMetric('knockgate_packets_total', registry),
   };
 }
 
