@@ -482,6 +482,26 @@ describe('knockgate sniffer on Kubernetes', () => {
     expect(d.role.notReady()).toBe('stopping');
   });
 
+  it('stop() (SIGTERM) closes the capture first, then lets a decision in flight finish its grant', async () => {
+    let closes = 0;
+    const fakeStart = (): Sniffer => ({
+      interfaces: () => ['eth9'],
+      filters: () => ({}),
+      refresh: () => undefined,
+      drops: () => [],
+      close: () => void closes++,
+    });
+    const d = await startRole('node-a', { startSniffer: fakeStart });
+    await knock(d.role, '10.1.0.77', [7000, 8000]);
+    const last = d.role.handlePacket(tcp('10.1.0.77', 9000)); // the API write is now in flight
+    const stopping = d.role.stop();
+    expect(closes).toBe(1); // no new packet is taken while it finishes
+    expect(d.role.notReady()).toBe('stopping');
+    await stopping;
+    expect(await last).toMatchObject([{ kind: 'granted', extended: false }]);
+    expect(await serverGrant('knock-ssh-0a01004d-node-a')).toBeDefined();
+  });
+
   it('an open capture that stops makes it not ready; the health check reopens it', async () => {
     let opened: SnifferOptions | undefined;
     let starts = 0;
