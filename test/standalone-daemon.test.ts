@@ -5,7 +5,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeClock } from '../api/clock.js';
 import { loadConfig } from '../api/config/load.js';
 import { createLogger } from '../api/log.js';
@@ -16,6 +17,17 @@ import type { AccessDecision } from '../sniffer/decision.js';
 import { FakeFirewall } from './helpers/fake-firewall.js';
 
 const API = 'knockgate.io/v1alpha1';
+
+/** A policy with no start command (appended after the StandaloneConfig document). */
+const PLAIN_POLICY = `
+---
+apiVersion: ${API}
+kind: KnockPolicy
+metadata: {name: plain}
+spec:
+  knock: {sequence: ["7500/tcp", "7600/tcp"]}
+  grant: {ports: ["2222/tcp"], durationSeconds: 30}
+`;
 
 function configYaml(dir: string, extra = ''): string {
   const hookLog = join(dir, 'hooks.log');
@@ -296,6 +308,62 @@ describe('StandaloneDaemon', () => {
     await d.decide(decision('10.1.0.11/32'));
     expect((await d.grantStore.list())[0]?.status?.phase).toBe('Active');
     expect(hookLines()).toEqual([]);
+  });
+
+  it('records a new grant with no start command as Active in one write, after the firewall has it', async () => {
+    writeFileSync(join(dir, 'config.yaml'), configYaml(dir, PLAIN_POLICY));
+    const d = daemon();
+    await d.start();
+    const order: string[] = [];
+    const add = firewall.add.bind(firewall);
+    firewall.add = async (g) => (await add(g), void order.push('firewall'));
+    const extend = d.grantStore.extend.bind(d.grantStore);
+    const writes = vi.spyOn(d.grantStore, 'extend').mockImplementation(async (g, status) => {
+      order.push(`write ${status?.phase ?? 'no status'}`);
+      return extend(g, status);
+    });
+    const statusWrites = vi.spyOn(d.grantStore, 'updateStatus');
+    await d.decide(decision('10.1.0.20/32', 'plain'));
+    expect(order).toEqual(['firewall', 'write Active']);
+    expect(writes).toHaveBeenCalledTimes(1);
+    expect(statusWrites).not.toHaveBeenCalled();
+    const [grant] = await d.grantStore.list();
+    expect(grant!.status?.phase).toBe('Active');
+    expect(firewall.entries.has(grant!.metadata.name)).toBe(true);
+  });
+
+  it('closes a grant the store could not record, and reports it in one line', async () => {
+    writeFileSync(join(dir, 'config.yaml'), configYaml(dir, PLAIN_POLICY));
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const d = new StandaloneDaemon({
+      config: loadConfig(join(dir, 'config.yaml')),
+      stateDir: join(dir, 'state'),
+      firewall,
+      startSniffer: (opts) => ((sniffer.opts = opts), sniffer),
+      clock,
+      logger: createLogger({ level: 'info', destination: sink }),
+      node: 'host-a',
+    });
+    daemons.push(d);
+    await d.start();
+    lines.length = 0;
+    let openWhenWritten = false;
+    vi.spyOn(d.grantStore, 'extend').mockImplementationOnce(async (g) => {
+      openWhenWritten = firewall.entries.has(g.metadata.name);
+      throw new Error('ENOSPC: no space left on device');
+    });
+    await d.decide(decision('10.1.0.21/32', 'plain'));
+    expect(openWhenWritten).toBe(true); // the write came after the open
+    expect(firewall.entries.size).toBe(0);
+    expect(firewall.log.at(-1)).toMatch(/^remove .* revoked$/);
+    expect(await d.grantStore.list()).toEqual([]);
+    const errors = lines
+      .map((l) => JSON.parse(l) as { level: number; msg: string })
+      .filter((l) => l.level >= 50);
+    expect(errors.map((l) => l.msg)).toEqual([
+      expect.stringMatching(/could not be recorded \(ENOSPC: no space left on device\); closed again$/),
+    ]);
   });
 
   it('a second daemon on the same state dir is refused; a failed start leaves nothing running', async () => {

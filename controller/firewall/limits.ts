@@ -32,7 +32,8 @@ export const FIREWALL_LIMITS = {
   /** Grant operations coalesced into one backend change (one nft transaction, one run of ipset lines). */
   maxOpsPerBatch: 10_000,
   /**
-   * nftables: element changes up to this many go to the long-lived `nft -i` (about 1 ms for one);
+   * nftables without libnftables in-process (a command prefix, or the library missing): element
+   * changes up to this many go to the long-lived `nft -i` (about 1 ms for one);
    * larger ones to a one-shot `nft -f -`. nft's interactive line reader costs ~70 us per element
    * (1,000 elements ~70 ms on one line) where `nft -f` parses 10,000 in ~100 ms fork included.
    */

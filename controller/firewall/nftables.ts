@@ -8,9 +8,14 @@
 //                     Audit, count and log)
 //
 // Grants are elements of `flags timeout` sets, each with its own timeout, so the kernel removes
-// them at their end even if knockgate is gone. The whole table is replaced in one `nft -f`
-// transaction; per-grant changes are single-line transactions on a long-lived `nft -i`, a burst of
-// more than nftSessionMaxElements one `nft -f -` transaction.
+// them at their end even if knockgate is gone. The whole table is replaced in one transaction, and
+// each batch of per-grant changes (the firewall coalesces the grants that arrive while one runs) is
+// one transaction too. Both go through libnftables in this process when it acts in the right network
+// namespace (nft-in-process.ts): no fork, no pipe, no other process to wake — at 10,000 elements
+// the fork of `nft -f -` and the text through a pipe were most of the time. Without the library
+// (or with a command prefix such as `ip netns exec`) the whole table and bursts of more than
+// nftSessionMaxElements go through a one-shot `nft -f -`, smaller changes through a long-lived
+// `nft -i`.
 
 import type { Clock } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
@@ -188,11 +193,17 @@ export class NftablesBackend implements Backend {
   }
 
   async applyAll(config: ValidConfig, elements: Element[], now: number): Promise<void> {
+    const text = renderTable(config, elements, now);
+    const direct = this.directNft();
     try {
-      await this.commands.run('nft', ['-f', '-'], {
-        input: renderTable(config, elements, now),
-        timeoutMs: FIREWALL_LIMITS.applyTimeoutMs,
-      });
+      if (direct) {
+        const answer = direct.run(text);
+        if (answer !== '') throw new Error(excerpt(answer));
+      } else
+        await this.commands.run('nft', ['-f', '-'], {
+          input: text,
+          timeoutMs: FIREWALL_LIMITS.applyTimeoutMs,
+        });
     } catch (err) {
       throw new FirewallApplyError(
         `nftables: ruleset not applied, previous one kept: ${(err as Error).message}`,
@@ -208,7 +219,8 @@ export class NftablesBackend implements Backend {
   ): Promise<void> {
     if (changes.length === 0) return;
     const text = renderChanges(changes, now);
-    if (changes.length > FIREWALL_LIMITS.nftSessionMaxElements) {
+    const direct = this.directNft();
+    if (!direct && changes.length > FIREWALL_LIMITS.nftSessionMaxElements) {
       // A burst: one transaction through `nft -f` (the interactive reader is slow on long lines).
       try {
         await this.commands.run('nft', ['-f', '-'], {
@@ -221,7 +233,6 @@ export class NftablesBackend implements Backend {
       return;
     }
     let answer: string;
-    const direct = this.directNft();
     try {
       answer = direct ? direct.run(text) : await this.session.request([text]);
     } catch (err) {
@@ -245,8 +256,8 @@ export class NftablesBackend implements Backend {
     this.logger.debug(
       { backend: this.name, inProcess: why === '', why: why || undefined },
       why === ''
-        ? 'nftables: grant changes through libnftables in-process'
-        : 'nftables: grant changes through nft -i',
+        ? 'nftables: ruleset and grant changes through libnftables in-process'
+        : 'nftables: ruleset through nft -f, grant changes through nft -i',
     );
     return this.direct;
   }

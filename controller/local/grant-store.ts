@@ -127,8 +127,14 @@ export class LocalGrantStore implements GrantStore {
     });
   }
 
-  async extend(grant: AccessGrant): Promise<AccessGrant> {
+  /**
+   * Create, or extend a live grant of the same name. `status`, when given, is recorded with a new
+   * grant in the same write (the standalone daemon records an opened grant as Active in one fsync'd
+   * write, not a create then a status update).
+   */
+  async extend(grant: AccessGrant, status?: AccessGrantStatus): Promise<AccessGrant> {
     const fresh = this.fresh(grant);
+    if (status) fresh.status = structuredClone(status);
     return this.enqueueDefined(fresh.metadata.name, (current) => {
       if (!current) return { next: fresh, event: 'ADDED', result: fresh };
       if (isTerminal(current)) {

@@ -409,33 +409,37 @@ export class StandaloneDaemon {
         `policy "${decision.policy}": ${fw.maxGrants} grants are open (--max-grants); refusing ${grant.spec.source}`,
       );
     }
-    // A new grant is written and applied at once (the kernel entry carries its own end, and one
-    // that could not be stored is closed again); an extension is applied as stored (ports merged).
-    const applyNow = onFirewall && !extending;
-    const [write, apply] = await Promise.allSettled([
-      trace.span('storeWriteMs', store.extend(grant)),
-      trace.span(
-        'firewallMs',
-        applyNow
-          ? this.opts.firewall.add(firewallGrant(grant)).then(() => trace.reached('kernelAtMs'))
-          : Promise.resolve(),
-      ),
-    ]);
-    trace.mark('writeAndApplyMs');
-    if (write.status === 'rejected') {
-      if (applyNow && apply.status === 'fulfilled')
-        await this.opts.firewall.remove({ name }, 'revoked').catch(() => undefined);
-      throw write.reason;
-    }
-    const stored = write.value;
-    try {
-      if (apply.status === 'rejected') throw apply.reason;
-      if (onFirewall && extending) await this.opts.firewall.add(firewallGrant(stored));
-    } catch (err) {
-      if (err instanceof MaxGrantsError) this.opts.metrics?.maxGrantsRefused.inc();
-      return this.fail(stored, `firewall: ${(err as Error).message}`);
-    }
     const audit = this.config.settings.mode === 'Audit';
+    let stored: AccessGrant;
+    if (onFirewall && !extending) {
+      // A new grant: the kernel first, nothing durable before it (the entry carries its own end,
+      // and a restart removes entries no stored grant accounts for), then one write records it.
+      try {
+        await trace.span('firewallMs', this.opts.firewall.add(firewallGrant(grant)));
+        trace.reached('kernelAtMs');
+      } catch (err) {
+        if (err instanceof MaxGrantsError) this.opts.metrics?.maxGrantsRefused.inc();
+        return this.fail(await store.extend(grant), `firewall: ${(err as Error).message}`);
+      }
+      // With nothing left to run before it is Active (no start command, no security groups), the
+      // grant is written as Active in that same write: one fsync per open, not two.
+      const done = this.activeOnOpen(grant) ? this.status('Active', 'Applied', 'open', 'Applied') : undefined;
+      try {
+        stored = await trace.span('storeWriteMs', store.extend(grant, done));
+      } catch (err) {
+        return this.unrecorded(grant, err as Error);
+      }
+      if (done) return this.opened(grant.metadata.name, stored, decision, trace, false);
+    } else {
+      // An extension is applied as stored (ports merged); a grant for no firewall here only stored.
+      stored = await trace.span('storeWriteMs', store.extend(grant));
+      try {
+        if (onFirewall) await this.opts.firewall.add(firewallGrant(stored));
+      } catch (err) {
+        if (err instanceof MaxGrantsError) this.opts.metrics?.maxGrantsRefused.inc();
+        return this.fail(stored, `firewall: ${(err as Error).message}`);
+      }
+    }
     const groups = await this.openGroups(stored, audit);
     if (groups.problem !== undefined) return this.fail(stored, groups.problem, groups.groups);
     if (!extending) {
@@ -453,6 +457,43 @@ export class StandaloneDaemon {
       await store.updateStatus(name, this.status('Active', 'Applied', 'open', 'Applied', groups.groups));
       trace.mark('statusWriteMs');
     }
+    this.opened(name, stored, decision, trace, extending);
+  }
+
+  /** Whether a new grant is Active as soon as the firewall has it: no command or group to wait for. */
+  private activeOnOpen(grant: AccessGrant): boolean {
+    if ((grant.spec.targets?.awsSecurityGroups ?? []).length > 0) return false;
+    return grantHookCommand(this.hooksOf(grant), 'start', grant) === undefined;
+  }
+
+  /**
+   * The firewall opened a grant the store could not record: it is closed again (never open without
+   * a record), and the failure is one error line.
+   */
+  private async unrecorded(grant: AccessGrant, err: Error): Promise<void> {
+    const name = grant.metadata.name;
+    let closed = 'closed again';
+    try {
+      await this.opts.firewall.remove({ name }, 'revoked');
+    } catch (again) {
+      closed = `and closing it failed too: ${(again as Error).message}`;
+    }
+    this.opts.metrics?.failed.inc({ policy: grant.spec.policyRef?.name ?? '' });
+    this.log.error(
+      { event: 'failed', grant: name, source: grant.spec.source, reason: 'not-recorded' },
+      `grant ${name} could not be recorded (${err.message}); ${closed}`,
+    );
+  }
+
+  /** Timings, metrics and the audit line of a grant that is open (or extended). */
+  private opened(
+    name: string,
+    stored: AccessGrant,
+    decision: AccessDecision,
+    trace: StageTimer,
+    extending: boolean,
+  ): void {
+    const audit = this.config.settings.mode === 'Audit';
     const stages = trace.stages();
     this.log.debug({ event: 'grant-timing', grant: name, ...stages }, `grant ${name} stage timings`);
     if (!extending)
