@@ -194,9 +194,11 @@ describe('knockgate uninstall (API emulator, RBAC per role)', () => {
     expect(formatSummary(summary, NS)).toContain('firewall objects removed on 2 node(s): node-a, node-b');
   });
 
-  it('deletes grants that appear meanwhile, waits for the nodes the grants name, warns of a grant without the finalizer', async () => {
+  it('deletes grants that appear meanwhile, waits for the existing nodes the grants name, warns of a grant without the finalizer', async () => {
     const c = await setup();
     const first = liveGrant(c, '10.88.0.8', 'node-b', false);
+    // Named by a grant but no Node any more (scaled away): no agent there to wait for.
+    const gone = liveGrant(c, '10.88.0.11', 'node-gone', false);
     const done = run(c, 20_000); // no --node-selector: only the nodes the grants name
     // A grant written after the command started (a sniffer not latched yet), for node-a.
     await waitFor(() => marker(c) !== undefined, { timeoutMs: 10_000, what: 'the marker' });
@@ -209,10 +211,10 @@ describe('knockgate uninstall (API emulator, RBAC per role)', () => {
     for (const node of ['node-b', 'node-a'])
       await acknowledgeRemoved(c.kubeConfigFor(agentUser(node)), NS, node, { clock: systemClock });
     const summary = await done;
-    expect(summary.revoked).toEqual([first, late].sort());
+    expect(summary.revoked).toEqual([first, gone, late].sort());
     expect(summary.nodes).toEqual(['node-a', 'node-b']);
-    // Deleted at once (no finalizer): nobody confirmed its targets closed; said so.
-    expect(summary.unfinalized).toEqual([first]);
+    // Deleted at once (no finalizer): nobody confirmed their targets closed; said so.
+    expect(summary.unfinalized).toEqual([first, gone].sort());
     expect(formatSummary(summary, NS)).toMatch(/^warning: deleted without the controller's finalizer.*$/m);
   });
 

@@ -12,8 +12,8 @@
 //      first, delete later": a Revoked grant that stays would hold its finalizer for nothing.
 //   3. wait, bounded by the timeout, until no grant is left and every node expected to run an agent
 //      has acknowledged: the nodes named by --node, the Nodes matching --node-selector, and every
-//      node any grant named (spec.targets.nodes, status.nodes). A node that acknowledged without
-//      being expected is listed too.
+//      existing Node any grant named (spec.targets.nodes, status.nodes; a node deleted from the
+//      cluster runs no agent). A node that acknowledged without being expected is listed too.
 //   4. the marker is deleted. When the deadline passes first, the marker stays (the roles stay
 //      latched; running the command again picks up where this one stopped) and the error names
 //      what is left.
@@ -114,6 +114,12 @@ export async function uninstall(opts: UninstallOptions): Promise<UninstallSummar
   }
 
   const expected = new Set(opts.nodes ?? []);
+  // A node a grant names but that is no Node any more (scaled away) runs no agent: not waited for.
+  const existing = new Set(
+    (await withRetries('list nodes', () => core.listNode({}), retry)).items.map(
+      (n) => n.metadata?.name ?? '',
+    ),
+  );
   if (opts.nodeSelector !== undefined) {
     const list = await withRetries(
       `list nodes${opts.nodeSelector ? ` (${opts.nodeSelector})` : ''}`,
@@ -138,7 +144,7 @@ export async function uninstall(opts: UninstallOptions): Promise<UninstallSummar
     try {
       left = (await withRetries('list accessgrants', () => grants.list(), retry)).items;
       for (const g of left) {
-        for (const n of grantNodes(g)) expected.add(n);
+        for (const n of grantNodes(g)) if (existing.has(n)) expected.add(n);
         const name = g.metadata.name;
         const uid = g.metadata.uid ?? name;
         if (g.metadata.deletionTimestamp || deleted.has(uid)) continue;
