@@ -612,6 +612,7 @@ describe('agent: uninstall (the marker seen)', () => {
     expect(r.firewall.entries.size).toBe(0);
     expect(r.nodeStatus('ssh-0a4d0021')).toBeUndefined(); // never applied here: nothing to report
 
+    expect(r.agent.notReady()).toMatch(/being uninstalled/);
     // A second sighting (a relist of the marker) does nothing more.
     await r.agent.uninstall(async () => void acks++);
     expect(acks).toBe(1);

@@ -109,6 +109,7 @@ export class NodeAgent {
    */
   notReady(): string | undefined {
     if (this.stopped) return 'stopping';
+    if (this.uninstalling) return 'knockgate is being uninstalled: the firewall objects are removed';
     if (!this.installed) return 'the firewall is not installed yet';
     const { grants, policies } = this.opts.sources;
     const missing = [grants.isSynced ? '' : 'accessgrants', policies.isSynced ? '' : 'knockpolicies'].filter(
@@ -153,7 +154,7 @@ export class NodeAgent {
     return this.uninstalling;
   }
 
-  /** True once uninstall() was called (/readyz stays as it was: the pod is being deleted anyway). */
+  /** True once uninstall() was called (/readyz says so from then on). */
   get isUninstalling(): boolean {
     return this.uninstalling !== undefined;
   }
