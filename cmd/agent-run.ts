@@ -12,7 +12,8 @@ import { createFirewall } from '../controller/firewall/firewall.js';
 import { FirewallInputError } from '../controller/firewall/types.js';
 import { createAgentMetrics, type AgentMetrics } from '../controller/agent/metrics.js';
 import { MetricsAddressError, serveMetrics } from '../controller/metrics-server.js';
-import { kubeConfigFromFlags } from './kube-options.js';
+import { acknowledgeRemoved, MarkerWatch } from '../controller/uninstall/marker.js';
+import { kubeConfigFromFlags, releaseNamespace } from './kube-options.js';
 import { CliError } from './errors.js';
 import type { AgentCliOptions } from './agent.js';
 
@@ -38,6 +39,7 @@ async function listen(metrics: AgentMetrics, agent: NodeAgent, address: string):
 
 export async function run(opts: AgentCliOptions): Promise<void> {
   const config = load(opts);
+  const namespace = releaseNamespace(opts.namespace, { required: false });
   const kubeConfig = kubeConfigFromFlags(opts);
   const logger = createLogger({ level: opts.logLevel, name: 'knockgate-agent' });
   const firewall = createFirewall({ backend: config.backend, logger, clock: systemClock });
@@ -46,9 +48,30 @@ export async function run(opts: AgentCliOptions): Promise<void> {
   const agent = new NodeAgent({ config, firewall, sources, clock: systemClock, logger, metrics });
   // Up before start(): /healthz answers and /readyz says what is missing while the lists load.
   const metricsServer = await listen(metrics, agent, opts.metricsAddress);
+  // Followed from the start: a marker seen during start() is acted on once the install is done.
+  const marker =
+    namespace === undefined
+      ? undefined
+      : new MarkerWatch({
+          kubeConfig,
+          namespace,
+          clock: systemClock,
+          logger,
+          onUninstall: () =>
+            void agent.uninstall(() =>
+              acknowledgeRemoved(kubeConfig, namespace, config.nodeName, { clock: systemClock }),
+            ),
+        });
+  if (marker) marker.start();
+  else
+    logger.warn(
+      { event: 'no-namespace' },
+      'no --namespace (or POD_NAMESPACE): the uninstall marker is not followed, `knockgate uninstall` cannot clean this node',
+    );
   try {
     await agent.start();
   } catch (err) {
+    await marker?.stop();
     await agent.stop().catch(() => undefined);
     metricsServer?.close();
     const message = `firewall: ${(err as Error).message}`;
@@ -62,7 +85,7 @@ export async function run(opts: AgentCliOptions): Promise<void> {
     const onStop = (signal: string) => {
       clearInterval(keepAlive);
       logger.info({ event: 'stopping', signal }, `${signal}: stopping (open grants expire on their own)`);
-      void agent.stop().then(() => {
+      void Promise.all([marker?.stop(), agent.stop()]).then(() => {
         metricsServer?.close();
         resolve();
       });

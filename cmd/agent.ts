@@ -14,6 +14,8 @@ export interface AgentCliOptions {
   config?: string;
   kubeconfig?: string;
   context?: string;
+  /** The release namespace (the uninstall marker); default $POD_NAMESPACE. */
+  namespace?: string;
   logLevel: string;
   /** HOST:PORT, or "off". */
   metricsAddress: string;
@@ -31,6 +33,10 @@ export function register(program: Command): void {
     .option('-c, --config <file>', 'the agent config (kind: AgentConfig YAML)')
     .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, else in-cluster)')
     .option('--context <name>', 'kubeconfig context other than the current one')
+    .option(
+      '--namespace <ns>',
+      'the release namespace, where `knockgate uninstall` leaves its marker (default: $POD_NAMESPACE)',
+    )
     .option('--log-level <level>', 'trace, debug, info, warn, error', logLevel, 'info')
     .option(
       '--metrics-address <host:port>',

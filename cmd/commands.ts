@@ -18,6 +18,7 @@ import { register as agent } from './agent.js';
 import { register as controller } from './controller.js';
 import { register as sweep } from './sweep.js';
 import { register as doctor } from './doctor.js';
+import { register as uninstall } from './uninstall.js';
 
 type Register = (program: Command) => void;
 
@@ -33,6 +34,7 @@ const modules: Register[] = [
   controller,
   sweep,
   doctor,
+  uninstall,
 ];
 
 export function registerCommands(program: Command): void {

@@ -22,3 +22,17 @@ export function kubeConfigFromFlags(opts: {
     throw err;
   }
 }
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** --namespace, else $POD_NAMESPACE (the chart sets it from the downward API); checked. */
+export function releaseNamespace(flag: string | undefined, opts: { required: boolean }): string | undefined {
+  const namespace = flag ?? process.env.POD_NAMESPACE;
+  if (!namespace) {
+    if (opts.required) throw new CliError('--namespace NS is required (or set POD_NAMESPACE)');
+    return undefined;
+  }
+  if (namespace.length > 63 || !DNS1123_LABEL.test(namespace))
+    throw new CliError(`--namespace: "${namespace}" is not a valid namespace name`);
+  return namespace;
+}

@@ -585,4 +585,28 @@ spec:
       await endpoint.stop();
     }
   }, 60_000);
+
+  // Last: knockgate off the cluster (the pre-delete hook Job's command, its own RBAC). The live
+  // grant's rules go because the controller revokes them before it lets the finalizer go.
+  it('knockgate uninstall: a live grant revoked, no security-group rule of this cluster left, no grant; others untouched', async () => {
+    await c.apply('last', grantYaml('last', '10.55.0.7/32', 120, [groups.b1!, groups.b2!]));
+    await waitGrant('last', (x) => x.status?.phase === 'Active', 'Active');
+    const ours = async (g: AwsSecurityGroupRef) =>
+      (await rulesOf(g)).filter((r) =>
+        r.Tags?.some((t) => t.Key === 'knockgate.io/cluster' && t.Value === CLUSTER_ID),
+      );
+    for (const g of [groups.b1!, groups.b2!])
+      expect((await ours(g)).map((r) => r.CidrIpv4)).toContain('10.55.0.7/32');
+    const others = (await cidrsOf(groups.b2!)).filter((x) => !x!.startsWith('10.55.'));
+
+    const r = await c.uninstall(['--timeout', '60']);
+    expect(r.code, `${r.stderr}\n${c.logs(40)}`).toBe(0);
+    expect(r.stdout).toMatch(/^revoked \d+ accessgrant\(s\): .*\blast\b/m);
+    expect(r.stdout).toMatch(/security-group rules removed by the controller before it let go: [1-9]/);
+    expect(await c.grants()).toEqual([]);
+    for (const g of [groups.b1!, groups.b2!, groups.full!, ...scaleGroups])
+      expect(await ours(g), `rules of cluster ${CLUSTER_ID} in ${g.groupId}`).toEqual([]);
+    // Another cluster's and untagged rules are not this uninstall's business.
+    expect((await cidrsOf(groups.b2!)).filter((x) => !x!.startsWith('10.55.'))).toEqual(others);
+  }, 90_000);
 });

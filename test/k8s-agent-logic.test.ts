@@ -577,3 +577,44 @@ describe('agent: full resync', () => {
     expect(r.clock.pending()).toBe(0);
   });
 });
+
+describe('agent: uninstall (the marker seen)', () => {
+  it('removes every object (retrying a failed cleanup), reports Removed, acknowledges once, and never touches the firewall again', async () => {
+    const r = await rig();
+    r.grants.put(grant('ssh-0a4d0020', r.clock));
+    await r.tick();
+    expect(r.nodeStatus('ssh-0a4d0020')).toMatchObject({ state: 'Applied' });
+    const mark = r.firewall.log.length;
+    const cleanup = r.firewall.cleanup.bind(r.firewall);
+    let failures = 1;
+    r.firewall.cleanup = async () => {
+      if (failures-- > 0) throw new Error('nft: resource busy');
+      return cleanup();
+    };
+    let acks = 0;
+    const done = r.agent.uninstall(async () => void acks++);
+    await r.tick(15_000); // past the retry's backoff
+    await done;
+    expect(r.firewall.log.slice(mark)).toEqual(['cleanup']);
+    expect(r.firewall.installed).toBe(false);
+    expect(r.firewall.entries.size).toBe(0);
+    expect(acks).toBe(1);
+    expect(r.nodeStatus('ssh-0a4d0020')).toMatchObject({
+      state: 'Removed',
+      message: 'knockgate uninstall: firewall objects removed',
+    });
+
+    // A grant arriving later, the resync timer (30 s), the first grant's expiry (60 s): nothing is
+    // opened, closed or resynced — the firewall is never called again by this process.
+    r.grants.put(grant('ssh-0a4d0021', r.clock));
+    await r.tick(65_000);
+    expect(r.firewall.log.slice(mark)).toEqual(['cleanup']);
+    expect(r.firewall.entries.size).toBe(0);
+    expect(r.nodeStatus('ssh-0a4d0021')).toBeUndefined(); // never applied here: nothing to report
+
+    expect(r.agent.notReady()).toMatch(/being uninstalled/);
+    // A second sighting (a relist of the marker) does nothing more.
+    await r.agent.uninstall(async () => void acks++);
+    expect(acks).toBe(1);
+  });
+});

@@ -17,6 +17,8 @@ import type { Sniffer, SnifferOptions } from '../sniffer/capture/sniffer.js';
 import { CaptureError } from '../sniffer/capture/capture.js';
 import type { InboundPacket } from '../sniffer/decision.js';
 import { encodeSpa } from '../sniffer/spa/encode.js';
+import { MARKER_READ_RULE } from '../controller/uninstall/rbac.js';
+import { UNINSTALL_MARKER } from '../controller/uninstall/marker-name.js';
 import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -192,6 +194,8 @@ beforeAll(async () => {
           },
           { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
           { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'], namespaces: [NS] },
+          // The uninstall marker, by name (controller/uninstall/rbac.ts MARKER_READ_RULE).
+          { ...MARKER_READ_RULE, namespaces: [NS] },
         ],
       },
     ],
@@ -617,6 +621,24 @@ describe('knockgate sniffer on Kubernetes', () => {
     });
     expect(a.role.notReady()).toBeUndefined();
     expect(a.log.lines().filter((l) => l.event === 'watch-down')).toHaveLength(1);
+  });
+
+  // Last in this block: it latches node-a's sniffer for good.
+  it('once the uninstall marker exists it writes no grant, and stays so when the marker goes', async () => {
+    expect(a.role.uninstalling).toBe(false);
+    await core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: UNINSTALL_MARKER } } });
+    await waitFor(() => a.role.uninstalling, { timeoutMs: 10_000, what: 'the sniffer latched' });
+    expect(a.log.lines().some((l) => l.event === 'uninstalling')).toBe(true);
+    const [outcome] = await knock(a.role, '10.5.0.1', [7000, 8000, 9000]);
+    expect(outcome).toMatchObject({ kind: 'refused', reason: 'uninstalling' });
+    expect(await metricValue(a.metrics, 'knockgate_sniffer_refusals_total', { reason: 'uninstalling' })).toBe(
+      1,
+    );
+    await core.deleteNamespacedConfigMap({ namespace: NS, name: UNINSTALL_MARKER });
+    await new Promise((r) => setTimeout(r, 500));
+    const [again] = await knock(a.role, '10.5.0.1', [7000, 8000, 9000]);
+    expect(again).toMatchObject({ kind: 'refused', reason: 'uninstalling' });
+    expect(await serverGrant('knock-ssh-0a050001-node-a')).toBeUndefined();
   });
 });
 

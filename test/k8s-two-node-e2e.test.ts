@@ -568,7 +568,81 @@ describe.skipIf(skipWithoutNetns('k8s-two-node-e2e'))(
       await c.knock('client', 'node-a', ['7001', '7002', '7003']);
       await new Promise((r) => setTimeout(r, 2000));
       await staysClosed('client', 'node-a', PORT);
-      console.log(`all checks done at ${elapsed()}`);
     }, 90_000);
+
+    // Last: it takes knockgate off the cluster. The command runs as the pre-delete hook Job's
+    // service account (controller/uninstall/rbac.ts), every role with its own RBAC.
+    it('knockgate uninstall: live grants on both nodes revoked, every firewall object removed, no finalizer, no grant, marker gone; nothing is reinstalled', async () => {
+      await c.apply('policies', POLICIES);
+      for (const s of c.sniffers.values())
+        await s.waitLog(
+          (l) => l.event === 'policies' && (l.policies as string[]).length === 4,
+          'all four policies again',
+          30_000,
+        );
+      // Live grants (120 s) on each node, the way they are made: a real knock.
+      const live = [knockName('knock-long', 'node-a'), knockName('knock-long', 'node-b')];
+      await c.knock('client', 'node-a', ['7201', '7202', '7203']);
+      await c.knock('client', 'node-b', ['7201', '7202', '7203']);
+      await withLogs(
+        Promise.all(
+          (['node-a', 'node-b'] as const).map((n, i) =>
+            c.waitGrant(
+              (g) => g.metadata.name === live[i] && g.status?.nodes?.[n]?.state === 'Applied',
+              `${live[i]} applied on ${n}`,
+            ),
+          ),
+        ),
+      );
+      await c.waitReach('client', 'node-a', LONG_PORT, 'open');
+      await c.waitReach('client', 'node-b', LONG_PORT, 'open');
+      for (const n of ['node-a', 'node-b'] as const) expect(await c.firewallObjects(n)).not.toEqual([]);
+      const grants = await c.grants();
+      expect(grants.every((g) => g.metadata.finalizers?.includes('knockgate.io/revoke'))).toBe(true);
+
+      const controllerMark = c.controller!.lines.length;
+      const sniffMarks = new Map([...c.sniffers].map(([n, d]) => [n, d.lines.length]));
+      const t0 = Date.now();
+      const r = await c.uninstall(['--node-selector', 'role=edge', '--timeout', '90']);
+      console.log(`knockgate uninstall: ${((Date.now() - t0) / 1000).toFixed(1)} s\n${r.stdout}`);
+      expect(r.code, `${r.stderr}\n${c.logs()}`).toBe(0);
+      expect(r.stdout).toMatch(/revoked [1-9]\d* accessgrant\(s\)/);
+      for (const name of live) expect(r.stdout).toContain(name);
+      expect(r.stdout).toContain('firewall objects removed on 2 node(s): node-a, node-b');
+
+      // Nothing left: no grant (so no finalizer), no marker, no knockgate object in either node.
+      expect(await c.grants()).toEqual([]);
+      const cms = await c.kubectlOk(['get', 'configmaps', '-n', RELEASE_NS, '-o', 'name']);
+      expect(cms).not.toContain('knockgate-uninstall');
+      for (const n of ['node-a', 'node-b'] as const) expect(await c.firewallObjects(n), n).toEqual([]);
+      // The finalizers went because the nodes said Removed, not because the revoke timeout ran out.
+      expect(c.controller!.lines.slice(controllerMark).filter((l) => l.event === 'revoke-timeout')).toEqual(
+        [],
+      );
+      for (const [n, a] of c.agents)
+        expect(
+          a.lines.some((l) => l.event === 'uninstall-acknowledged'),
+          `${n} acknowledged`,
+        ).toBe(true);
+
+      // The firewall is gone, drops included: the stranger reaches the listeners now.
+      await c.waitReach('stranger', 'node-a', PORT, 'open');
+      await c.waitReach('stranger', 'node-b', LONG_PORT, 'open');
+      // The roles stay latched with the marker gone: a knock writes no grant, and past the agents'
+      // resync (5 s) nothing is reinstalled.
+      await c.knock('client', 'node-a', ['7201', '7202', '7203']);
+      await c.sniffers
+        .get('node-a')!
+        .waitLog(
+          (l) => l.event === 'refuse' && l.reason === 'uninstalling',
+          'the knock refused (uninstalling)',
+          20_000,
+          sniffMarks.get('node-a'),
+        );
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      expect(await c.grants()).toEqual([]);
+      for (const n of ['node-a', 'node-b'] as const) expect(await c.firewallObjects(n), n).toEqual([]);
+      console.log(`all checks done at ${elapsed()}`);
+    }, 150_000);
   },
 );

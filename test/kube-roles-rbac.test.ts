@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../api/clock.js';
 import type { AccessGrant } from '../api/types.js';
-import { AGENT_CLUSTER_RULES, agentRules } from '../controller/agent/rbac.js';
+import { AGENT_CLUSTER_RULES, AGENT_NAMESPACE_RULES, agentRules } from '../controller/agent/rbac.js';
 import { buildGrant } from '../controller/grants/build.js';
 import { KubeApiError } from '../controller/kube/errors.js';
 import { KubeGrantStore } from '../controller/kube/grant-store.js';
@@ -101,7 +101,14 @@ describe("the sniffer's RBAC (controller/sniffer/rbac.ts)", () => {
     // Nothing it does not need: no list/watch of grants, no status writes, Secrets only in a Role.
     expect(SNIFFER_CLUSTER_RULES.some((r) => r.resources.includes('accessgrants/status'))).toBe(false);
     expect(SNIFFER_CLUSTER_RULES.some((r) => r.resources.includes('secrets'))).toBe(false);
-    expect(SNIFFER_NAMESPACE_RULES.map((r) => r.resources).flat()).toEqual(['secrets']);
+    expect(SNIFFER_NAMESPACE_RULES.map((r) => r.resources).flat()).toEqual(['secrets', 'configmaps']);
+    // ConfigMaps: the uninstall marker only, read only.
+    expect(SNIFFER_NAMESPACE_RULES[1]).toEqual({
+      apiGroups: [''],
+      resources: ['configmaps'],
+      verbs: ['get', 'list', 'watch'],
+      resourceNames: ['knockgate-uninstall'],
+    });
   });
 
   it('with its rules: create, extend a live grant, replace an Expired one (a new uid)', async () => {
@@ -155,5 +162,14 @@ describe("the agent's RBAC (controller/agent/rbac.ts)", () => {
       verbs: ['get', 'list', 'watch'],
       resourceNames: ['node-a'],
     });
+    // In the release namespace: the uninstall marker only (its acknowledgement is a patch).
+    expect(AGENT_NAMESPACE_RULES).toEqual([
+      {
+        apiGroups: [''],
+        resources: ['configmaps'],
+        verbs: ['get', 'list', 'watch', 'patch'],
+        resourceNames: ['knockgate-uninstall'],
+      },
+    ]);
   });
 });

@@ -7,6 +7,11 @@
 //            lists in time it installs anyway: drops in place, no grant opened until they arrive.
 //   stop():  timers and watches off, work in flight finished, the firewall's processes closed; the
 //            kernel state stays (every entry carries its own expiry), so ports stay protected.
+//   uninstall(): the uninstall marker was seen (controller/uninstall/marker.ts): the reconciler
+//            stops touching the firewall for good, every object knockgate owns on this node is
+//            removed (firewall.cleanup(), what `standalone --cleanup` does; retried until it
+//            succeeds), the grants' entries say Removed, and the node's acknowledgement is written.
+//            Nothing is installed again by this process: a restarted agent starts afresh.
 //
 // While the API server is unreachable the caches keep their last state, the local expiry timers
 // keep closing doors on time, and the informers' relists reconcile everything when it returns.
@@ -15,6 +20,7 @@ import type { Clock, TimerHandle } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import type { AccessGrant, KnockPolicy } from '../../api/types.js';
 import type { Firewall, FirewallConfig } from '../firewall/types.js';
+import { Backoff, sleep } from '../kube/backoff.js';
 import { KUBE_STORE_DEFAULTS } from '../kube/limits.js';
 import { neverGrantSet } from '../standalone/admission.js';
 import type { AgentConfig } from './config.js';
@@ -82,6 +88,9 @@ export class NodeAgent {
   private installed = false;
   private readonly firewall: Firewall;
   private readonly status: NodeStatusWriter;
+  private uninstalling: Promise<void> | undefined;
+  private onStartSettled!: () => void;
+  private readonly startSettled = new Promise<void>((resolve) => (this.onStartSettled = resolve));
 
   constructor(private readonly opts: AgentOptions) {
     const { metrics, sources } = opts;
@@ -100,6 +109,7 @@ export class NodeAgent {
    */
   notReady(): string | undefined {
     if (this.stopped) return 'stopping';
+    if (this.uninstalling) return 'knockgate is being uninstalled: the firewall objects are removed';
     if (!this.installed) return 'the firewall is not installed yet';
     const { grants, policies } = this.opts.sources;
     const missing = [grants.isSynced ? '' : 'accessgrants', policies.isSynced ? '' : 'knockpolicies'].filter(
@@ -126,6 +136,66 @@ export class NodeAgent {
    * be installed (stop() then stops the sources).
    */
   async start(): Promise<void> {
+    try {
+      await this.startNow();
+    } finally {
+      this.onStartSettled();
+    }
+  }
+
+  /**
+   * knockgate is being uninstalled: remove every firewall object knockgate owns on this node, then
+   * `acknowledge` (the marker's data.<node>), both retried with backoff until they succeed or the
+   * agent stops. Waits for start() to finish first (an install in progress is removed after it).
+   * Idempotent; resolves when acknowledged (or stopped).
+   */
+  uninstall(acknowledge: () => Promise<void>): Promise<void> {
+    this.uninstalling ??= this.uninstallNow(acknowledge);
+    return this.uninstalling;
+  }
+
+  /** True once uninstall() was called (/readyz says so from then on). */
+  get isUninstalling(): boolean {
+    return this.uninstalling !== undefined;
+  }
+
+  private async uninstallNow(acknowledge: () => Promise<void>): Promise<void> {
+    const { logger, config } = this.opts;
+    await this.startSettled;
+    if (this.stopped) return;
+    await this.reconciler?.uninstall();
+    const removed = await this.untilDone('firewall cleanup', () => this.firewall.cleanup());
+    if (!removed) return;
+    this.installed = false;
+    this.reconciler?.reportRemoved();
+    logger.warn(
+      { event: 'uninstall-removed', node: config.nodeName },
+      `uninstalling: every knockgate firewall object on node ${config.nodeName} removed; nothing is installed again until restarted`,
+    );
+    if (!(await this.untilDone('uninstall acknowledgement', acknowledge))) return;
+    logger.info({ event: 'uninstall-acknowledged', node: config.nodeName }, 'uninstall acknowledged');
+  }
+
+  /** Run `fn` until it succeeds (true) or the agent stops (false), with backoff between tries. */
+  private async untilDone(what: string, fn: () => Promise<void>): Promise<boolean> {
+    const backoff = new Backoff({ initialMs: 500, maxMs: 10_000, random: this.opts.random });
+    while (!this.stopped) {
+      try {
+        await fn();
+        return true;
+      } catch (err) {
+        const wait = backoff.next();
+        this.opts.logger.error(
+          { event: 'uninstall-error', retryInMs: wait },
+          `uninstalling: ${what}: ${(err as Error).message}`,
+        );
+        await Promise.race([sleep(this.opts.clock, wait), this.stoppedSignal]);
+      }
+    }
+    return false;
+  }
+
+  private async startNow(): Promise<void> {
     const { config, sources, clock, logger } = this.opts;
     const firewall = this.firewall;
     const nodes = sources.node?.(config.nodeName);

@@ -4,6 +4,7 @@
 // never a grant's spec, no other node.
 
 import type { PolicyRule } from '../reconciler/rbac.js';
+import { MARKER_ACK_RULE } from '../uninstall/rbac.js';
 
 /** A rule that may name the objects it covers (RBAC resourceNames). */
 export interface NamedPolicyRule extends PolicyRule {
@@ -38,7 +39,13 @@ export function agentNodeRule(nodeName: string): NamedPolicyRule {
   };
 }
 
-/** Everything the agent of `nodeName` needs. */
+/**
+ * In the release namespace (Role): the uninstall marker (controller/uninstall/marker.ts), by name —
+ * watched, and patched with this node's acknowledgement once its firewall objects are removed.
+ */
+export const AGENT_NAMESPACE_RULES: NamedPolicyRule[] = [MARKER_ACK_RULE];
+
+/** Everything the agent of `nodeName` needs cluster-wide (plus AGENT_NAMESPACE_RULES in the release namespace). */
 export function agentRules(nodeName: string): NamedPolicyRule[] {
   return [...AGENT_CLUSTER_RULES, agentNodeRule(nodeName)];
 }

@@ -93,6 +93,10 @@ export class AgentReconciler {
   /** Resolves at the first full resync from complete lists (the whole state applied once). */
   readonly firstSync = new Promise<void>((resolve) => (this.markSynced = resolve));
   private stopped = false;
+  /** Latched by uninstall(): no firewall call any more, ever (the agent removes every object). */
+  private uninstalling = false;
+  /** Set by reportRemoved(): the objects are gone, so grants may say Removed. */
+  private removedAll = false;
   /** Passes run (tests, metrics). */
   passes = 0;
   /** Full resyncs applied (tests, metrics). */
@@ -157,6 +161,29 @@ export class AgentReconciler {
 
   get statusBacklog(): number {
     return this.reporter.backlog;
+  }
+
+  /**
+   * knockgate is being uninstalled (controller/uninstall/marker.ts): stop touching the firewall for
+   * good — the agent removes every object knockgate owns with firewall.cleanup() once this resolves
+   * (no pass is in flight then, and none will open, close or resync anything again).
+   */
+  async uninstall(): Promise<void> {
+    this.uninstalling = true;
+    for (const name of [...this.applied.keys()]) this.untrack(name);
+    await this.idle();
+    // A pass that was in flight may have tracked what it opened: forget that too (its timer would
+    // call the firewall later).
+    for (const name of [...this.applied.keys()]) this.untrack(name);
+  }
+
+  /**
+   * After the cleanup: every grant targeting this node whose entry says Applied or Pending is told
+   * Removed (the controller's finalizer waits for that), now and for every later event.
+   */
+  reportRemoved(): void {
+    this.removedAll = true;
+    for (const g of this.opts.grants.list()) if (this.targetsMe(g)) this.enqueue(g.metadata.name);
   }
 
   /** Run a full resync now (also done on a timer). */
@@ -366,6 +393,7 @@ export class AgentReconciler {
   }
 
   private async reconcile(name: string): Promise<void> {
+    if (this.uninstalling) return this.reportUninstalled(name);
     if (!this.ready) return; // last known state until both caches have listed
     const grant = this.opts.grants.get(name);
     const decision = this.decide(grant, this.opts.clock.now());
@@ -399,6 +427,18 @@ export class AgentReconciler {
     this.reporter.want(name, { state: 'Applied' });
   }
 
+  /** Uninstalling: no firewall call; once the objects are gone, Removed where something was open. */
+  private reportUninstalled(name: string): void {
+    const grant = this.opts.grants.get(name);
+    if (!this.removedAll || !grant || !this.targetsMe(grant)) return;
+    const state = grant.status?.nodes?.[this.opts.node]?.state;
+    if (state === 'Applied' || state === 'Pending')
+      this.reporter.want(name, {
+        state: 'Removed',
+        message: 'knockgate uninstall: firewall objects removed',
+      });
+  }
+
   /** Apply `entries` for `grant` (a no-op when they are applied already). */
   private async open(grant: AccessGrant, entries: FirewallGrant[]): Promise<void> {
     const name = grant.metadata.name;
@@ -425,6 +465,7 @@ export class AgentReconciler {
 
   /** Close whatever is applied for `name` (a no-op when nothing is). */
   private async close(name: string, reason: RemoveReason, grant?: AccessGrant): Promise<void> {
+    if (this.uninstalling) return;
     const old = this.untrack(name);
     if (!old) return;
     for (const e of old.entries) await this.opts.firewall.remove(e, reason);
@@ -460,7 +501,7 @@ export class AgentReconciler {
   /** The local timer of an applied grant: close it without the API, then report when it can. */
   private async expireLocally(name: string, expiresAt: number): Promise<void> {
     const current = this.applied.get(name);
-    if (!current || current.expiresAt !== expiresAt || this.stopped) return;
+    if (!current || current.expiresAt !== expiresAt || this.stopped || this.uninstalling) return;
     // Timers may fire a little before the wall clock reaches the end; closing then would let the
     // reconcile that follows see a live grant and open it again. Wait for the end itself.
     const early = expiresAt - this.opts.clock.now();
@@ -479,6 +520,11 @@ export class AgentReconciler {
   // --- the whole state -------------------------------------------------------------------------
 
   private async fullResync(): Promise<void> {
+    if (this.uninstalling) {
+      // Nothing is written to the firewall again; statuses grant by grant.
+      for (const g of this.opts.grants.list()) if (this.targetsMe(g)) this.enqueue(g.metadata.name);
+      return;
+    }
     const now = this.opts.clock.now();
     if (!this.ready) {
       // No complete lists yet: rewrite the last known state (what is still live) to repair drift.

@@ -9,6 +9,7 @@
 // delete, that path fails with the API server's 403 and nothing is opened.
 
 import type { PolicyRule } from '../reconciler/rbac.js';
+import { MARKER_READ_RULE } from '../uninstall/rbac.js';
 
 /** Cluster-wide (ClusterRole). */
 export const SNIFFER_CLUSTER_RULES: PolicyRule[] = [
@@ -23,7 +24,11 @@ export const SNIFFER_CLUSTER_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
 ];
 
-/** In the release namespace (Role): the SPA keys the policies reference. */
+/**
+ * In the release namespace (Role): the SPA keys the policies reference, and the uninstall marker by
+ * name (seen → no more grants written; controller/uninstall/marker.ts).
+ */
 export const SNIFFER_NAMESPACE_RULES: PolicyRule[] = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
+  MARKER_READ_RULE,
 ];

@@ -11,6 +11,9 @@
 //             replay memory (a replayed packet costs no API call) → caps (live grants per policy,
 //             grant writes per second) → ReplayClaim (409 = used on some node: refused) →
 //             GrantStore.extend (creates, extends a live grant, or replaces an Expired one).
+//   uninstall: once the marker ConfigMap is seen (controller/uninstall/marker.ts) every decision is
+//             refused (reason "uninstalling") for the rest of the process life: no grant is written
+//             while `knockgate uninstall` revokes them all.
 //   API down: the claim or the grant cannot be written, so nothing is opened; it says so in one
 //             log line per refusal (rate limited), a metric, and api_up = 0 until a write succeeds.
 //
@@ -35,6 +38,7 @@ import { GrantValidationError } from '../grants/validate.js';
 import { KubeApiError } from '../kube/errors.js';
 import { KubeGrantStore } from '../kube/grant-store.js';
 import { KubeReplayStore } from '../kube/replay-store.js';
+import { MarkerWatch } from '../uninstall/marker.js';
 import { KeyedQueue } from '../standalone/queues.js';
 import { RateLimitedLog } from '../standalone/rate-limited-log.js';
 import { GrantCaps } from './caps.js';
@@ -97,6 +101,7 @@ function isUnavailable(err: unknown): err is KubeApiError {
 
 export class SnifferRole {
   private readonly view: ClusterView;
+  private readonly marker: MarkerWatch;
   private readonly engine: Engine;
   private readonly grants: KubeGrantStore;
   private readonly claims: KubeReplayStore;
@@ -173,13 +178,31 @@ export class SnifferRole {
       resyncIntervalMs: opts.resyncIntervalMs,
       random: opts.random,
     });
+    this.marker = new MarkerWatch({
+      kubeConfig: opts.kubeConfig,
+      namespace: opts.namespace,
+      clock: opts.clock,
+      logger: opts.logger,
+      onUninstall: () => undefined, // the latch itself is all: decide() reads it
+      backoffInitialMs: opts.watchBackoffInitialMs,
+      backoffMaxMs: opts.watchBackoffMaxMs,
+      resyncIntervalMs: opts.resyncIntervalMs,
+      random: opts.random,
+    });
     opts.metrics?.apiUp.set(1);
+  }
+
+  /** The uninstall marker was seen: no grant is written again by this process. */
+  get uninstalling(): boolean {
+    return this.marker.latched;
   }
 
   /** Read the cluster, run the matching policies, start capturing. Throws SnifferStartError. */
   async start(): Promise<void> {
     if (this.started) throw new SnifferStartError('the sniffer is already started');
     this.started = true;
+    // Not waited for: a marker the sniffer cannot read yet must not keep it from starting.
+    this.marker.start();
     try {
       await this.view.start(this.opts.initialSyncTimeoutMs ?? SNIFFER_DEFAULTS.initialSyncTimeoutMs);
     } catch (err) {
@@ -233,7 +256,7 @@ export class SnifferRole {
     this.stopped = true;
     this.healthTimer?.cancel();
     this.closeSniffer();
-    await this.view.stop();
+    await Promise.all([this.view.stop(), this.marker.stop()]);
     await Promise.allSettled([...this.inFlight]);
     await this.perGrant.idle();
     await this.grants.close();
@@ -480,6 +503,12 @@ export class SnifferRole {
   async decide(decision: AccessDecision): Promise<Outcome> {
     const where = `policy "${decision.policy}"`;
     const address = decision.source.split('/')[0]!;
+    if (this.uninstalling)
+      return this.refuse(
+        decision,
+        'uninstalling',
+        `${where}: knockgate is being uninstalled, nothing opened`,
+      );
     const policy = this.active.get(decision.policy);
     if (!policy)
       return this.refuse(decision, 'policy-gone', `${where} no longer runs on node ${this.opts.node}`);
@@ -551,6 +580,15 @@ export class SnifferRole {
         }
       }
       operation = 'write accessgrant';
+      if (this.uninstalling) {
+        // Latched while this decision waited for its claim: still nothing written.
+        this.caps.release(decision.policy, name);
+        return this.refuse(
+          decision,
+          'uninstalling',
+          `${where}: knockgate is being uninstalled, nothing opened`,
+        );
+      }
       const stored = await this.writeGrant(grant, knownLive);
       this.caps.commit(decision.policy, name, expiresAtMs(stored));
       this.apiAnswered();

@@ -32,9 +32,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { AccessGrant } from '../../api/types.js';
-import { agentRules } from '../../controller/agent/rbac.js';
+import { AGENT_NAMESPACE_RULES, agentRules } from '../../controller/agent/rbac.js';
 import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from '../../controller/reconciler/rbac.js';
 import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from '../../controller/sniffer/rbac.js';
+import { UNINSTALL_CLUSTER_RULES, UNINSTALL_NAMESPACE_RULES } from '../../controller/uninstall/rbac.js';
 import { Ec2Emulator, type Ec2EmulatorOptions } from '../emulators/ec2/server.js';
 import { Host, sh, waitFor } from './netns.js';
 import {
@@ -63,14 +64,17 @@ const HOST_PART: Record<Role, number> = { api: 1, 'node-a': 11, 'node-b': 12, cl
 
 /**
  * The component users hold exactly the rules the product declares for them (the chart's
- * ClusterRoles and Roles): controller/{sniffer,agent,reconciler}/rbac.ts. Each node's agent is its
- * own user, allowed to read its own Node object only.
+ * ClusterRoles and Roles): controller/{sniffer,agent,reconciler,uninstall}/rbac.ts. Each node's
+ * agent is its own user, allowed to read its own Node object only. `uninstall` is the chart's
+ * pre-delete hook Job (knockgate uninstall).
  */
 const inRelease = <T>(rules: T[]) => rules.map((r) => ({ ...r, namespaces: [RELEASE_NS] }));
 const SNIFFER_RULES = [...SNIFFER_CLUSTER_RULES, ...inRelease(SNIFFER_NAMESPACE_RULES)];
 const CONTROLLER_RULES = [...CONTROLLER_CLUSTER_RULES, ...inRelease(CONTROLLER_NAMESPACE_RULES)];
+const agentUserRules = (node: NodeName) => [...agentRules(node), ...inRelease(AGENT_NAMESPACE_RULES)];
+const UNINSTALL_RULES = [...UNINSTALL_CLUSTER_RULES, ...inRelease(UNINSTALL_NAMESPACE_RULES)];
 
-const COMPONENTS = ['admin', 'sniffer', 'agent-node-a', 'agent-node-b', 'controller'] as const;
+const COMPONENTS = ['admin', 'sniffer', 'agent-node-a', 'agent-node-b', 'controller', 'uninstall'] as const;
 type Component = (typeof COMPONENTS)[number];
 
 let counter = 0;
@@ -175,9 +179,10 @@ export class Cluster {
     const rules = {
       admin: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
       sniffer: SNIFFER_RULES,
-      'agent-node-a': agentRules('node-a'),
-      'agent-node-b': agentRules('node-b'),
+      'agent-node-a': agentUserRules('node-a'),
+      'agent-node-b': agentUserRules('node-b'),
       controller: CONTROLLER_RULES,
+      uninstall: UNINSTALL_RULES,
     };
     const users = Object.entries(rules).map(([name, r]) => ({
       name: name === 'admin' ? 'admin' : `system:serviceaccount:${RELEASE_NS}:${name}`,
@@ -317,6 +322,8 @@ export class Cluster {
       config,
       '--kubeconfig',
       this.kubeconfig(`agent-${node}`),
+      '--namespace',
+      RELEASE_NS,
       '--log-level',
       'debug',
     ]);
@@ -525,6 +532,49 @@ export class Cluster {
       payload.toString('base64'),
     ]);
     if (r.code !== 0) throw new Error(`udp send to ${to}:${port}: ${r.stderr}`);
+  }
+
+  /**
+   * `knockgate uninstall` in the api namespace as the pre-delete hook Job's service account
+   * (controller/uninstall/rbac.ts); `args` after --kubeconfig and --namespace.
+   */
+  uninstall(args: string[], timeoutMs = 120_000): Promise<CommandResult> {
+    return runCommand(
+      this.host('api'),
+      'node',
+      [
+        KNOCKGATE,
+        'uninstall',
+        '--kubeconfig',
+        this.kubeconfig('uninstall'),
+        '--namespace',
+        RELEASE_NS,
+        ...args,
+      ],
+      timeoutMs,
+    );
+  }
+
+  /** Every knockgate object in a node's firewall: nft tables, ipsets, iptables/ip6tables chains. */
+  async firewallObjects(node: NodeName): Promise<string[]> {
+    const host = this.host(node);
+    const found: string[] = [];
+    const nft = await runCommand(host, 'nft', ['list', 'tables']);
+    if (nft.code !== 0) throw new Error(`nft list tables in ${node}: ${nft.stderr}`);
+    found.push(...nft.stdout.split('\n').filter((l) => /knockgate/i.test(l)));
+    const ipset = await runCommand(host, 'ipset', ['list', '-n']);
+    if (ipset.code === 0) found.push(...ipset.stdout.split('\n').filter((l) => /knockgate/i.test(l)));
+    for (const save of ['iptables-save', 'ip6tables-save']) {
+      const r = await runCommand(host, save, []);
+      if (r.code === 0)
+        found.push(
+          ...r.stdout
+            .split('\n')
+            .filter((l) => /knockgate/i.test(l))
+            .map((l) => `${save}: ${l}`),
+        );
+    }
+    return found;
   }
 
   /** `nft list ruleset` in a node. */
