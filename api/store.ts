@@ -31,8 +31,11 @@ export interface GrantStore {
   /** Create a new grant. Throws AlreadyExistsError when the name is taken. */
   create(grant: AccessGrant): Promise<AccessGrant>;
   /**
-   * Push a live grant's expiresAt later (a repeated knock), or replace an Expired/Revoked/Failed one
-   * of the same name with `grant` (never a lock-out). Creates it when absent.
+   * Push a live grant's expiresAt later (a repeated knock), or, when the name holds an
+   * Expired/Revoked/Failed one, store `grant` as a new grant (never a lock-out): the local stores
+   * replace it under the same name; the Kubernetes store, whose sniffer may not delete, uses the
+   * next free generation of the name and leaves the history entry to the controller. Creates it
+   * when absent. Resolves to the grant as stored (its name may be a generation of grant's).
    */
   extend(grant: AccessGrant): Promise<AccessGrant>;
   get(name: string): Promise<AccessGrant | undefined>;

@@ -311,7 +311,7 @@ describe('knockgate sniffer on Kubernetes', () => {
     expect((await serverGrants()).filter((g) => /^10\.(1\.0\.200|244\.)/.test(g.spec.source))).toEqual([]);
   });
 
-  it('a repeated knock extends the live grant, and replaces an Expired one of the same name', async () => {
+  it('a repeated knock extends the live grant, and after the controller marks it Expired makes a new grant under the next generation of the name', async () => {
     const before = (await serverGrant('knock-ssh-0a010005-node-a'))!;
     await new Promise((r) => setTimeout(r, 1100));
     const [again] = await knock(a.role, '10.1.0.5', [7000, 8000, 9000]);
@@ -320,7 +320,8 @@ describe('knockgate sniffer on Kubernetes', () => {
     expect(extended.metadata.uid).toBe(before.metadata.uid);
     expect(Date.parse(extended.spec.expiresAt)).toBeGreaterThan(Date.parse(before.spec.expiresAt));
 
-    // The controller marks it Expired; the next knock replaces it (a new object, no 409 lock-out).
+    // The controller marks it Expired; the next knock makes a new grant (no 409 lock-out) under the
+    // name's next generation, and leaves the history entry for the controller's retention.
     await custom.patchClusterCustomObjectStatus(
       {
         ...plural('accessgrants'),
@@ -331,9 +332,16 @@ describe('knockgate sniffer on Kubernetes', () => {
     );
     const [replaced] = await knock(a.role, '10.1.0.5', [7000, 8000, 9000]);
     expect(replaced).toMatchObject({ kind: 'granted' });
-    const fresh = (await serverGrant('knock-ssh-0a010005-node-a'))!;
+    expect((replaced as { grant: AccessGrant }).grant.metadata.name).toBe('knock-ssh-0a010005-node-a.1');
+    const fresh = (await serverGrant('knock-ssh-0a010005-node-a.1'))!;
     expect(fresh.metadata.uid).not.toBe(before.metadata.uid);
     expect(fresh.status?.phase).toBeUndefined();
+    expect((await serverGrant('knock-ssh-0a010005-node-a'))!.status?.phase).toBe('Expired');
+    // The next knock extends the new grant.
+    await new Promise((r) => setTimeout(r, 1100));
+    const [third] = await knock(a.role, '10.1.0.5', [7000, 8000, 9000]);
+    expect(third).toMatchObject({ kind: 'granted', extended: true });
+    expect((third as { grant: AccessGrant }).grant.metadata.uid).toBe(fresh.metadata.uid);
   });
 
   it('a knock on another node makes that node its own grant (Local mode: the node is in the name)', async () => {

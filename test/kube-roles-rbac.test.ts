@@ -1,8 +1,8 @@
 // The roles' RBAC rules as data (controller/sniffer/rbac.ts, controller/agent/rbac.ts,
 // controller/reconciler/rbac.ts) against the API emulator's RBAC: the sniffer's rules allow its
-// whole grant path — create, extend a live grant (get+patch), replace an Expired one (get+delete,
-// then create) — and without delete the replace path fails with the API server's 403 in one line,
-// leaving the Expired grant as it was.
+// whole grant path — create, extend a live grant (get+patch), a new grant under the next generation
+// when the name holds an Expired one (get, then create) — and a delete of a grant is the API
+// server's 403 in one line.
 
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,17 +12,12 @@ import { AGENT_CLUSTER_RULES, AGENT_NAMESPACE_RULES, agentRules } from '../contr
 import { buildGrant } from '../controller/grants/build.js';
 import { KubeApiError } from '../controller/kube/errors.js';
 import { KubeGrantStore } from '../controller/kube/grant-store.js';
-import type { PolicyRule } from '../controller/reconciler/rbac.js';
 import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from '../controller/sniffer/rbac.js';
 import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
 
 const NS = 'knockgate';
 const SNIFFER = 'system:serviceaccount:knockgate:sniffer';
-const NO_DELETE = 'system:serviceaccount:knockgate:sniffer-without-delete';
 const WRITE = { fieldValidation: 'Strict' as const, dryRun: false };
-
-const withoutVerb = (rules: PolicyRule[], resource: string, verb: string): PolicyRule[] =>
-  rules.map((r) => (r.resources.includes(resource) ? { ...r, verbs: r.verbs.filter((v) => v !== verb) } : r));
 
 let cluster: EmulatedCluster | undefined;
 const stores: KubeGrantStore[] = [];
@@ -40,11 +35,6 @@ async function setup(): Promise<EmulatedCluster> {
     users: [
       { name: 'admin', token: token(), rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }] },
       { name: SNIFFER, token: token(), rules: [...SNIFFER_CLUSTER_RULES, ...namespaced] },
-      {
-        name: NO_DELETE,
-        token: token(),
-        rules: [...withoutVerb(SNIFFER_CLUSTER_RULES, 'accessgrants', 'delete'), ...namespaced],
-      },
     ],
   });
   return cluster;
@@ -95,9 +85,9 @@ function serverGrant(c: EmulatedCluster, name: string): AccessGrant {
 }
 
 describe("the sniffer's RBAC (controller/sniffer/rbac.ts)", () => {
-  it('says get and delete on accessgrants beyond create and patch', () => {
+  it('says get on accessgrants beyond create and patch, and no delete', () => {
     const grants = SNIFFER_CLUSTER_RULES.find((r) => r.resources.includes('accessgrants'))!;
-    expect([...grants.verbs].sort()).toEqual(['create', 'delete', 'get', 'patch']);
+    expect([...grants.verbs].sort()).toEqual(['create', 'get', 'patch']);
     // Nothing it does not need: no list/watch of grants, no status writes, Secrets only in a Role.
     expect(SNIFFER_CLUSTER_RULES.some((r) => r.resources.includes('accessgrants/status'))).toBe(false);
     expect(SNIFFER_CLUSTER_RULES.some((r) => r.resources.includes('secrets'))).toBe(false);
@@ -121,31 +111,25 @@ describe("the sniffer's RBAC (controller/sniffer/rbac.ts)", () => {
     expect(Date.parse(extended.spec.expiresAt)).toBeGreaterThan(Date.parse(first.spec.expiresAt));
     markExpired(c, name);
     const replaced = await s.extend(knockGrant(60));
-    expect(replaced.metadata.name).toBe(name);
+    expect(replaced.metadata.name).toBe(`${name}.1`);
     expect(replaced.metadata.uid).not.toBe(first.metadata.uid);
-    expect(serverGrant(c, name).status?.phase).toBeUndefined();
+    expect(serverGrant(c, name).status?.phase).toBe('Expired');
   });
 
-  it('without delete the replace-Expired path fails with the 403 in one line, the Expired grant left as it was', async () => {
+  it('gets the 403 on deleting a grant, which stays', async () => {
     const c = await setup();
-    const s = store(c, NO_DELETE);
-    const first = await s.create(knockGrant(60));
-    const name = first.metadata.name;
-    // Extending a live grant needs no delete.
-    await s.extend(knockGrant(120));
-    markExpired(c, name);
-    const err = await s.extend(knockGrant(60)).then(
+    const s = store(c, SNIFFER);
+    const { metadata } = await s.create(knockGrant(60));
+    const err = await s.delete(metadata.name).then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(KubeApiError);
     expect((err as KubeApiError).status).toBe(403);
     expect((err as Error).message).toBe(
-      `delete accessgrant ${name}: accessgrants.knockgate.io "${name}" is forbidden: User "${NO_DELETE}" cannot delete resource "accessgrants" in API group "knockgate.io" at the cluster scope (HTTP 403)`,
+      `delete accessgrant ${metadata.name}: accessgrants.knockgate.io "${metadata.name}" is forbidden: User "${SNIFFER}" cannot delete resource "accessgrants" in API group "knockgate.io" at the cluster scope (HTTP 403)`,
     );
-    const after = serverGrant(c, name);
-    expect(after.metadata.uid).toBe(first.metadata.uid);
-    expect(after.status?.phase).toBe('Expired');
+    expect(serverGrant(c, metadata.name).metadata.uid).toBe(metadata.uid);
   });
 });
 

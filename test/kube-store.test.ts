@@ -1,6 +1,7 @@
 // KubeGrantStore and KubeReplayStore against the Kubernetes API emulator (in-process, real HTTPS,
 // real @kubernetes/client-node): the same contract as the local stores' tests (create, extend,
-// replace after expiry, updateStatus, delete, watch order), plus what only a shared API adds: two
+// a new grant after expiry — here under the next generation of the name, the history entry kept —,
+// updateStatus, delete, watch order), plus what only a shared API adds: two
 // stores ("two nodes") racing on one grant or one claim, the server's 422 with a field path, 403
 // without RBAC, and the KubeConfig factory (file, context, in-cluster service account).
 
@@ -16,6 +17,7 @@ import { GrantValidationError } from '../controller/grants/validate.js';
 import { KubeConfigError, loadKubeConfig } from '../controller/kube/client.js';
 import { KubeApiError } from '../controller/kube/errors.js';
 import { KubeGrantStore, type KubeGrantStoreOptions } from '../controller/kube/grant-store.js';
+import { baseName, GenerationsExhaustedError, generationName } from '../controller/kube/generations.js';
 import { KubeReplayStore } from '../controller/kube/replay-store.js';
 import { startEmulatedCluster, type EmulatedCluster } from './helpers/kube-store-emulator.js';
 
@@ -134,18 +136,85 @@ describe('KubeGrantStore contract', () => {
     expect(onServer('ssh-0a000002')?.spec).toEqual(morePorts.spec);
   });
 
-  it('extend creates an absent grant and replaces an Expired, Revoked or Failed one (no lock-out)', async () => {
+  it('extend creates an absent grant; a name held by an Expired, Revoked or Failed one goes to the next generation, the history entry kept (no lock-out, no delete)', async () => {
     const store = openStore();
     const created = await store.extend(knockGrant('10.0.0.2'));
-    for (const phase of ['Expired', 'Revoked', 'Failed'] as const) {
-      const old = await store.updateStatus(created.metadata.name, { phase });
+    const base = created.metadata.name;
+    let previous = created;
+    for (const [i, phase] of (['Expired', 'Revoked', 'Failed'] as const).entries()) {
+      const old = await store.updateStatus(previous.metadata.name, { phase });
       clock.advance(120_000);
       const replaced = await store.extend(knockGrant('10.0.0.2', 60));
+      expect(replaced.metadata.name).toBe(generationName(base, i + 1));
       expect(replaced.metadata.uid).not.toBe(old.metadata.uid);
       expect(replaced.status).toBeUndefined();
       expect(Date.parse(replaced.spec.expiresAt)).toBe(clock.now() + 60_000);
-      expect(onServer(created.metadata.name)?.metadata.uid).toBe(replaced.metadata.uid);
+      // The history entry is left to the controller's retention.
+      expect(onServer(previous.metadata.name)?.status?.phase).toBe(phase);
+      // A repeated request walks the generations to the live one and extends it.
+      const again = await store.extend(knockGrant('10.0.0.2', 90));
+      expect(again.metadata.uid).toBe(replaced.metadata.uid);
+      expect(Date.parse(again.spec.expiresAt)).toBe(clock.now() + 90_000);
+      previous = again;
     }
+    expect(cluster.server.requests.filter((r) => r.method === 'DELETE')).toEqual([]);
+    expect(
+      cluster.server.requests.filter((r) => r.method === 'GET' && /\/accessgrants(\?|$)/.test(r.url)),
+    ).toEqual([]);
+  });
+
+  it("extend passes over another node's live grant of a shared name and the names it frees are used again", async () => {
+    const store = openStore();
+    const shared = (node: string, seconds = 60) =>
+      buildGrant(
+        {
+          kind: 'grant',
+          policy: 'ssh',
+          method: 'knock',
+          source: '10.0.0.9',
+          ports: ['22/tcp'],
+          durationSeconds: seconds,
+        },
+        { clock, node, targets: { nodes: ['node-a', 'node-b'] } },
+      );
+    const ofA = await store.extend(shared('node-a'));
+    const ofB = await store.extend(shared('node-b'));
+    expect(ofB.metadata.name).toBe(generationName(ofA.metadata.name, 1));
+    expect(ofB.spec.observedBy).toBe('node-b');
+    expect((await store.extend(shared('node-a', 120))).metadata.uid).toBe(ofA.metadata.uid);
+    expect((await store.extend(shared('node-b', 120))).metadata.uid).toBe(ofB.metadata.uid);
+    expect(onServer(ofA.metadata.name)?.spec.observedBy).toBe('node-a');
+    // The controller deletes A's grant (retention): the name is free again for the next request.
+    await store.delete(ofA.metadata.name);
+    const again = await store.extend(shared('node-a'));
+    expect(again.metadata.name).toBe(ofA.metadata.name);
+    expect(again.metadata.uid).not.toBe(ofA.metadata.uid);
+  });
+
+  it('extend fails in one line, opening nothing, when every generation holds a history entry', async () => {
+    const store = openStore({ maxGenerations: 3 });
+    let name = '';
+    for (let g = 0; g < 3; g++) {
+      const made = await store.extend(knockGrant('10.0.0.3'));
+      name ||= made.metadata.name;
+      await store.updateStatus(made.metadata.name, { phase: 'Expired' });
+    }
+    const err = await store.extend(knockGrant('10.0.0.3')).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(GenerationsExhaustedError);
+    expect(err.message).toBe(
+      `accessgrant ${name}: its 3 generations (${name} to ${name}.2) all hold history entries or other nodes' grants; the controller deletes history entries when their retention ends`,
+    );
+    expect(onServer(`${name}.3`)).toBeUndefined();
+  });
+
+  it('generation names stay valid names of at most 253 characters', () => {
+    expect(generationName('ssh-0a000002', 0)).toBe('ssh-0a000002');
+    expect(generationName('ssh-0a000002', 7)).toBe('ssh-0a000002.7');
+    const long = `${'a'.repeat(249)}-bcd`;
+    expect(generationName(long, 12)).toBe(`${'a'.repeat(249)}.12`);
+    expect(generationName(long, 12).length).toBeLessThanOrEqual(253);
+    expect(baseName('ssh-0a000002.7')).toBe('ssh-0a000002');
+    expect(baseName('ssh-0a000002')).toBe('ssh-0a000002');
   });
 
   it('concurrent extends from two stores land on one grant with the latest expiry', async () => {

@@ -2,10 +2,15 @@
 //
 // Writes go to the API server and are authoritative there:
 // - create: POST; 409 → AlreadyExistsError, 422 → GrantValidationError with the server's field path.
-// - extend: read the grant, then a merge patch of spec.expiresAt/ports carrying its resourceVersion
-//   (optimistic concurrency: a 409 means someone changed it meanwhile, so read again and retry). An
-//   Expired/Revoked/Failed grant is replaced: deleted with uid+resourceVersion preconditions and
-//   created anew (a new uid and no status, never a lock-out); watchers see DELETED then ADDED.
+// - extend: find the live grant of the request among its generations (generations.ts: the
+//   deterministic name, then <name>.1, <name>.2, ... read one by one with get, never listed), then a
+//   merge patch of spec.expiresAt/ports carrying its resourceVersion (optimistic concurrency: a 409
+//   means someone changed it meanwhile, so read again and retry). A generation held by a history
+//   entry (Expired/Revoked/Failed), by a grant being deleted or by another node's grant is passed
+//   over; the first free one gets a new grant (never a lock-out). History entries are never deleted
+//   here: the controller deletes them when their retention ends, so the sniffer needs no delete.
+//   The controller may free a generation below a live one: a knock then creates a second live grant
+//   for the same request, harmless (the firewalls take the union) and only until the older expires.
 // - updateStatus: a merge patch of the status subresource touching only the keys given (each agent
 //   its own status.nodes entry, so agents never conflict). Conditions are a list, which a merge patch
 //   would replace wholesale, so an update with conditions reads, merges by type and patches with the
@@ -20,8 +25,8 @@
 // create whose first answer was lost may then find its own grant and report AlreadyExistsError,
 // which callers already handle by extending.
 //
-// RBAC this needs: create (create); get, patch, delete and create (extend); patch on
-// accessgrants/status (updateStatus); list and watch (get, list, watch); delete (delete).
+// RBAC this needs: create (create); get, patch and create (extend); patch on accessgrants/status
+// (updateStatus); list and watch (get, list, watch); delete (delete).
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import { systemClock, type Clock } from '../../api/clock.js';
@@ -31,7 +36,7 @@ import type { AccessGrant, AccessGrantStatus } from '../../api/types.js';
 import { expiresAtMs, isLive, isTerminal } from '../grants/phase.js';
 import { expiredStatus, mergeStatus } from '../grants/status.js';
 import { checkGrantName, GrantValidationError, unionPorts, validGrantCopy } from '../grants/validate.js';
-import { Backoff, sleep } from './backoff.js';
+import { GenerationsExhaustedError, generationName, sameRequest } from './generations.js';
 import { KubeApiError } from './errors.js';
 import { KubeInformer, type CachedObject } from './informer.js';
 import { KUBE_STORE_DEFAULTS } from './limits.js';
@@ -49,6 +54,8 @@ export interface KubeStoreTuning {
   initialSyncTimeoutMs?: number;
   cacheCatchUpTimeoutMs?: number;
   conflictAttempts?: number;
+  /** How many generations of a grant name extend tries (generations.ts). */
+  maxGenerations?: number;
 }
 
 export interface KubeGrantStoreOptions extends KubeStoreTuning {
@@ -74,17 +81,19 @@ export class KubeGrantStore implements GrantStore {
   private readonly informer: KubeInformer<CachedGrant>;
   private readonly clock: Clock;
   private readonly tuning: Required<
-    Pick<KubeStoreTuning, 'initialSyncTimeoutMs' | 'cacheCatchUpTimeoutMs' | 'conflictAttempts'>
+    Pick<
+      KubeStoreTuning,
+      'initialSyncTimeoutMs' | 'cacheCatchUpTimeoutMs' | 'conflictAttempts' | 'maxGenerations'
+    >
   >;
-  private readonly random: (() => number) | undefined;
 
   constructor(opts: KubeGrantStoreOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.random = opts.random;
     this.tuning = {
       initialSyncTimeoutMs: opts.initialSyncTimeoutMs ?? KUBE_STORE_DEFAULTS.initialSyncTimeoutMs,
       cacheCatchUpTimeoutMs: opts.cacheCatchUpTimeoutMs ?? KUBE_STORE_DEFAULTS.cacheCatchUpTimeoutMs,
       conflictAttempts: opts.conflictAttempts ?? KUBE_STORE_DEFAULTS.conflictAttempts,
+      maxGenerations: opts.maxGenerations ?? KUBE_STORE_DEFAULTS.maxGenerations,
     };
     this.client = new ResourceClient<AccessGrant>(opts.kubeConfig, 'accessgrants', 'accessgrant', {
       clock: this.clock,
@@ -147,31 +156,21 @@ export class KubeGrantStore implements GrantStore {
   async extend(grant: AccessGrant): Promise<AccessGrant> {
     const fresh = prepare(grant);
     const name = fresh.metadata.name;
-    const wait = this.backoff();
     for (let attempt = 0; attempt < this.tuning.conflictAttempts; attempt++) {
-      const current = await this.client.get(name).catch((err: unknown) => rethrow(err, name));
+      const slot = await this.findGeneration(fresh);
       try {
         let result: AccessGrant;
-        if (!current) {
-          result = await this.createPrepared(fresh);
-        } else if (current.metadata.deletionTimestamp) {
-          // Being deleted (finalizers pending): the name frees up soon.
-          await sleep(this.clock, wait.next());
-          continue;
-        } else if (isTerminal(current)) {
-          // History entry: replace it by a new grant of the same name (never a lock-out).
-          await this.client
-            .delete(name, { uid: current.metadata.uid, resourceVersion: current.metadata.resourceVersion })
-            .catch((err: unknown) => {
-              if (!(err instanceof KubeApiError && err.status === 404)) throw err;
-            });
-          result = await this.createPrepared(fresh);
+        if (slot.kind === 'free') {
+          const created = structuredClone(fresh);
+          created.metadata.name = slot.name;
+          result = await this.createPrepared(created);
         } else {
+          const current = slot.grant;
           const later = Math.max(expiresAtMs(current), expiresAtMs(fresh));
           const ports = unionPorts(current.spec.ports, fresh.spec.ports);
           if (later === expiresAtMs(current) && ports.length === current.spec.ports.length)
             return structuredClone(current);
-          result = await this.client.mergePatch(name, {
+          result = await this.client.mergePatch(current.metadata.name, {
             metadata: { resourceVersion: current.metadata.resourceVersion },
             spec: { expiresAt: new Date(later).toISOString(), ports },
           });
@@ -179,9 +178,9 @@ export class KubeGrantStore implements GrantStore {
         await this.catchUp(result);
         return structuredClone(result);
       } catch (err) {
-        // Someone else changed, replaced or created it meanwhile: read again and retry.
+        // Someone else changed or created it meanwhile: read again and retry.
         if (err instanceof AlreadyExistsError || isConflict(err)) continue;
-        rethrow(err, name);
+        rethrow(err, slot.kind === 'free' ? slot.name : slot.grant.metadata.name);
       }
     }
     throw new KubeApiError(
@@ -190,6 +189,24 @@ export class KubeGrantStore implements GrantStore {
       'Conflict',
       undefined,
     );
+  }
+
+  /**
+   * The live grant `fresh` extends, or the first free generation of its name. Throws when every
+   * generation up to the bound is taken (history entries the controller has not deleted yet).
+   */
+  private async findGeneration(
+    fresh: AccessGrant,
+  ): Promise<{ kind: 'free'; name: string } | { kind: 'live'; grant: AccessGrant }> {
+    const base = fresh.metadata.name;
+    for (let g = 0; g < this.tuning.maxGenerations; g++) {
+      const name = generationName(base, g);
+      const current = await this.client.get(name).catch((err: unknown) => rethrow(err, name));
+      if (!current) return { kind: 'free', name };
+      if (current.metadata.deletionTimestamp || isTerminal(current) || !sameRequest(current, fresh)) continue;
+      return { kind: 'live', grant: current };
+    }
+    throw new GenerationsExhaustedError(base, this.tuning.maxGenerations);
   }
 
   async updateStatus(name: string, status: AccessGrantStatus): Promise<AccessGrant> {
@@ -288,14 +305,6 @@ export class KubeGrantStore implements GrantStore {
   private async catchUp(written: AccessGrant): Promise<void> {
     if (!this.informer.isStarted) return;
     await this.informer.waitForVersion(written.metadata.resourceVersion, this.tuning.cacheCatchUpTimeoutMs);
-  }
-
-  private backoff(): Backoff {
-    return new Backoff({
-      initialMs: KUBE_STORE_DEFAULTS.requestBackoffInitialMs,
-      maxMs: KUBE_STORE_DEFAULTS.requestBackoffMaxMs,
-      random: this.random,
-    });
   }
 }
 

@@ -36,4 +36,10 @@ export const KUBE_STORE_DEFAULTS = {
   requestBackoffMaxMs: 2_000,
   /** Optimistic-concurrency retries (409 on a stale resourceVersion) of extend/updateStatus/claim. */
   conflictAttempts: 8,
+  /**
+   * Generations of a grant name an extend reads before giving up (generations.ts): history entries
+   * of the same request kept for retention, and other nodes' live grants of a shared name, each
+   * take one. The controller keeps fewer history entries per name than this (reconciler).
+   */
+  maxGenerations: 32,
 } as const;

@@ -1,12 +1,13 @@
 // What the sniffer may do in the API, as ClusterRole/Role rules (the tests run the sniffer as a user
-// holding exactly these). Least privilege: it never patches a grant's status, never lists or
-// watches grants, and reads Secrets only in the release namespace.
+// holding exactly these). Least privilege: it never deletes or lists or watches grants, never patches
+// a grant's status, and reads Secrets only in the release namespace.
 //
-// Beyond DESIGN.md's create+patch on accessgrants, the knock path needs get and delete: a knock for
-// a grant name that exists is an extend (get, then a merge patch carrying the resourceVersion), and
-// when that grant is a history entry (Expired, Revoked, Failed) it is replaced — deleted with uid and
-// resourceVersion preconditions, then created anew (controller/kube/grant-store.ts, extend). Without
-// delete, that path fails with the API server's 403 and nothing is opened.
+// Beyond DESIGN.md's create+patch on accessgrants, the knock path needs get: a knock for a grant
+// name that exists is an extend (get, then a merge patch carrying the resourceVersion). A name held
+// by a history entry (Expired, Revoked, Failed) or by another node's grant is passed over for the
+// next generation of the name, found by get as well (controller/kube/generations.ts); the controller
+// deletes history entries. What RBAC cannot say — patch only this node's grants, create only grants
+// observed by this node — the ValidatingAdmissionPolicy of admission-policy.ts does.
 
 import type { PolicyRule } from '../reconciler/rbac.js';
 import { MARKER_READ_RULE } from '../uninstall/rbac.js';
@@ -18,8 +19,8 @@ export const SNIFFER_CLUSTER_RULES: PolicyRule[] = [
   // Replay protection: a claim per SPA packet (409 = replay); get+delete to take over a claim whose
   // expiresAt has passed but that the controller has not collected yet.
   { apiGroups: ['knockgate.io'], resources: ['replayclaims'], verbs: ['create', 'get', 'delete'] },
-  // Grants: create; get+patch to extend a live one; get+delete to replace an Expired one.
-  { apiGroups: ['knockgate.io'], resources: ['accessgrants'], verbs: ['create', 'get', 'patch', 'delete'] },
+  // Grants: create; get+patch to extend a live one (get also walks a name's generations).
+  { apiGroups: ['knockgate.io'], resources: ['accessgrants'], verbs: ['create', 'get', 'patch'] },
   // Node labels: which policies run here, and the targets of Selector-mode policies.
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
 ];

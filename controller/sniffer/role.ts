@@ -10,7 +10,8 @@
 //   decision: policy still runs here → grant built (ownerReference, targets resolved) → local
 //             replay memory (a replayed packet costs no API call) → caps (live grants per policy,
 //             grant writes per second) → ReplayClaim (409 = used on some node: refused) →
-//             GrantStore.extend (creates, extends a live grant, or replaces an Expired one).
+//             GrantStore.extend (creates, extends this node's live grant, or makes a new one
+//             under the name's next generation when the name holds history: kube/generations.ts).
 //   uninstall: once the marker ConfigMap is seen (controller/uninstall/marker.ts) every decision is
 //             refused (reason "uninstalling") for the rest of the process life: no grant is written
 //             while `knockgate uninstall` revokes them all.
@@ -634,9 +635,10 @@ export class SnifferRole {
   }
 
   /**
-   * Create, or extend (GrantStore.extend: a live grant gets the later expiry, an Expired one is
-   * replaced). A grant this sniffer does not hold is most likely new: a create is one request, and
-   * only its 409 falls back to extend (read, then patch or replace).
+   * Create, or extend (GrantStore.extend: a live grant gets the later expiry; a name held by history
+   * or another node's grant gets the next generation). A grant this sniffer does not hold is most
+   * likely new: a create is one request, and only its 409 falls back to extend (read, then patch or
+   * create a generation).
    */
   private async writeGrant(grant: AccessGrant, knownLive: boolean): Promise<AccessGrant> {
     if (knownLive) return this.grants.extend(grant);

@@ -40,7 +40,8 @@ export function compileRule(rule: Rule): CompiledRule {
   };
 }
 
-function toCel(value: unknown, schema: Schema | undefined): unknown {
+/** A JSON value as CEL sees it: integers as CEL ints (BigInt), typed by `schema` when known. */
+export function toCel(value: unknown, schema: Schema | undefined): unknown {
   if (value === null || value === undefined) return value;
   if (Array.isArray(value)) return value.map((v) => toCel(v, schema?.items));
   if (typeof value === 'object') {

@@ -22,12 +22,18 @@ import { convertBuiltin, decodeBuiltin, knowsKind, validateBuiltin } from './bui
 import { metadataErrors } from './metadata.js';
 import { structuralProblems } from './structural.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
+import { admissionObjectErrors, validatingAdmission, type UserInfo } from './admission-policy.js';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
 
 export interface WriteOptions {
   fieldValidation: FieldValidation;
   dryRun: boolean;
+  /**
+   * Who asks (set by the HTTP server): ValidatingAdmissionPolicies run only then. In-process writes
+   * of tests (server.api without it) are the cluster's own and skip admission.
+   */
+  userInfo?: UserInfo;
 }
 
 export interface WriteResult {
@@ -188,6 +194,7 @@ export class ObjectApi {
     this.stamp(obj, type.custom || type.kind === 'CustomResourceDefinition');
     if (type.custom && type.statusSubresource) delete obj.status;
     const warnings = this.admit(type, obj, opts);
+    warnings.push(...this.validatingAdmission(type, 'CREATE', undefined, obj, null, opts));
     if (opts.dryRun) return { object: obj, warnings, created: true };
     const stored = this.storage.put(collectionOf(type), obj, 'ADDED');
     if (type.kind === 'CustomResourceDefinition')
@@ -292,6 +299,16 @@ export class ObjectApi {
     if (typeof old.metadata.generation === 'number' && specPart(next) !== specPart(old))
       next.metadata.generation = old.metadata.generation + 1;
     const warnings = this.admit(type, next, opts);
+    warnings.push(
+      ...this.validatingAdmission(
+        type,
+        'UPDATE',
+        subresource,
+        next,
+        this.present(type, structuredClone(old)),
+        opts,
+      ),
+    );
     if (opts.dryRun) return { object: this.present(type, next), warnings };
     const deleting = typeof old.metadata.deletionTimestamp === 'string';
     const finalizers = (next.metadata.finalizers as string[] | undefined) ?? [];
@@ -323,6 +340,7 @@ export class ObjectApi {
       propagationPolicy?: string;
       preconditions?: { uid?: string; resourceVersion?: string };
       dryRun: boolean;
+      userInfo?: UserInfo;
     },
   ): KubeObject {
     const collection = collectionOf(type);
@@ -337,6 +355,10 @@ export class ObjectApi {
       );
     if (pre.resourceVersion && pre.resourceVersion !== old.metadata.resourceVersion)
       throw conflict(type.group, type.plural, name);
+    this.validatingAdmission(type, 'DELETE', undefined, null, this.present(type, structuredClone(old)), {
+      dryRun: options.dryRun,
+      userInfo: options.userInfo,
+    });
     if (options.dryRun) return this.present(type, old);
     if (options.propagationPolicy === 'Orphan') this.orphanDependents(String(old.metadata.uid));
     const finalizers = (old.metadata.finalizers as string[] | undefined) ?? [];
@@ -437,8 +459,33 @@ export class ObjectApi {
       }
     }
     if (type.kind === 'CustomResourceDefinition') errors.push(...this.crdErrors(obj));
+    if (type.group === 'admissionregistration.k8s.io') errors.push(...admissionObjectErrors(type.kind, obj));
     if (errors.length) throw invalid(type.group, type.kind, name, errors);
     return warnings;
+  }
+
+  /** The ValidatingAdmissionPolicies bound to this request (admission-policy.ts); their warnings. */
+  private validatingAdmission(
+    type: ResourceType,
+    operation: 'CREATE' | 'UPDATE' | 'DELETE',
+    subresource: string | undefined,
+    object: KubeObject | null,
+    oldObject: KubeObject | null,
+    opts: { dryRun: boolean; userInfo?: UserInfo },
+  ): string[] {
+    if (!opts.userInfo) return [];
+    const named = object ?? oldObject;
+    return validatingAdmission(this.storage, {
+      operation,
+      type,
+      subresource,
+      name: named?.metadata.name ?? '',
+      namespace: named?.metadata.namespace as string | undefined,
+      object: object && this.present(type, structuredClone(object)),
+      oldObject,
+      userInfo: opts.userInfo,
+      dryRun: opts.dryRun,
+    });
   }
 
   // -------------------------------------------------------------------------------------------

@@ -9,7 +9,13 @@
 //           verbs: [get, list, watch, create, patch]           # "*" for all
 //           resourceNames: [one, two]                          # optional
 //           namespaces: [knockgate]                            # optional (a Role); omitted = cluster-wide
+//       groups: [system:serviceaccounts]                       # optional: request.userInfo.groups
+//       extra:                                                 # optional: request.userInfo.extra
+//         authentication.kubernetes.io/node-name: [node-a]
 //
+// `groups` and `extra` are what a bound service-account token carries (the node of the pod it was
+// issued for is in extra["authentication.kubernetes.io/node-name"]); RBAC here ignores them, the
+// ValidatingAdmissionPolicies (admission-policy.ts) see them as request.userInfo.
 // Discovery, /version and /openapi are open to every authenticated user (system:discovery).
 // Denials use the real server's messages (k8s.io/apiserver responsewriters.forbiddenMessage).
 
@@ -29,6 +35,9 @@ export interface RbacUser {
   name: string;
   token: string;
   rules: RbacRule[];
+  groups?: string[];
+  /** userInfo.extra: each key a list of strings, as the authenticator sets them. */
+  extra?: Record<string, string[]>;
 }
 
 export interface RequestAttributes {
@@ -65,7 +74,16 @@ export function parseRbac(text: string, source: string): RbacUser[] {
       namespaces:
         r?.namespaces === undefined ? undefined : strings(r.namespaces, `${where}.rules[${j}].namespaces`),
     }));
-    return { name: u.name, token: u.token, rules };
+    const user: RbacUser = { name: u.name, token: u.token, rules };
+    if (u.groups !== undefined) user.groups = strings(u.groups, `${where}.groups`);
+    if (u.extra !== undefined) {
+      if (typeof u.extra !== 'object' || u.extra === null || Array.isArray(u.extra))
+        throw new Error(`${where}.extra: want a map of lists of strings`);
+      user.extra = Object.fromEntries(
+        Object.entries(u.extra).map(([k, v]) => [k, strings(v, `${where}.extra.${k}`)]),
+      );
+    }
+    return user;
   });
 }
 

@@ -408,6 +408,7 @@ export class KubeApiServer {
         ? q.get('fieldValidation')
         : 'Warn') as FieldValidation,
       dryRun: q.getAll('dryRun').includes('All'),
+      userInfo: { username: user.name, groups: user.groups, extra: user.extra },
     };
     switch (verb) {
       case 'get': {
@@ -454,6 +455,7 @@ export class KubeApiServer {
             (opts.propagationPolicy as string | undefined) ?? q.get('propagationPolicy') ?? undefined,
           preconditions: opts.preconditions as { uid?: string; resourceVersion?: string } | undefined,
           dryRun: writeOpts.dryRun || (Array.isArray(opts.dryRun) && opts.dryRun.includes('All')),
+          userInfo: writeOpts.userInfo,
         });
         return send(res, 200, obj);
       }
@@ -463,7 +465,10 @@ export class KubeApiServer {
           fieldSelector: q.get('fieldSelector'),
         });
         const deleted = items.map((o) =>
-          this.api.delete(type, o.metadata.namespace, o.metadata.name, { dryRun: writeOpts.dryRun }),
+          this.api.delete(type, o.metadata.namespace, o.metadata.name, {
+            dryRun: writeOpts.dryRun,
+            userInfo: writeOpts.userInfo,
+          }),
         );
         return send(res, 200, this.listBody(type, deleted));
       }

@@ -2,7 +2,8 @@
 // verbatim, client-node exposes the body), thrown as ApiError by handlers and written by the server.
 
 export interface StatusCause {
-  reason: string;
+  /** Empty on some causes (a ValidatingAdmissionPolicy denial carries only the message). */
+  reason?: string;
   message: string;
   field?: string;
 }
