@@ -1,0 +1,45 @@
+// The RBAC the Helm chart renders, per role, from the roles' own rules (controller/*/rbac.ts):
+// charts/knockgate/files/rbac.json is this, written by scripts/chart-rbac.ts, and a test fails when
+// the file and the code drift apart. The chart binds clusterRules in a ClusterRole and namespaceRules
+// in a Role of the release namespace.
+
+import { AGENT_CLUSTER_RULES, agentNodeRule, type NamedPolicyRule } from './agent/rbac.js';
+import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES, type PolicyRule } from './reconciler/rbac.js';
+import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from './sniffer/rbac.js';
+
+export interface ChartRoleRbac {
+  clusterRules: NamedPolicyRule[];
+  namespaceRules: NamedPolicyRule[];
+}
+
+export type ChartRole = 'sniffer' | 'agent' | 'controller';
+
+/**
+ * The agent's node rule without resourceNames: one ServiceAccount serves the whole DaemonSet, so
+ * the rule cannot name each node (the agent still asks only for its own, by fieldSelector).
+ */
+function anyNode(rule: NamedPolicyRule): NamedPolicyRule {
+  const { resourceNames: _names, ...rest } = rule;
+  return rest;
+}
+
+const copy = (rules: readonly PolicyRule[]): NamedPolicyRule[] => rules.map((r) => ({ ...r }));
+
+export function chartRbac(): Record<ChartRole, ChartRoleRbac> {
+  return {
+    sniffer: { clusterRules: copy(SNIFFER_CLUSTER_RULES), namespaceRules: copy(SNIFFER_NAMESPACE_RULES) },
+    agent: {
+      clusterRules: [...copy(AGENT_CLUSTER_RULES), anyNode(agentNodeRule('any'))],
+      namespaceRules: [],
+    },
+    controller: {
+      clusterRules: copy(CONTROLLER_CLUSTER_RULES),
+      namespaceRules: copy(CONTROLLER_NAMESPACE_RULES),
+    },
+  };
+}
+
+/** The file's text: stable JSON, one trailing newline. */
+export function chartRbacJson(): string {
+  return `${JSON.stringify(chartRbac(), null, 2)}\n`;
+}
