@@ -3,16 +3,22 @@
 // the file and the code drift apart. The chart binds clusterRules in a ClusterRole and namespaceRules
 // in a Role of the release namespace.
 
-import { AGENT_CLUSTER_RULES, agentNodeRule, type NamedPolicyRule } from './agent/rbac.js';
-import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES, type PolicyRule } from './reconciler/rbac.js';
+import {
+  AGENT_CLUSTER_RULES,
+  AGENT_NAMESPACE_RULES,
+  agentNodeRule,
+  type NamedPolicyRule,
+} from './agent/rbac.js';
+import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from './reconciler/rbac.js';
 import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from './sniffer/rbac.js';
+import { UNINSTALL_CLUSTER_RULES, UNINSTALL_NAMESPACE_RULES } from './uninstall/rbac.js';
 
 export interface ChartRoleRbac {
   clusterRules: NamedPolicyRule[];
   namespaceRules: NamedPolicyRule[];
 }
 
-export type ChartRole = 'sniffer' | 'agent' | 'controller';
+export type ChartRole = 'sniffer' | 'agent' | 'controller' | 'uninstall';
 
 /**
  * The agent's node rule without resourceNames: one ServiceAccount serves the whole DaemonSet, so
@@ -23,18 +29,22 @@ function anyNode(rule: NamedPolicyRule): NamedPolicyRule {
   return rest;
 }
 
-const copy = (rules: readonly PolicyRule[]): NamedPolicyRule[] => rules.map((r) => ({ ...r }));
+const copy = (rules: readonly NamedPolicyRule[]): NamedPolicyRule[] => rules.map((r) => ({ ...r }));
 
 export function chartRbac(): Record<ChartRole, ChartRoleRbac> {
   return {
     sniffer: { clusterRules: copy(SNIFFER_CLUSTER_RULES), namespaceRules: copy(SNIFFER_NAMESPACE_RULES) },
     agent: {
       clusterRules: [...copy(AGENT_CLUSTER_RULES), anyNode(agentNodeRule('any'))],
-      namespaceRules: [],
+      namespaceRules: copy(AGENT_NAMESPACE_RULES),
     },
     controller: {
       clusterRules: copy(CONTROLLER_CLUSTER_RULES),
       namespaceRules: copy(CONTROLLER_NAMESPACE_RULES),
+    },
+    uninstall: {
+      clusterRules: copy(UNINSTALL_CLUSTER_RULES),
+      namespaceRules: copy(UNINSTALL_NAMESPACE_RULES),
     },
   };
 }

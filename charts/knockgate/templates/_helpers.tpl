@@ -109,3 +109,10 @@ installed release's AgentConfig says (so a rollout never jumps to Enforce by its
 {{- define "knockgate.podSecurityContext" -}}
 seccompProfile: {type: RuntimeDefault}
 {{- end }}
+
+{{/* A nodeSelector map as a label selector string ("" = every node). */}}
+{{- define "knockgate.selectorString" -}}
+{{- $parts := list }}
+{{- range $k, $v := . }}{{ $parts = append $parts (printf "%s=%s" $k $v) }}{{ end }}
+{{- join "," $parts }}
+{{- end }}

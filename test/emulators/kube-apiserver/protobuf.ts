@@ -151,3 +151,26 @@ export function decodeSecret(raw: Buffer): Record<string, unknown> {
   if (immutable !== undefined) out.immutable = immutable !== 0n;
   return out;
 }
+
+/**
+ * meta.k8s.io/v1 DeleteOptions (what client-go's typed clients, Helm's release storage among them,
+ * send as the body of a DELETE): gracePeriodSeconds 1, preconditions 2 {uid 1, resourceVersion 2},
+ * orphanDependents 3, propagationPolicy 4, dryRun 5 (repeated).
+ */
+export function decodeDeleteOptions(raw: Buffer): Record<string, unknown> {
+  const fs = fields(raw);
+  const out: Record<string, unknown> = {};
+  const pre = bytesOf(fs, 2);
+  if (pre) {
+    const p = fields(pre);
+    out.preconditions = {
+      ...(stringOf(p, 1) !== undefined ? { uid: stringOf(p, 1) } : {}),
+      ...(stringOf(p, 2) !== undefined ? { resourceVersion: stringOf(p, 2) } : {}),
+    };
+  }
+  const policy = stringOf(fs, 4);
+  if (policy !== undefined) out.propagationPolicy = policy;
+  const dryRun = stringsOf(fs, 5);
+  if (dryRun.length) out.dryRun = dryRun;
+  return out;
+}

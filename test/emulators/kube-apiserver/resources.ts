@@ -90,6 +90,23 @@ export const BUILTIN_TYPES: ResourceType[] = [
     false,
     { categories: ['api-extensions'] },
   ),
+  // What the Helm chart installs (stored as sent: no controllers act on them, the tests play kubelet).
+  builtin('', 'v1', 'ServiceAccount', 'serviceaccounts', true, { shortNames: ['sa'] }),
+  builtin('', 'v1', 'Service', 'services', true, { shortNames: ['svc'], statusSubresource: true }),
+  builtin('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false),
+  builtin('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', false),
+  builtin('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', true),
+  builtin('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', true),
+  builtin('apps', 'v1', 'DaemonSet', 'daemonsets', true, { shortNames: ['ds'], statusSubresource: true }),
+  builtin('apps', 'v1', 'Deployment', 'deployments', true, {
+    shortNames: ['deploy'],
+    statusSubresource: true,
+  }),
+  builtin('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets', true, {
+    shortNames: ['pdb'],
+    statusSubresource: true,
+  }),
+  builtin('batch', 'v1', 'Job', 'jobs', true, { statusSubresource: true }),
   builtin('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', false, {
     shortNames: ['crd', 'crds'],
     categories: ['api-extensions'],

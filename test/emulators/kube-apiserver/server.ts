@@ -10,7 +10,12 @@ import { isIP, type Socket } from 'node:net';
 import { stringify } from 'yaml';
 import { systemClock, type Clock, type TimerHandle } from '../../../api/clock.js';
 import { selfSubjectAccessReview } from './access-review.js';
-import { decodeEnvelope, decodeSecret, decodeSelfSubjectAccessReview } from './protobuf.js';
+import {
+  decodeDeleteOptions,
+  decodeEnvelope,
+  decodeSecret,
+  decodeSelfSubjectAccessReview,
+} from './protobuf.js';
 import {
   aggregated,
   AGGREGATED_CONTENT_TYPE,
@@ -387,7 +392,8 @@ export class KubeApiServer {
       name: name ?? (verb === 'list' || verb === 'watch' ? selectedName(url.searchParams) : undefined),
     });
     // The emulator reads JSON, and as protobuf only what kubectl sends that way: the
-    // SelfSubjectAccessReview above and a Secret it creates or replaces (`kubectl create secret`).
+    // SelfSubjectAccessReview above, a Secret it creates or replaces (`kubectl create secret`), and
+    // the DeleteOptions of a DELETE (client-go's typed clients: Helm's release Secrets).
     let protobufObject: Record<string, unknown> | undefined;
     if (isProtobuf(req)) {
       if (type.kind === 'Secret' && !subresource && (verb === 'create' || verb === 'update')) {
@@ -395,6 +401,11 @@ export class KubeApiServer {
         if (envelope.kind !== 'Secret')
           throw badRequest(`protobuf: a ${envelope.kind || 'message'} sent as a Secret`);
         protobufObject = decodeSecret(envelope.raw);
+      } else if (verb === 'delete' && raw.length > 0) {
+        const envelope = decodeEnvelope(raw);
+        if (envelope.kind !== 'DeleteOptions')
+          throw badRequest(`protobuf: a ${envelope.kind || 'message'} sent as DeleteOptions`);
+        protobufObject = decodeDeleteOptions(envelope.raw);
       } else
         throw new ApiError(
           415,
@@ -449,7 +460,9 @@ export class KubeApiServer {
         return send(res, 200, r.object, undefined, r.warnings);
       }
       case 'delete': {
-        const opts = body.trim() ? (parseJson(body) as Record<string, unknown>) : {};
+        const opts =
+          protobufObject ??
+          (body.trim() && !isProtobuf(req) ? (parseJson(body) as Record<string, unknown>) : {});
         const obj = this.api.delete(type, namespace, name, {
           propagationPolicy:
             (opts.propagationPolicy as string | undefined) ?? q.get('propagationPolicy') ?? undefined,
