@@ -10,6 +10,7 @@ import {
   type NamedPolicyRule,
 } from './agent/rbac.js';
 import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from './reconciler/rbac.js';
+import { snifferAdmissionPolicy } from './sniffer/admission-policy.js';
 import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from './sniffer/rbac.js';
 import { UNINSTALL_CLUSTER_RULES, UNINSTALL_NAMESPACE_RULES } from './uninstall/rbac.js';
 
@@ -52,4 +53,20 @@ export function chartRbac(): Record<ChartRole, ChartRoleRbac> {
 /** The file's text: stable JSON, one trailing newline. */
 export function chartRbacJson(): string {
   return `${JSON.stringify(chartRbac(), null, 2)}\n`;
+}
+
+/**
+ * The placeholders of files/sniffer-admission-policy.json the chart replaces with the release
+ * namespace, the sniffer's ServiceAccount and the policy's name (each a DNS label no other text of
+ * the policy contains).
+ */
+export const ADMISSION_PLACEHOLDERS = {
+  namespace: 'kg-release-namespace',
+  serviceAccount: 'kg-sniffer-service-account',
+  name: 'kg-sniffer-policy-name',
+} as const;
+
+/** files/sniffer-admission-policy.json: the sniffer's ValidatingAdmissionPolicy and its binding. */
+export function chartAdmissionPolicyJson(): string {
+  return `${JSON.stringify(snifferAdmissionPolicy(ADMISSION_PLACEHOLDERS), null, 2)}\n`;
 }

@@ -16,7 +16,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parseAgentConfig } from '../controller/agent/config.js';
 import { AGENT_CLUSTER_RULES, AGENT_NAMESPACE_RULES } from '../controller/agent/rbac.js';
-import { chartRbac } from '../controller/chart-rbac.js';
+import { chartAdmissionPolicyJson, chartRbac } from '../controller/chart-rbac.js';
+import { buildGrant } from '../controller/grants/build.js';
+import { systemClock } from '../api/clock.js';
 import { validateControllerConfig } from '../controller/reconciler/config.js';
 import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from '../controller/reconciler/rbac.js';
 import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from '../controller/sniffer/rbac.js';
@@ -283,6 +285,114 @@ describe('least privilege as rendered', () => {
         403,
       );
       expect(await status(secrets('uninstall').readNamespacedSecret({ name: 'k', namespace: NS }))).toBe(403);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
+
+describe("the sniffer writes only its own node's grants (the rendered ValidatingAdmissionPolicy)", () => {
+  it("node-a's sniffer creates and extends its grant; node-b's is refused (403) patching it, and a token naming no node creates nothing", async () => {
+    expect(readFileSync(`${CHART}/files/sniffer-admission-policy.json`, 'utf8').replace(/\s+/g, '')).toBe(
+      chartAdmissionPolicyJson().replace(/\s+/g, ''),
+    );
+    const docs = await template();
+    const sa = `system:serviceaccount:${NS}:kg-knockgate-sniffer`;
+    const snifferRules = chartUsers(docs).find((u) => u.name === sa)!.rules;
+    const token = () => randomBytes(16).toString('hex');
+    const sniffer = (node?: string): RbacUser => ({
+      name: sa,
+      token: token(),
+      rules: snifferRules,
+      ...(node ? { extra: { 'authentication.kubernetes.io/node-name': [node] } } : {}),
+    });
+    const admin: RbacUser = {
+      name: 'admin',
+      token: token(),
+      rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
+    };
+    const [a, b, none] = [sniffer('node-a'), sniffer('node-b'), sniffer()];
+    const cluster = await startEmulatedCluster({ users: [admin, a, b, none] });
+    // One kubeconfig per token (the users share a name, as the pods of one ServiceAccount do).
+    const kubeconfigOf = (u: RbacUser) => {
+      const kc = parseYaml(cluster.server.kubeconfig('admin')) as {
+        users: { name: string; user: { token: string } }[];
+        contexts: { name: string; context: { user: string } }[];
+        'current-context': string;
+      };
+      kc.users = [{ name: 'pod', user: { token: u.token } }];
+      kc.contexts = [
+        { ...kc.contexts[0]!, name: 'pod', context: { ...kc.contexts[0]!.context, user: 'pod' } },
+      ];
+      kc['current-context'] = 'pod';
+      const file = `${home}/${u.token}.kubeconfig`;
+      writeFileSync(file, JSON.stringify(kc));
+      return file;
+    };
+    const kubectl = (u: RbacUser, args: string[], stdin?: string) =>
+      new Promise<{ code: number; out: string }>((resolve) => {
+        const child = execFile(
+          'kubectl',
+          ['--kubeconfig', kubeconfigOf(u), ...args],
+          { timeout: 30_000 },
+          (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: `${stdout}${stderr}` }),
+        );
+        if (stdin !== undefined) child.stdin!.end(stdin);
+      });
+    try {
+      const policy = docs.filter((d) => d.kind.startsWith('ValidatingAdmissionPolicy'));
+      expect(policy.map((d) => d.kind)).toEqual([
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
+      ]);
+      const applied = await kubectl(
+        admin,
+        ['create', '-f', '-'],
+        policy.map((d) => JSON.stringify(d)).join('\n'),
+      );
+      expect(applied.code, applied.out).toBe(0);
+      const grant = (node: string, source = '10.88.0.7') =>
+        buildGrant(
+          {
+            kind: 'grant',
+            policy: 'ssh',
+            method: 'knock',
+            source,
+            ports: ['22/tcp'],
+            durationSeconds: 60,
+          },
+          { clock: systemClock, node },
+        );
+      const own = grant('node-a');
+      const created = await kubectl(a, ['create', '-f', '-'], JSON.stringify(own));
+      expect(created.code, created.out).toBe(0);
+      const later = new Date(Date.now() + 120_000).toISOString().replace(/\.\d+Z$/, 'Z');
+      const extend = [
+        'patch',
+        'accessgrant',
+        own.metadata.name,
+        '--type',
+        'merge',
+        '-p',
+        JSON.stringify({ spec: { expiresAt: later } }),
+      ];
+      const byB = await kubectl(b, extend);
+      expect(byB.code).toBe(1);
+      expect(byB.out).toMatch(/Forbidden|forbidden/);
+      expect(byB.out).toMatch(/a sniffer changes only grants its own node observed/);
+      const byA = await kubectl(a, extend);
+      expect(byA.code, byA.out).toBe(0);
+      // A grant in another node's name, and a token without a node: refused, nothing written.
+      const forged = await kubectl(a, ['create', '-f', '-'], JSON.stringify(grant('node-b', '10.88.0.8')));
+      expect(forged.out).toMatch(/spec\.observedBy must be the requesting node node-a/);
+      const anonymous = await kubectl(
+        none,
+        ['create', '-f', '-'],
+        JSON.stringify(grant('node-c', '10.88.0.9')),
+      );
+      expect(anonymous.out).toMatch(/names no node/);
+      const listed = await kubectl(admin, ['get', 'accessgrants', '-o', 'name']);
+      expect(listed.out.trim().split('\n')).toEqual([`accessgrant.knockgate.io/${own.metadata.name}`]);
     } finally {
       await cluster.stop();
     }
