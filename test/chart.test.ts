@@ -208,6 +208,13 @@ function chartUsers(docs: Doc[]): RbacUser[] {
 
 const canonical = (r: object) =>
   JSON.stringify(Object.fromEntries(Object.entries(r).sort(([a], [b]) => a.localeCompare(b))));
+/** The cluster admin (helm's and the test's own user). */
+const adminUser = (): RbacUser => ({
+  name: 'admin',
+  token: randomBytes(16).toString('hex'),
+  rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
+});
+
 const sortRules = (rules: object[]) => rules.map(canonical).sort();
 
 describe('least privilege as rendered', () => {
@@ -240,11 +247,7 @@ describe('least privilege as rendered', () => {
 
   it('each role is refused (403) what it does not need, holding the rendered rules', async () => {
     const docs = await template();
-    const admin: RbacUser = {
-      name: 'admin',
-      token: randomBytes(16).toString('hex'),
-      rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
-    };
+    const admin: RbacUser = adminUser();
     const cluster = await startEmulatedCluster({ users: [admin, ...chartUsers(docs)] });
     try {
       const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
@@ -306,11 +309,7 @@ describe("the sniffer writes only its own node's grants (the rendered Validating
       rules: snifferRules,
       ...(node ? { extra: { 'authentication.kubernetes.io/node-name': [node] } } : {}),
     });
-    const admin: RbacUser = {
-      name: 'admin',
-      token: token(),
-      rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
-    };
+    const admin: RbacUser = adminUser();
     const [a, b, none] = [sniffer('node-a'), sniffer('node-b'), sniffer()];
     const cluster = await startEmulatedCluster({ users: [admin, a, b, none] });
     // One kubeconfig per token (the users share a name, as the pods of one ServiceAccount do).
@@ -404,11 +403,7 @@ const run = promisify(execFile);
 describe('helm install, upgrade, uninstall into the API emulator', () => {
   it('brings the objects up, upgrades a value, and uninstall (with the pre-delete Job) leaves nothing', async () => {
     const docs = await template();
-    const admin: RbacUser = {
-      name: 'admin',
-      token: randomBytes(16).toString('hex'),
-      rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
-    };
+    const admin: RbacUser = adminUser();
     const users = [admin, ...chartUsers(docs)];
     const cluster = await startEmulatedCluster({ users });
     const kubeconfig = `${home}/admin.kubeconfig`;
