@@ -1,14 +1,21 @@
 // make demo-kube: knockgate on a two-node Kubernetes cluster made of processes in network namespaces
 // (test/helpers/cluster-harness.ts, run with vite-node): the Kubernetes API emulator and `knockgate
 // controller` in an api namespace, `knockgate sniffer` + `knockgate agent` (nftables) on node-a and
-// node-b, the real kubectl applying the CRDs, the key Secret and the KnockPolicies, the real `knock`
-// and `fwknop` clients opening a node, and `kubectl get accessgrants -w` printed as it happens.
+// node-b. The chart (charts/knockgate) is rendered by the real Helm (`helm template`) and its
+// manifests applied with the real kubectl: CRDs, ServiceAccounts and RBAC (which the emulator
+// enforces, one token per role), the agent's and controller's ConfigMaps, the SPA key Secret, the
+// KnockPolicies, the DaemonSets and the Deployment. No kubelet runs them here, so the demo plays the
+// kubelet: it starts each role as the rendered pod would (its ConfigMap as --config, NODE_NAME).
+// Then the real `knock` and `fwknop` clients open a node, `kubectl get accessgrants -w` is printed as
+// it happens, and the chart's pre-delete Job (`knockgate uninstall`) removes every grant and rule.
 // Everything is removed at the end (Cluster.destroy: processes by PID, namespaces), also on Ctrl-C.
 // Needs root; `make demo-kube` has built knockgate.
 
 import { createInterface } from 'node:readline';
+import { stringify } from 'yaml';
+import { renderChart, type Doc } from '../test/helpers/chart-render.js';
 import { Cluster, RELEASE_NS } from '../test/helpers/cluster-harness.js';
-import { keygen, ROOT } from '../test/helpers/standalone-harness.js';
+import { keygen } from '../test/helpers/standalone-harness.js';
 
 const PORT = 2222;
 const SPA_PORT = 62201;
@@ -19,7 +26,6 @@ const dim = tty ? '\x1b[2m' : '';
 const off = tty ? '\x1b[0m' : '';
 const step = (text) => console.log(`\n${bold}==> ${text}${off}`);
 const say = (text) => console.log(`    ${text}`);
-const b64 = (text) => Buffer.from(text).toString('base64');
 
 let cluster;
 let cleaning;
@@ -40,57 +46,82 @@ async function main() {
   const c = cluster;
   const keys = await keygen();
   await c.startApi();
-  say(`API emulator on ${c.addr('api')}; every component has its own token and least-privilege RBAC`);
+  say(`API emulator on ${c.addr('api')}; every role has its own token holding the chart's RBAC`);
 
-  step('The operator applies the CRDs, the nodes, the SPA key Secret and two KnockPolicies (real kubectl)');
-  console.log(dim + (await c.kubectlOk(['apply', '-f', `${ROOT}crds/`])).trim().replace(/^/gm, '    ') + off);
+  step('helm template charts/knockgate with the demo values (real Helm 3.17)');
+  const values = {
+    namespace: { create: false },
+    agent: { mode: 'Enforce', protectedPorts: [`${PORT}/tcp`] },
+    policies: [
+      {
+        name: 'ssh-knock',
+        spec: {
+          knock: {
+            sequence: ['7001/tcp', '7002/tcp', '7003/tcp'],
+            sequenceTimeoutSeconds: 10,
+            tcpFlags: ['syn'],
+          },
+          grant: {
+            ports: [`${PORT}/tcp`],
+            durationSeconds: GRANT_SECONDS,
+            targets: { node: { mode: 'Local' } },
+          },
+          nodeSelector: { role: 'edge' },
+        },
+      },
+      {
+        name: 'ssh-spa',
+        spec: {
+          spa: { keySecretRef: { name: 'ssh-spa' }, port: `${SPA_PORT}/udp`, maxPacketAgeSeconds: 120 },
+          grant: { ports: [`${PORT}/tcp`], durationSeconds: GRANT_SECONDS },
+          nodeSelector: { role: 'edge' },
+        },
+      },
+    ],
+    spaKeys: [{ name: 'ssh-spa', key: keys.key, hmacKey: keys.hmac }],
+  };
+  const docs = await renderChart(RELEASE_NS, ['-f', c.write('values.yaml', stringify(values))]);
+  // Hooks (the pre-delete uninstall Job) are Helm's to run, not kubectl's: applied, it would uninstall.
+  const hook = (d: Doc) => d.metadata.annotations?.['helm.sh/hook'] !== undefined;
+  const crds = docs.filter((d) => d.kind === 'CustomResourceDefinition');
+  const rest = docs.filter((d) => d.kind !== 'CustomResourceDefinition' && !hook(d));
+  say(`${docs.length} manifests: ${[...new Set(docs.map((d) => d.kind))].join(', ')}`);
+
+  step('kubectl apply of the rendered manifests (the CRDs first, so the KnockPolicies have a kind)');
+  const yaml = (list: Doc[]) => list.map((d) => stringify(d)).join('---\n');
+  const applied = (out: string) => dim + out.trim().replace(/^/gm, '    ') + off;
+  console.log(applied(await c.apply('chart-crds', yaml(crds))));
+  console.log(applied(await c.apply('chart', yaml(rest))));
   await c.apply(
     'nodes',
     ['node-a', 'node-b']
       .map((n) => `apiVersion: v1\nkind: Node\nmetadata: {name: ${n}, labels: {role: edge}}\n`)
       .join('---\n'),
   );
-  await c.apply(
-    'secret',
-    `apiVersion: v1\nkind: Secret\nmetadata: {name: ssh-spa, namespace: ${RELEASE_NS}}\n` +
-      `data: {KEY_BASE64: "${b64(keys.key)}", HMAC_KEY_BASE64: "${b64(keys.hmac)}"}\n`,
-  );
-  await c.apply(
-    'policies',
-    `apiVersion: knockgate.io/v1alpha1
-kind: KnockPolicy
-metadata: {name: ssh-knock}
-spec:
-  knock: {sequence: ["7001/tcp", "7002/tcp", "7003/tcp"], sequenceTimeoutSeconds: 10, tcpFlags: [syn]}
-  grant: {ports: ["${PORT}/tcp"], durationSeconds: ${GRANT_SECONDS}, targets: {node: {mode: Local}}}
-  nodeSelector: {role: edge}
----
-apiVersion: knockgate.io/v1alpha1
-kind: KnockPolicy
-metadata: {name: ssh-spa}
-spec:
-  spa: {keySecretRef: {name: ssh-spa}, port: "${SPA_PORT}/udp", maxPacketAgeSeconds: 120}
-  grant: {ports: ["${PORT}/tcp"], durationSeconds: ${GRANT_SECONDS}}
-  nodeSelector: {role: edge}
-`,
-  );
   say((await c.kubectlOk(['get', 'knockpolicies'])).trim().replace(/\n/g, '\n    '));
 
-  const agentConfig = (node) => `apiVersion: knockgate.io/v1alpha1
-kind: AgentConfig
-nodeName: ${node}
-protectedPorts: ["${PORT}/tcp"]
-knockPorts: ["7001/tcp", "7002/tcp", "7003/tcp", "${SPA_PORT}/udp"]
-backend: nftables
-`;
+  step('The kubelet part: each role started as its rendered pod says (ConfigMap as --config)');
+  const configOf = (name: string, key: string) => {
+    const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === name) as
+      (Doc & { data: Record<string, string> }) | undefined;
+    if (!cm?.data?.[key]) throw new Error(`the rendered chart has no ConfigMap ${name} with ${key}`);
+    return cm.data[key];
+  };
+  const agentConfig = configOf('kg-knockgate-agent', 'agent.yaml');
+  // The Deployment's container args, but for what the harness sets itself (config path, log level).
+  const controllerArgs = () => {
+    const deployment = docs.find((d) => d.kind === 'Deployment') as
+      (Doc & { spec: { template: { spec: { containers: { args: string[] }[] } } } }) | undefined;
+    if (!deployment) throw new Error('the rendered chart has no controller Deployment');
+    return deployment.spec.template.spec.containers[0]!.args.filter(
+      (a) => a !== 'controller' && !/^--(config|log-level)=/.test(a),
+    ).map((a) => a.replace('$(POD_IP)', c.addr('api')));
+  };
   await Promise.all([c.listen('node-a', [PORT]), c.listen('node-b', [PORT])]);
   await Promise.all([
-    c.startNode('node-a', agentConfig('node-a')),
-    c.startNode('node-b', agentConfig('node-b')),
-    c.startController(
-      `apiVersion: knockgate.io/v1alpha1\nkind: ControllerConfig\nretention: {seconds: 300, maxGrants: 100}\neventsNamespace: ${RELEASE_NS}\n` +
-        `leaderElection: {namespace: ${RELEASE_NS}, leaseName: knockgate-controller}\n`,
-    ),
+    c.startNode('node-a', agentConfig, { env: { NODE_NAME: 'node-a' } }),
+    c.startNode('node-b', agentConfig, { env: { NODE_NAME: 'node-b' } }),
+    c.startController(configOf('kg-knockgate-controller', 'controller.yaml'), { args: controllerArgs() }),
   ]);
   for (const s of c.sniffers.values())
     await s.waitLog(
@@ -129,6 +160,20 @@ backend: nftables
   await reach('node-b');
   await new Promise((r) => setTimeout(r, 2000)); // let the watch print the Expired phase
   say((await c.kubectlOk(['get', 'accessgrants'])).trim().replace(/\n/g, '\n    '));
+
+  step('helm uninstall runs the pre-delete Job: knockgate uninstall (as its ServiceAccount)');
+  const job = docs.find((d) => d.kind === 'Job' && hook(d)) as
+    (Doc & { spec: { template: { spec: { containers: { args: string[] }[] } } } }) | undefined;
+  if (!job) throw new Error('the rendered chart has no pre-delete Job');
+  const args = job.spec.template.spec.containers[0]!.args.filter(
+    (a) => a !== 'uninstall' && !a.startsWith('--namespace'),
+  );
+  say(`knockgate uninstall ${args.join(' ')}`);
+  const r = await c.uninstall(args);
+  if (r.code !== 0) throw new Error(`knockgate uninstall: exit ${r.code}: ${r.stderr.trim()}`);
+  say(`grants left: ${(await c.grants()).length}`);
+  for (const node of ['node-a', 'node-b'])
+    say(`${node} firewall objects of knockgate: ${(await c.firewallObjects(node)).length}`);
 }
 
 main().then(

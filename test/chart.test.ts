@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { parse as parseYaml } from 'yaml';
 import { parseAgentConfig } from '../controller/agent/config.js';
 import { AGENT_CLUSTER_RULES, AGENT_NAMESPACE_RULES } from '../controller/agent/rbac.js';
 import { chartAdmissionPolicyJson, chartRbac } from '../controller/chart-rbac.js';
@@ -23,34 +23,21 @@ import { validateControllerConfig } from '../controller/reconciler/config.js';
 import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from '../controller/reconciler/rbac.js';
 import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from '../controller/sniffer/rbac.js';
 import { UNINSTALL_CLUSTER_RULES, UNINSTALL_NAMESPACE_RULES } from '../controller/uninstall/rbac.js';
-import type { RbacRule, RbacUser } from './emulators/kube-apiserver/rbac.js';
+import type { RbacUser } from './emulators/kube-apiserver/rbac.js';
+import { adminUser, chartUsers, renderChart, type Doc } from './helpers/chart-render.js';
 import { CHART, helm } from './helpers/helm.js';
 import { startEmulatedCluster } from './helpers/kube-store-emulator.js';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 const NS = 'knockgate';
 const TEST_VALUES = `${CHART}/ci/test-values.yaml`;
-type Doc = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
-  [k: string]: unknown;
-};
-
 let home: string;
 beforeAll(() => {
   home = mkdtempSync(`${tmpdir()}/kg-helm-`);
 });
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
-async function template(args: string[] = []): Promise<Doc[]> {
-  const r = await helm(['template', 'kg', CHART, '--namespace', NS, ...args], { home });
-  expect(r.stderr, r.stderr).toBe('');
-  expect(r.status).toBe(0);
-  return parseAllDocuments(r.stdout)
-    .map((d) => d.toJS() as Doc)
-    .filter(Boolean);
-}
+const template = (args: string[] = []): Promise<Doc[]> => renderChart(NS, args, home);
 const find = (docs: Doc[], kind: string, suffix: string): Doc => {
   const d = docs.find((x) => x.kind === kind && x.metadata.name.endsWith(suffix));
   if (!d) throw new Error(`no ${kind} *${suffix} rendered`);
@@ -164,7 +151,7 @@ describe('helm lint and template', () => {
     expect(docs.filter((d) => d.kind === 'ServiceMonitor')).toHaveLength(3);
   });
 
-  it('Helm refuses wrong types, unknown keys and a missing cluster ID through values.schema.json, with the path', async () => {
+  it('Helm refuses wrong types, unknown keys, a missing cluster ID and one without regions through values.schema.json, with the path', async () => {
     const cases: [string[], RegExp][] = [
       [['--set', 'agent.resyncIntervalSeconds=soon'], /agent\.resyncIntervalSeconds: Invalid type/],
       [['--set', 'agent.protectedPort[0]=22/tcp'], /agent: Additional property protectedPort is not allowed/],
@@ -173,6 +160,8 @@ describe('helm lint and template', () => {
         ['--set', 'controller.aws.regions[0]=eu-west-1'],
         /controller\.clusterId: String length must be greater/,
       ],
+      // The controller refuses --cluster-id without a region (it would crash-loop): so does the schema.
+      [['--set', 'controller.clusterId=prod'], /controller\.aws\.regions: Array must have at least 1 items/],
       [['--set', 'nope=1'], /Additional property nope is not allowed/],
     ];
     for (const [args, want] of cases) {
@@ -185,36 +174,8 @@ describe('helm lint and template', () => {
   });
 });
 
-/** Emulator users from the rendered RBAC: one per ServiceAccount, holding what its bindings grant. */
-function chartUsers(docs: Doc[]): RbacUser[] {
-  const roles = new Map(
-    docs
-      .filter((d) => d.kind === 'ClusterRole' || d.kind === 'Role')
-      .map((d) => [`${d.kind}/${d.metadata.name}`, (d.rules ?? []) as RbacRule[]]),
-  );
-  const users = new Map<string, RbacRule[]>();
-  for (const b of docs.filter((d) => d.kind === 'ClusterRoleBinding' || d.kind === 'RoleBinding')) {
-    const ref = b.roleRef as { kind: string; name: string };
-    const rules = roles.get(`${ref.kind}/${ref.name}`)!;
-    for (const s of b.subjects as { name: string; namespace: string }[]) {
-      const user = `system:serviceaccount:${s.namespace}:${s.name}`;
-      const scoped =
-        b.kind === 'RoleBinding' ? rules.map((r) => ({ ...r, namespaces: [b.metadata.namespace!] })) : rules;
-      users.set(user, [...(users.get(user) ?? []), ...scoped]);
-    }
-  }
-  return [...users].map(([name, rules]) => ({ name, token: randomBytes(16).toString('hex'), rules }));
-}
-
 const canonical = (r: object) =>
   JSON.stringify(Object.fromEntries(Object.entries(r).sort(([a], [b]) => a.localeCompare(b))));
-/** The cluster admin (helm's and the test's own user). */
-const adminUser = (): RbacUser => ({
-  name: 'admin',
-  token: randomBytes(16).toString('hex'),
-  rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
-});
-
 const sortRules = (rules: object[]) => rules.map(canonical).sort();
 
 describe('least privilege as rendered', () => {

@@ -11,7 +11,8 @@
 //            through a bridge (startEc2, exposeToApi)
 //
 // Every component holds its own kubeconfig with its own token, and the emulator grants each one
-// the RBAC the product declares for it (least privilege; each node's agent its own user).
+// the RBAC the chart renders for its ServiceAccount (helm template, chart-render.ts); each node's
+// sniffer and agent token names its node, and the chart's sniffer admission policy is installed.
 // Processes are stopped by PID, the namespaces deleted, in destroy().
 //
 //   const c = await Cluster.create();
@@ -32,11 +33,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { AccessGrant } from '../../api/types.js';
-import { AGENT_NAMESPACE_RULES, agentRules } from '../../controller/agent/rbac.js';
-import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from '../../controller/reconciler/rbac.js';
-import { SNIFFER_CLUSTER_RULES, SNIFFER_NAMESPACE_RULES } from '../../controller/sniffer/rbac.js';
-import { UNINSTALL_CLUSTER_RULES, UNINSTALL_NAMESPACE_RULES } from '../../controller/uninstall/rbac.js';
+import { NODE_NAME_EXTRA } from '../../controller/sniffer/admission-policy.js';
+import type { RbacUser } from '../emulators/kube-apiserver/rbac.js';
 import { Ec2Emulator, type Ec2EmulatorOptions } from '../emulators/ec2/server.js';
+import { RELEASE, renderChart, renderedRules, serviceAccountUser } from './chart-render.js';
 import { Host, sh, waitFor } from './netns.js';
 import {
   Daemon,
@@ -63,18 +63,36 @@ const ROLES: Role[] = ['api', 'node-a', 'node-b', 'client', 'stranger'];
 const HOST_PART: Record<Role, number> = { api: 1, 'node-a': 11, 'node-b': 12, client: 21, stranger: 22 };
 
 /**
- * The component users hold exactly the rules the product declares for them (the chart's
- * ClusterRoles and Roles): controller/{sniffer,agent,reconciler,uninstall}/rbac.ts. Each node's
- * agent is its own user, allowed to read its own Node object only. `uninstall` is the chart's
- * pre-delete hook Job (knockgate uninstall).
+ * The components hold exactly the RBAC the chart renders (helm template of charts/knockgate with its
+ * default values, chart-render.ts): one user per ServiceAccount, and, as a bound token of a
+ * DaemonSet's pod does, each node's sniffer and agent token names its node (userInfo.extra), which
+ * the chart's ValidatingAdmissionPolicy (installed too) checks for the sniffer's grants. `uninstall`
+ * is the chart's pre-delete hook Job (knockgate uninstall).
  */
-const inRelease = <T>(rules: T[]) => rules.map((r) => ({ ...r, namespaces: [RELEASE_NS] }));
-const SNIFFER_RULES = [...SNIFFER_CLUSTER_RULES, ...inRelease(SNIFFER_NAMESPACE_RULES)];
-const CONTROLLER_RULES = [...CONTROLLER_CLUSTER_RULES, ...inRelease(CONTROLLER_NAMESPACE_RULES)];
-const agentUserRules = (node: NodeName) => [...agentRules(node), ...inRelease(AGENT_NAMESPACE_RULES)];
-const UNINSTALL_RULES = [...UNINSTALL_CLUSTER_RULES, ...inRelease(UNINSTALL_NAMESPACE_RULES)];
+const SERVICE_ACCOUNT: Record<Exclude<Component, 'admin'>, string> = {
+  'sniffer-node-a': 'sniffer',
+  'sniffer-node-b': 'sniffer',
+  'agent-node-a': 'agent',
+  'agent-node-b': 'agent',
+  controller: 'controller',
+  uninstall: 'uninstall',
+};
+const NODE_OF: Partial<Record<Component, NodeName>> = {
+  'sniffer-node-a': 'node-a',
+  'sniffer-node-b': 'node-b',
+  'agent-node-a': 'node-a',
+  'agent-node-b': 'node-b',
+};
 
-const COMPONENTS = ['admin', 'sniffer', 'agent-node-a', 'agent-node-b', 'controller', 'uninstall'] as const;
+const COMPONENTS = [
+  'admin',
+  'sniffer-node-a',
+  'sniffer-node-b',
+  'agent-node-a',
+  'agent-node-b',
+  'controller',
+  'uninstall',
+] as const;
 type Component = (typeof COMPONENTS)[number];
 
 let counter = 0;
@@ -174,21 +192,29 @@ export class Cluster {
 
   // --- the API ------------------------------------------------------------------------------------
 
-  /** The emulator in the api namespace on 10.T.0.1, with one user per component; kubeconfigs written. */
+  /**
+   * The emulator in the api namespace on 10.T.0.1, with one user per component holding the chart's
+   * rendered RBAC, and the chart's sniffer admission policy; kubeconfigs written.
+   */
   async startApi(): Promise<void> {
-    const rules = {
-      admin: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }],
-      sniffer: SNIFFER_RULES,
-      'agent-node-a': agentUserRules('node-a'),
-      'agent-node-b': agentUserRules('node-b'),
-      controller: CONTROLLER_RULES,
-      uninstall: UNINSTALL_RULES,
-    };
-    const users = Object.entries(rules).map(([name, r]) => ({
-      name: name === 'admin' ? 'admin' : `system:serviceaccount:${RELEASE_NS}:${name}`,
-      token: this.tokens[name]!,
-      rules: r,
-    }));
+    const chart = await renderChart(RELEASE_NS);
+    const rendered = renderedRules(chart);
+    const users: RbacUser[] = COMPONENTS.map((component) => {
+      const token = this.tokens[component]!;
+      if (component === 'admin')
+        return { name: 'admin', token, rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }] };
+      const name = serviceAccountUser(RELEASE_NS, `${RELEASE}-knockgate-${SERVICE_ACCOUNT[component]}`);
+      const rules = rendered.get(name);
+      if (!rules) throw new Error(`the rendered chart binds no role to ${name}`);
+      const node = NODE_OF[component];
+      return {
+        name,
+        token,
+        rules,
+        groups: ['system:serviceaccounts', `system:serviceaccounts:${RELEASE_NS}`, 'system:authenticated'],
+        ...(node ? { extra: { [NODE_NAME_EXTRA]: [node] } } : {}),
+      };
+    });
     const rbac = this.write('rbac.yaml', stringify({ users }));
     const all = join(this.dir, 'all.kubeconfig');
     this.api = this.spawn('api', 'node', [
@@ -212,22 +238,25 @@ export class Cluster {
     }).catch((err: Error) => {
       throw new Error(`${err.message}: ${this.api!.stderr}`);
     });
-    // One kubeconfig per component holding only its own user (a node never sees the admin token).
-    const kc = parse(readFileSync(all, 'utf8')) as {
-      users: { name: string }[];
-      contexts: { name: string; context: { user: string } }[];
-    };
-    for (const name of Object.keys(rules)) {
-      const context = kc.contexts.find((x) => x.name === name)!;
-      const own = {
-        ...kc,
-        users: kc.users.filter((u) => u.name === context.context.user),
-        contexts: [context],
-        'current-context': name,
-      };
-      this.write(`${name}.kubeconfig`, stringify(own));
-    }
+    // One kubeconfig per component holding only its own token (a node never sees the admin token;
+    // the two sniffers share a user name, as the pods of one ServiceAccount do, not a token).
+    const kc = parse(readFileSync(all, 'utf8')) as { clusters: { name: string }[] };
     rmSync(all);
+    for (const component of COMPONENTS)
+      this.write(
+        `${component}.kubeconfig`,
+        stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: kc.clusters,
+          users: [{ name: component, user: { token: this.tokens[component] } }],
+          contexts: [{ name: component, context: { cluster: kc.clusters[0]!.name, user: component } }],
+          'current-context': component,
+        }),
+      );
+    const policy = chart.filter((d) => d.kind.startsWith('ValidatingAdmissionPolicy'));
+    if (policy.length !== 2) throw new Error('the rendered chart has no sniffer admission policy');
+    await this.apply('sniffer-admission-policy', policy.map((d) => stringify(d)).join('---\n'));
   }
 
   kubeconfig(component: Component): string {
@@ -312,21 +341,34 @@ export class Cluster {
 
   // --- the components -----------------------------------------------------------------------------
 
-  /** `knockgate sniffer` and `knockgate agent` in a node namespace; waits for both to start. */
-  async startNode(node: NodeName, agentConfig: string): Promise<void> {
+  /**
+   * `knockgate sniffer` and `knockgate agent` in a node namespace; waits for both to start. `env`
+   * is added to the agent's (as the chart's Downward API sets NODE_NAME).
+   */
+  async startNode(
+    node: NodeName,
+    agentConfig: string,
+    opts: { env?: Record<string, string> } = {},
+  ): Promise<void> {
     const config = this.write(`agent-${node}.yaml`, agentConfig);
-    const agent = this.spawn(node, 'node', [
-      KNOCKGATE,
-      'agent',
-      '--config',
-      config,
-      '--kubeconfig',
-      this.kubeconfig(`agent-${node}`),
-      '--namespace',
-      RELEASE_NS,
-      '--log-level',
-      'debug',
-    ]);
+    const env = { ...process.env, ...opts.env };
+    const agent = this.spawn(
+      node,
+      'node',
+      [
+        KNOCKGATE,
+        'agent',
+        '--config',
+        config,
+        '--kubeconfig',
+        this.kubeconfig(`agent-${node}`),
+        '--namespace',
+        RELEASE_NS,
+        '--log-level',
+        'debug',
+      ],
+      { env },
+    );
     this.agents.set(node, agent);
     await Promise.all([agent.waitEvent('started', `${node} agent started`, 45_000), this.startSniffer(node)]);
   }
@@ -337,7 +379,7 @@ export class Cluster {
       KNOCKGATE,
       'sniffer',
       '--kubeconfig',
-      this.kubeconfig('sniffer'),
+      this.kubeconfig(`sniffer-${node}`),
       '--namespace',
       RELEASE_NS,
       '--node',
