@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AccessGrant } from '../api/types.js';
 import { Registry } from 'prom-client';
 import { FINALIZER } from '../controller/reconciler/grant-reconciler.js';
+import { generationName, HISTORY_PER_NAME } from '../controller/kube/generations.js';
 import { activeGrantsByTarget, createControllerMetrics } from '../controller/reconciler/metrics.js';
 import type { ControllerManager } from '../controller/reconciler/manager.js';
 import { ControllerBench } from './helpers/k8s-controller-harness.js';
@@ -304,6 +305,29 @@ describe('retention and garbage collection', () => {
       'history emptied by retention',
     );
     expect(bench.grant(names[3])).toBeUndefined();
+  });
+
+  it("keeps at most HISTORY_PER_NAME expired generations of one name, so a client's next knock finds a free one", async () => {
+    await leader(bench.manager('ctl-a', bench.config({ retention: { seconds: 3600, maxGrants: 100 } })));
+    const policy = bench.createPolicy('ssh');
+    const base = bench.knockGrant(policy, '10.4.1.1', { seconds: 10 }).metadata.name;
+    const total = HISTORY_PER_NAME + 2;
+    const names: string[] = [];
+    for (let g = 0; g < total; g++) {
+      const grant = bench.knockGrant(policy, '10.4.1.1', { seconds: 10 + g });
+      grant.metadata.name = generationName(base, g);
+      names.push(bench.createGrant(grant).metadata.name);
+    }
+    const other = bench.createGrant(bench.knockGrant(policy, '10.4.1.2', { seconds: 5 })).metadata.name;
+    await bench.advanceUntil(
+      () => [...names, other].every((n) => phase(n) === 'Expired' || !bench.grant(n)),
+      5_000,
+      10,
+      'all expired',
+    );
+    // The two that expired first go (generations 0 and 1); the other name's single entry stays.
+    await bench.until(() => !bench.grant(names[0]) && !bench.grant(names[1]), 'the oldest two deleted');
+    expect(bench.grantNames()).toEqual([...names.slice(2), other].sort());
   });
 
   it('deletes ReplayClaims after their expiresAt, not before', async () => {

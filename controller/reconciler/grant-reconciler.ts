@@ -10,8 +10,8 @@
 //       Applied (Event Opened); Pending otherwise — with reason SecurityGroupFailed while a security
 //       group is Failed (controller/aws/sg-reconciler.ts retries it). Requeued at expiresAt.
 //
-// The retention count bound is its own key (RETENTION_KEY): beyond maxGrants history entries the
-// oldest are deleted first. Every write passes the guard (only the leader writes) and carries the
+// The retention count bound is its own key (RETENTION_KEY): beyond maxGrants history entries, and
+// beyond HISTORY_PER_NAME of one name's generations, the oldest are deleted first. Every write passes the guard (only the leader writes) and carries the
 // cached object's resourceVersion or uid, so a stale view never overwrites a newer one (409 → the
 // informer brings the new state and the key is reconciled again).
 
@@ -22,6 +22,7 @@ import { auditGrant } from '../grants/audit.js';
 import { isTerminal } from '../grants/phase.js';
 import type { KubeInformer, CachedObject } from '../kube/informer.js';
 import { KubeApiError } from '../kube/errors.js';
+import { baseName, HISTORY_PER_NAME } from '../kube/generations.js';
 import type { ResourceClient } from '../kube/resource-client.js';
 import { checkBoundsWithNodes, type Refusal } from './bounds.js';
 import type { ControllerConfig } from './config.js';
@@ -188,7 +189,12 @@ export class GrantReconciler {
     }
   }
 
-  /** Beyond maxGrants history entries, the oldest go first. */
+  /**
+   * Beyond maxGrants history entries, the oldest go first; and beyond HISTORY_PER_NAME of one
+   * name's generations (kube/generations.ts), that name's oldest: the sniffer, which may not
+   * delete, walks a name's generations to a free one, so a client knocking again and again must
+   * not fill them all with history and be locked out until the retention ends.
+   */
   private async trimHistory(): Promise<void> {
     const { seconds, maxGrants } = this.opts.config.retention;
     const now = this.opts.clock.now();
@@ -196,11 +202,20 @@ export class GrantReconciler {
       .list()
       .filter((g) => isTerminal(g) && !g.metadata.deletionTimestamp)
       .map((g) => ({ g, until: retainUntil(g, seconds * 1000, now) }));
-    const excess = history.length - maxGrants;
-    if (excess <= 0) return;
     history.sort((a, b) => a.until - b.until || a.g.metadata.name.localeCompare(b.g.metadata.name));
-    for (const { g } of history.slice(0, excess))
-      await this.deleteHistory(g, 'count', `more than ${maxGrants} expired grants kept`);
+    const doomed = new Map<AccessGrant, string>();
+    for (const { g } of history.slice(0, Math.max(0, history.length - maxGrants)))
+      doomed.set(g, `more than ${maxGrants} expired grants kept`);
+    const byName = new Map<string, AccessGrant[]>();
+    for (const { g } of history) {
+      const base = baseName(g.metadata.name);
+      byName.set(base, [...(byName.get(base) ?? []), g]);
+    }
+    for (const [base, entries] of byName)
+      for (const g of entries.slice(0, Math.max(0, entries.length - HISTORY_PER_NAME)))
+        if (!doomed.has(g))
+          doomed.set(g, `more than ${HISTORY_PER_NAME} expired grants of ${base} kept (its generations)`);
+    for (const [g, why] of doomed) await this.deleteHistory(g, 'count', why);
   }
 
   // --- deletion ----------------------------------------------------------------------------------
