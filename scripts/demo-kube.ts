@@ -171,6 +171,7 @@ async function main() {
   say(`knockgate uninstall ${args.join(' ')}`);
   const r = await c.uninstall(args);
   if (r.code !== 0) throw new Error(`knockgate uninstall: exit ${r.code}: ${r.stderr.trim()}`);
+  if (r.stdout.trim()) console.log(dim + r.stdout.trim().replace(/^/gm, '    ') + off);
   say(`grants left: ${(await c.grants()).length}`);
   for (const node of ['node-a', 'node-b'])
     say(`${node} firewall objects of knockgate: ${(await c.firewallObjects(node)).length}`);
