@@ -1,19 +1,22 @@
 // knockgate grants: the grants in a standalone state dir (read-only; works with the daemon running
 // or stopped). knockgate revoke SOURCE [--policy P]: close access at once in the running daemon.
 
+//
+// The state dir's readers and the control socket's client load when the command runs (await
+// import()), so that no other command loads them.
+
 import type { Command } from 'commander';
 import { isIP } from 'node:net';
 import { DEFAULT_STATE_DIR, StateDirError } from '../controller/local/state-dir.js';
-import { loadGrantDir } from '../controller/local/grant-store.js';
-import { isLive } from '../controller/grants/phase.js';
-import { ControlSocketError, sendControlRequest } from '../controller/standalone/control-socket.js';
-import { formatTable, grantRows } from '../controller/standalone/grant-table.js';
 import { CliError } from './errors.js';
 import { join } from 'node:path';
 
 async function listGrants(opts: { stateDir: string; all?: boolean; output?: string }): Promise<void> {
   if (opts.output !== undefined && opts.output !== 'json' && opts.output !== 'table')
     throw new CliError(`--output: want table or json, got "${opts.output}"`);
+  const { loadGrantDir } = await import('../controller/local/grant-store.js');
+  const { isLive } = await import('../controller/grants/phase.js');
+  const { formatTable, grantRows } = await import('../controller/standalone/grant-table.js');
   let loaded;
   try {
     loaded = await loadGrantDir(join(opts.stateDir, 'grants'), { quarantine: false });
@@ -39,6 +42,8 @@ async function revoke(source: string, opts: { stateDir: string; policy?: string 
   const address = source.split('/')[0]!;
   if (isIP(address) === 0 || (source.includes('/') && !/\/(32|128)$/.test(source)))
     throw new CliError(`"${source}" is not a host address`);
+  const { ControlSocketError, sendControlRequest } =
+    await import('../controller/standalone/control-socket.js');
   let reply;
   try {
     reply = await sendControlRequest(opts.stateDir, {

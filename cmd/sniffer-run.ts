@@ -1,9 +1,11 @@
 // What `knockgate sniffer` runs: identity, wiring and signals. Loaded only when the command runs
-// (cmd/sniffer.ts registers the options), so other commands never load the Kubernetes client.
+// (cmd/sniffer.ts registers the options), so other commands never load the Kubernetes client. The
+// sniffer's client is knockgate's own (controller/kube/connection.ts, kubeconfig.ts), not
+// @kubernetes/client-node, for its idle memory.
 
 import { systemClock } from '../api/clock.js';
 import { createLogger, type Logger } from '../api/log.js';
-import { kubeConfigFromFlags } from './kube-options.js';
+import { kubeConnectionFromFlags } from './kube-connection.js';
 import { checkCaptureCapability, SnifferPreflightError } from '../controller/sniffer/preflight.js';
 import { SnifferRole, SnifferStartError } from '../controller/sniffer/role.js';
 import { MetricsAddressError, serveMetrics } from '../controller/metrics-server.js';
@@ -30,7 +32,7 @@ function identity(opts: SnifferCliOptions): { namespace: string; node: string } 
 
 export async function run(opts: SnifferCliOptions): Promise<void> {
   const { namespace, node } = identity(opts);
-  const kubeConfig = kubeConfigFromFlags(opts);
+  const kubeConfig = await kubeConnectionFromFlags(opts);
   const logger = createLogger({ level: opts.logLevel, name: 'knockgate-sniffer' });
   try {
     checkCaptureCapability();

@@ -5,9 +5,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { reuseConnections } from './keep-alive.js';
+import { KubeConfigError } from './kubeconfig.js';
 import { applyRequestTimeout } from './request.js';
 
-export class KubeConfigError extends Error {}
+// One error class for both loaders (the sniffer's is kubeconfig.ts).
+export { KubeConfigError };
 
 export interface KubeConfigOptions {
   /** A kubeconfig file. Default: $KUBECONFIG (its first file), else the in-cluster service account. */

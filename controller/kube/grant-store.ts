@@ -28,7 +28,7 @@
 // RBAC this needs: create (create); get, patch and create (extend); patch on accessgrants/status
 // (updateStatus); list and watch (get, list, watch); delete (delete).
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeTarget } from './connection.js';
 import { systemClock, type Clock } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import { AlreadyExistsError, NotFoundError, type GrantEvent, type GrantStore } from '../../api/store.js';
@@ -59,7 +59,7 @@ export interface KubeStoreTuning {
 }
 
 export interface KubeGrantStoreOptions extends KubeStoreTuning {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeTarget;
   clock?: Clock;
   logger?: Logger;
   random?: () => number;

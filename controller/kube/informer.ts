@@ -1,5 +1,5 @@
-// A cache of one cluster-scoped collection, kept current by @kubernetes/client-node's ListWatch
-// (what makeInformer builds): list, then watch from the list's resourceVersion; a 410 Gone (the server compacted
+// A cache of one cluster-scoped collection, kept current by a ListWatch (list-watch.ts, a port of
+// @kubernetes/client-node's, what makeInformer builds): list, then watch from the list's resourceVersion; a 410 Gone (the server compacted
 // past it) makes ListWatch relist.
 //
 // What this wrapper adds, because ListWatch alone leaves it to the caller:
@@ -23,8 +23,9 @@
 //   answered the watch request) is reopened from its resourceVersion, well before the next resync.
 // Lists go through the API clients, whose requests have a deadline (request.ts).
 
-import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
-import { ListWatch } from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeTarget } from './connection.js';
+import { ListWatch } from './list-watch.js';
 import type { Clock, TimerHandle } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import type { WatchEventType } from '../../api/store.js';
@@ -44,7 +45,7 @@ export interface InformerEvent<T> {
 }
 
 export interface KubeInformerOptions<T extends CachedObject> {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeTarget;
   /** The collection's URL path, e.g. /apis/knockgate.io/v1alpha1/accessgrants. */
   path: string;
   /** One list request (no retries: the informer's backoff spaces them out). */
@@ -244,8 +245,6 @@ export class KubeInformer<T extends CachedObject> {
       this.opts.path,
       watch,
       () => this.listFor(token) as Promise<KubernetesListObject<KubernetesObject>>,
-      false,
-      undefined,
       this.opts.fieldSelector,
     );
     lw.on('add', (o) => this.onWatchEvent(token, 'ADDED', o as T));

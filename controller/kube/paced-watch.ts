@@ -1,4 +1,5 @@
-// client-node's Watch as ListWatch uses it, with three guards ListWatch lacks:
+// A watch (the request client-node's Watch sends) for list-watch.ts, with three guards client-node's
+// ListWatch lacks:
 // - pacing: ListWatch reconnects at once after a watch that ends without an error. When watches end
 //   that way shortly after opening (a server or proxy that keeps closing them), the next one waits
 //   with exponential backoff instead of reconnecting in a tight loop.
@@ -11,15 +12,16 @@
 //   from its resourceVersion at once.
 //
 // The request is the one client-node's Watch.watch sends (same URL, agent for TLS and proxies, auth
-// headers, keep-alive), made here so that the idle timer can also cancel a request that never got
-// its headers (Watch.watch offers no way to abort it before the server has answered).
+// headers, keep-alive), made here on connection.ts's endpoint so that the idle timer can also
+// cancel a request that never got its headers, and so that the sniffer never loads client-node.
 
 import { request as httpRequest, STATUS_CODES, type Agent } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createInterface } from 'node:readline';
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Clock, TimerHandle } from '../../api/clock.js';
 import { Backoff, sleep } from './backoff.js';
+import { endpointOf, KubeConnection, urlOf, type KubeTarget } from './connection.js';
+import type { Watcher } from './list-watch.js';
 
 export interface PacedWatchOptions {
   clock: Clock;
@@ -36,17 +38,15 @@ export interface PacedWatchOptions {
 
 type Done = (err: unknown) => void;
 
-export class PacedWatch extends Watch {
+export class PacedWatch implements Watcher {
   private quickEnds = 0;
 
   constructor(
-    private readonly kubeConfig: KubeConfig,
+    private readonly kubeConfig: KubeTarget,
     private readonly opts: PacedWatchOptions,
-  ) {
-    super(kubeConfig);
-  }
+  ) {}
 
-  override async watch(
+  async watch(
     path: string,
     queryParams: Record<string, string | number | boolean | undefined>,
     callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
@@ -80,16 +80,9 @@ export class PacedWatch extends Watch {
     callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
     done: Done,
   ): Promise<AbortController> {
-    const cluster = this.kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error('No currently active cluster');
-    const url = new URL(cluster.server + path);
-    url.searchParams.set('watch', 'true');
-    for (const [key, val] of Object.entries(queryParams))
-      if (val !== undefined) url.searchParams.set(key, String(val));
-    // What Watch.watch sends: the KubeConfig's agent (TLS, proxy) and headers (auth).
-    const fetchOpts = await this.kubeConfig.applyToFetchOptions({});
-    const headers: Record<string, string> = {};
-    for (const [k, v] of fetchOpts.headers as unknown as Iterable<[string, string]>) headers[k] = v;
+    const endpoint = await endpointOf(this.kubeConfig);
+    const url = urlOf(endpoint.server, path, { watch: true, ...queryParams });
+    const headers = endpoint.headers;
     const controller = new AbortController();
     const idleMs = this.opts.idleTimeoutMs ?? 0;
     let ended = false;
@@ -120,7 +113,7 @@ export class PacedWatch extends Watch {
     const req = send(url, {
       method: 'GET',
       headers,
-      agent: fetchOpts.agent as Agent | undefined,
+      agent: endpoint.agent as Agent | undefined,
       signal: controller.signal,
     });
     req.on('error', (err) => finish(err));
@@ -132,6 +125,7 @@ export class PacedWatch extends Watch {
       if (ended) return void res.resume();
       if (res.statusCode !== 200) {
         const status = res.statusCode ?? 500;
+        if (status === 401 && this.kubeConfig instanceof KubeConnection) this.kubeConfig.unauthorized();
         const error = new Error(res.statusMessage || STATUS_CODES[status] || 'Internal Server Error');
         (error as Error & { statusCode: number }).statusCode = status;
         res.resume();

@@ -12,7 +12,7 @@
 // A create whose answer was lost and that is retried may find its own claim: that is reported as
 // 'replay', which refuses the packet — never a double grant.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeTarget } from './connection.js';
 import { systemClock, type Clock } from '../../api/clock.js';
 import type { ClaimResult, ReplayStore } from '../../api/store.js';
 import { API_VERSION, type ReplayClaim } from '../../api/types.js';
@@ -23,7 +23,7 @@ import { ResourceClient } from './resource-client.js';
 const DIGEST_RE = /^[0-9a-f]{16,128}$/;
 
 export interface KubeReplayStoreOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeTarget;
   clock?: Clock;
   /** This node: spec.claimedBy. */
   node?: string;

@@ -6,6 +6,9 @@
 // Every request has a deadline (applyRequestTimeout): an API server or proxy that accepts the
 // connection and never answers would otherwise hang the caller forever (client-node sets none).
 // Watches are long-lived and excluded; the informer detects a silent watch itself (paced-watch.ts).
+// The deadline is kept per target (a KubeConnection of connection.ts, or a client-node KubeConfig):
+// connection.ts's requests read it, and a KubeConfig's typed API clients get it through its
+// authentication hook.
 
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Clock } from '../../api/clock.js';
@@ -40,11 +43,11 @@ export async function withRetries<T>(what: string, fn: () => Promise<T>, policy:
   }
 }
 
-/** The request timeout a KubeConfig was given (for tests and messages). */
-const timeouts = new WeakMap<KubeConfig, number>();
+/** The request timeout a target was given (for tests and messages). */
+const timeouts = new WeakMap<object, number>();
 
-export function requestTimeoutOf(kubeConfig: KubeConfig): number | undefined {
-  return timeouts.get(kubeConfig);
+export function requestTimeoutOf(target: object): number | undefined {
+  return timeouts.get(target);
 }
 
 /**
@@ -55,19 +58,20 @@ export function requestTimeoutOf(kubeConfig: KubeConfig): number | undefined {
  * deadline. Idempotent: applying it again changes the deadline. It runs on the real clock, like a
  * socket timeout: it bounds real network I/O, not product time. Returns `kubeConfig`.
  */
-export function applyRequestTimeout(
-  kubeConfig: KubeConfig,
+export function applyRequestTimeout<K extends object>(
+  kubeConfig: K,
   timeoutMs: number = KUBE_STORE_DEFAULTS.requestTimeoutMs,
-): KubeConfig {
+): K {
   if (!(Number.isInteger(timeoutMs) && timeoutMs > 0 && timeoutMs <= 3_600_000))
     throw new Error(`request timeout ${timeoutMs} ms: want 1 ms to 1 h`);
   const first = !timeouts.has(kubeConfig);
   timeouts.set(kubeConfig, timeoutMs);
-  if (!first) return kubeConfig;
+  if (!first || !isClientNodeConfig(kubeConfig)) return kubeConfig;
   // Every API client authenticates each request through the KubeConfig (its only auth method),
   // which is the one hook client-node gives on every request context: the deadline is set there.
-  const authenticate = kubeConfig.applySecurityAuthentication.bind(kubeConfig);
-  kubeConfig.applySecurityAuthentication = async (context) => {
+  const kc: KubeConfig = kubeConfig;
+  const authenticate = kc.applySecurityAuthentication.bind(kc);
+  kc.applySecurityAuthentication = async (context) => {
     await authenticate(context);
     const ms = timeouts.get(kubeConfig)!;
     const deadline = AbortSignal.timeout(ms);
@@ -75,4 +79,8 @@ export function applyRequestTimeout(
     context.setSignal(own ? AbortSignal.any([own, deadline]) : deadline);
   };
   return kubeConfig;
+}
+
+function isClientNodeConfig(target: object): target is KubeConfig {
+  return typeof (target as Partial<KubeConfig>).applySecurityAuthentication === 'function';
 }

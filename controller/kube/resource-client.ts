@@ -1,43 +1,41 @@
-// Requests on one cluster-scoped custom resource (knockgate.io/v1alpha1), through client-node's
-// CustomObjectsApi, each with bounded retries (request.ts) and a one-line error naming the request.
+// Requests on one cluster-scoped custom resource (knockgate.io/v1alpha1), through connection.ts
+// (the requests client-node's CustomObjectsApi sent: same paths, fieldValidation=Strict, JSON merge
+// patches, Background propagation), each with bounded retries (request.ts) and a one-line error
+// naming the request.
 
-import {
-  CustomObjectsApi,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
-  type KubernetesListObject,
-} from '@kubernetes/client-node';
+import type { KubernetesListObject } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../../api/types.js';
+import { kubeRequest, MERGE_PATCH, type KubeTarget } from './connection.js';
 import { KubeApiError } from './errors.js';
 import { withRetries, type RetryPolicy } from './request.js';
 
-const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-
 export class ResourceClient<T> {
-  private readonly api: CustomObjectsApi;
-  private readonly base: { group: string; version: string; plural: string };
-
   constructor(
-    kubeConfig: KubeConfig,
+    private readonly kubeConfig: KubeTarget,
     /** "accessgrants" */
     readonly plural: string,
     /** "accessgrant", for messages */
     readonly singular: string,
     private readonly retry: RetryPolicy,
-  ) {
-    this.api = kubeConfig.makeApiClient(CustomObjectsApi);
-    this.base = { group: GROUP, version: VERSION, plural };
-  }
+  ) {}
 
   /** The collection's URL path (for watches). */
   get path(): string {
     return `/apis/${GROUP}/${VERSION}/${this.plural}`;
   }
 
+  private item(name: string): string {
+    return `${this.path}/${encodeURIComponent(name)}`;
+  }
+
   create(name: string, body: T): Promise<T> {
     return this.call(`create ${this.singular} ${name}`, () =>
-      this.api.createClusterCustomObject({ ...this.base, body, fieldValidation: 'Strict' }),
+      kubeRequest(this.kubeConfig, {
+        method: 'POST',
+        path: this.path,
+        query: { fieldValidation: 'Strict' },
+        body,
+      }),
     );
   }
 
@@ -45,7 +43,7 @@ export class ResourceClient<T> {
   async get(name: string): Promise<T | undefined> {
     try {
       return await this.call(`get ${this.singular} ${name}`, () =>
-        this.api.getClusterCustomObject({ ...this.base, name }),
+        kubeRequest(this.kubeConfig, { method: 'GET', path: this.item(name) }),
       );
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 404) return undefined;
@@ -55,37 +53,41 @@ export class ResourceClient<T> {
 
   /** One list request, without retries (the informer spaces out its own). */
   list(): Promise<KubernetesListObject<T & { metadata: { name: string } }>> {
-    return this.api.listClusterCustomObject({ ...this.base }) as Promise<
-      KubernetesListObject<T & { metadata: { name: string } }>
-    >;
+    return kubeRequest(this.kubeConfig, { method: 'GET', path: this.path });
   }
 
   mergePatch(name: string, patch: unknown): Promise<T> {
     return this.call(`patch ${this.singular} ${name}`, () =>
-      this.api.patchClusterCustomObject(
-        { ...this.base, name, body: patch, fieldValidation: 'Strict' },
-        MERGE_PATCH,
-      ),
+      kubeRequest(this.kubeConfig, {
+        method: 'PATCH',
+        path: this.item(name),
+        query: { fieldValidation: 'Strict' },
+        body: patch,
+        contentType: MERGE_PATCH,
+      }),
     );
   }
 
   mergePatchStatus(name: string, patch: unknown): Promise<T> {
     return this.call(`patch ${this.singular} ${name} status`, () =>
-      this.api.patchClusterCustomObjectStatus(
-        { ...this.base, name, body: patch, fieldValidation: 'Strict' },
-        MERGE_PATCH,
-      ),
+      kubeRequest(this.kubeConfig, {
+        method: 'PATCH',
+        path: `${this.item(name)}/status`,
+        query: { fieldValidation: 'Strict' },
+        body: patch,
+        contentType: MERGE_PATCH,
+      }),
     );
   }
 
   /** Delete; with `preconditions`, only that incarnation (uid) at that resourceVersion. */
   delete(name: string, preconditions?: { uid?: string; resourceVersion?: string }): Promise<T> {
     return this.call(`delete ${this.singular} ${name}`, () =>
-      this.api.deleteClusterCustomObject({
-        ...this.base,
-        name,
-        propagationPolicy: 'Background',
-        body: preconditions ? { preconditions } : undefined,
+      kubeRequest(this.kubeConfig, {
+        method: 'DELETE',
+        path: this.item(name),
+        query: { propagationPolicy: 'Background' },
+        ...(preconditions ? { body: { preconditions } } : {}),
       }),
     );
   }

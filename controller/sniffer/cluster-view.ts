@@ -5,16 +5,17 @@
 // RBAC this needs: list and watch on knockpolicies and nodes (cluster-wide), and on secrets in the
 // release namespace only.
 
-import { CoreV1Api, type KubeConfig, type KubernetesListObject } from '@kubernetes/client-node';
+import type { KubernetesListObject } from '@kubernetes/client-node';
 import type { Clock } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
 import type { KnockPolicy } from '../../api/types.js';
+import { kubeRequest, type KubeTarget } from '../kube/connection.js';
 import { KubeInformer, type CachedObject } from '../kube/informer.js';
 import { ResourceClient } from '../kube/resource-client.js';
 import type { NodeLike, SecretLike } from './selection.js';
 
 export interface ClusterViewOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeTarget;
   /** The release namespace: the only one whose Secrets are read. */
   namespace: string;
   clock: Clock;
@@ -35,7 +36,10 @@ export class ClusterView {
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(opts: ClusterViewOptions) {
-    const core = opts.kubeConfig.makeApiClient(CoreV1Api);
+    const list =
+      <L>(path: string) =>
+      () =>
+        kubeRequest<L>(opts.kubeConfig, { method: 'GET', path });
     const policyClient = new ResourceClient<KnockPolicy>(opts.kubeConfig, 'knockpolicies', 'knockpolicy', {
       clock: opts.clock,
     });
@@ -58,17 +62,14 @@ export class ClusterView {
       ...common,
       path: '/api/v1/nodes',
       resource: 'nodes',
-      list: () => core.listNode() as Promise<KubernetesListObject<Cached<NodeLike>>>,
+      list: list<KubernetesListObject<Cached<NodeLike>>>('/api/v1/nodes'),
     });
     const ns = encodeURIComponent(opts.namespace);
     this.secrets = new KubeInformer<Cached<SecretLike>>({
       ...common,
       path: `/api/v1/namespaces/${ns}/secrets`,
       resource: `secrets in namespace ${opts.namespace}`,
-      list: () =>
-        core.listNamespacedSecret({ namespace: opts.namespace }) as Promise<
-          KubernetesListObject<Cached<SecretLike>>
-        >,
+      list: list<KubernetesListObject<Cached<SecretLike>>>(`/api/v1/namespaces/${ns}/secrets`),
     });
     for (const informer of this.all()) this.unsubscribe.push(informer.subscribe(() => opts.onChange()));
   }

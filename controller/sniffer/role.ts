@@ -20,7 +20,7 @@
 //
 // Work on one grant name is serialized; different grants go to the API concurrently.
 
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeTarget } from '../kube/connection.js';
 import type { Clock, TimerHandle } from '../../api/clock.js';
 import { AlreadyExistsError } from '../../api/store.js';
 import type { Logger } from '../../api/log.js';
@@ -58,7 +58,7 @@ import {
 export class SnifferStartError extends Error {}
 
 export interface SnifferRoleOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeTarget;
   /** The release namespace: where keySecretRef Secrets are read. */
   namespace: string;
   /** This node's name (the Node object; spec.observedBy). */

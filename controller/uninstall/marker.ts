@@ -9,27 +9,20 @@
 // Watched by name (list+watch with fieldSelector metadata.name=knockgate-uninstall, authorized as a
 // request for that name), so the roles' RBAC names the one ConfigMap (rbac.ts).
 
-import {
-  CoreV1Api,
-  type KubeConfig,
-  type KubernetesListObject,
-  type V1ConfigMap,
-} from '@kubernetes/client-node';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { KubernetesListObject, V1ConfigMap } from '@kubernetes/client-node';
 import type { Clock } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
+import { kubeRequest, MERGE_PATCH, type KubeTarget } from '../kube/connection.js';
 import { KubeInformer, type CachedObject } from '../kube/informer.js';
 import { withRetries, type RetryPolicy } from '../kube/request.js';
 import { REMOVED, UNINSTALL_MARKER } from './marker-name.js';
 
 export { REMOVED, UNINSTALL_MARKER };
 
-const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-
 type Marker = V1ConfigMap & CachedObject;
 
 export interface MarkerWatchOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: KubeTarget;
   namespace: string;
   clock: Clock;
   logger: Logger;
@@ -48,16 +41,18 @@ export class MarkerWatch {
   private stopped = false;
 
   constructor(private readonly opts: MarkerWatchOptions) {
-    const core = opts.kubeConfig.makeApiClient(CoreV1Api);
     const fieldSelector = `metadata.name=${UNINSTALL_MARKER}`;
+    const path = `/api/v1/namespaces/${encodeURIComponent(opts.namespace)}/configmaps`;
     this.informer = new KubeInformer<Marker>({
       kubeConfig: opts.kubeConfig,
-      path: `/api/v1/namespaces/${opts.namespace}/configmaps`,
+      path,
       fieldSelector,
       list: () =>
-        core.listNamespacedConfigMap({ namespace: opts.namespace, fieldSelector }) as unknown as Promise<
-          KubernetesListObject<Marker>
-        >,
+        kubeRequest<KubernetesListObject<Marker>>(opts.kubeConfig, {
+          method: 'GET',
+          path,
+          query: { fieldSelector },
+        }),
       resource: `configmaps/${UNINSTALL_MARKER}`,
       clock: opts.clock,
       logger: opts.logger,
@@ -113,19 +108,20 @@ export class MarkerWatch {
 
 /** data.<node>: removed in the marker (a merge patch of that key only: agents never conflict). */
 export async function acknowledgeRemoved(
-  kubeConfig: KubeConfig,
+  kubeConfig: KubeTarget,
   namespace: string,
   node: string,
   retry: RetryPolicy,
 ): Promise<void> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
   await withRetries(
     `patch configmap ${namespace}/${UNINSTALL_MARKER}`,
     () =>
-      core.patchNamespacedConfigMap(
-        { name: UNINSTALL_MARKER, namespace, body: { data: { [node]: REMOVED } } },
-        MERGE_PATCH,
-      ),
+      kubeRequest(kubeConfig, {
+        method: 'PATCH',
+        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps/${UNINSTALL_MARKER}`,
+        body: { data: { [node]: REMOVED } },
+        contentType: MERGE_PATCH,
+      }),
     retry,
   );
 }

@@ -5,12 +5,15 @@ import { SPA_LIMITS } from '../spa/limits.js';
 
 /**
  * libpcap's kernel buffer: default, and the bounds the option is checked against. In immediate mode
- * libpcap uses a TPACKET_V2 ring of snaplen-sized slots (about 2 KiB each with CAPTURE_SNAPLEN's
- * default, so the default 4 MiB holds about 2,000 packets; cap's fixed 65535-byte snap length made
- * them 64 KiB, 64 packets). 256 KiB still holds over a hundred packets of the largest snap length.
+ * libpcap uses a TPACKET_V2 ring of snaplen-sized slots (2 KiB each with CAPTURE_SNAPLEN's default,
+ * so the default 2 MiB holds 1,024 packets; cap's fixed 65535-byte snap length made them 64 KiB, 64
+ * packets). The ring is resident from the start, so it is part of the idle RSS target (64 MiB);
+ * 2 MiB kept the flood figures of 4 MiB (bench/README.md, 2026-12-07: junk flood 50/50 at 0 %
+ * drops, base64 junk flood 50/50 at 0 %, knock flood 50/50 at 2.1 %). 256 KiB still holds over a
+ * hundred packets of the largest snap length.
  */
 export const CAPTURE_BUFFER = {
-  defaultBytes: 4 * 1024 * 1024,
+  defaultBytes: 2 * 1024 * 1024,
   minBytes: 256 * 1024,
   maxBytes: 1024 * 1024 * 1024,
 };
