@@ -46,8 +46,17 @@ export function isSingleHost(cidr: string): boolean {
 
 /** An IPv4 address isIP() accepted (four decimal octets, no leading zeros) as an unsigned 32-bit number. */
 function ipv4Number(address: string): number {
-  const [a, b, c, d] = address.split('.').map(Number) as [number, number, number, number];
-  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+  // Digit by digit: split('.').map(Number) allocated five objects per check (a burst checks 10,000).
+  let n = 0;
+  let octet = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 46) {
+      n = (n << 8) | octet;
+      octet = 0;
+    } else octet = octet * 10 + (c - 48);
+  }
+  return ((n << 8) | octet) >>> 0;
 }
 
 /** A set of CIDRs to test addresses against. */

@@ -1,6 +1,7 @@
 // LocalReplayStore on a real state dir: a used SPA digest is refused again, also after a restart,
 // forgotten after its expiresAt, the log survives a torn append and reports damaged lines, and a
-// full store refuses new claims (fail closed) instead of forgetting live ones.
+// full store refuses new claims (fail closed) instead of forgetting live ones; claimNow answers from
+// memory at once and reports its durable write separately.
 
 import { appendFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -138,6 +139,30 @@ describe('LocalReplayStore', () => {
     expect(text.length).toBeLessThan(before / 1000);
     const again = await open();
     expect(await again.claim(digest(99_999), inSeconds(60))).toBe('replay');
+  });
+
+  it('claimNow decides in memory at once; its durable write lands in the log', async () => {
+    const s = await open();
+    const first = s.claimNow(digest(3), inSeconds(60), 'ssh');
+    // Before the write has settled, the same digest is already a replay.
+    expect(s.claimNow(digest(3), inSeconds(60), 'ssh')).toEqual({ result: 'replay' });
+    expect(first.result).toBe('claimed');
+    if (first.result === 'claimed') await first.durable;
+    const text = await readFile(join(root, 'replay', 'log'), 'utf8');
+    expect(text).toContain(digest(3));
+    const again = await open();
+    expect(await again.claim(digest(3), inSeconds(60))).toBe('replay');
+  });
+
+  it('claimNow: a write that fails rejects durable, and the digest stays refused here', async () => {
+    const s = await open();
+    // The log's file handle closed underneath the store: the append fails as an I/O error would.
+    await (s as unknown as { handle: { close(): Promise<void> } }).handle.close();
+    const claimed = s.claimNow(digest(4), inSeconds(60));
+    expect(claimed.result).toBe('claimed');
+    if (claimed.result === 'claimed') await expect(claimed.durable).rejects.toThrow(/cannot write/);
+    expect(s.claimNow(digest(4), inSeconds(60))).toEqual({ result: 'replay' });
+    await expect(s.claim(digest(5), inSeconds(60))).rejects.toThrow(/cannot write/);
   });
 
   it('writes the log 0600', async () => {

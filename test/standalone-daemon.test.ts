@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeClock } from '../api/clock.js';
 import { loadConfig } from '../api/config/load.js';
 import { createLogger } from '../api/log.js';
+import { LocalReplayStore } from '../controller/local/replay-store.js';
 import { StandaloneDaemon, StartError } from '../controller/standalone/daemon.js';
 import { sendControlRequest } from '../controller/standalone/control-socket.js';
 import type { Sniffer, SnifferOptions } from '../sniffer/capture/sniffer.js';
@@ -363,6 +364,77 @@ describe('StandaloneDaemon', () => {
       .filter((l) => l.level >= 50);
     expect(errors.map((l) => l.msg)).toEqual([
       expect.stringMatching(/could not be recorded \(ENOSPC: no space left on device\); closed again$/),
+    ]);
+  });
+
+  it('opens an SPA grant before its replay claim is on disk, and records it only after', async () => {
+    writeFileSync(join(dir, 'config.yaml'), configYaml(dir, PLAIN_POLICY));
+    const d = daemon();
+    await d.start();
+    let written!: () => void;
+    const gate = new Promise<void>((resolve) => (written = resolve));
+    const claimNow = LocalReplayStore.prototype.claimNow;
+    vi.spyOn(LocalReplayStore.prototype, 'claimNow').mockImplementationOnce(function (
+      this: LocalReplayStore,
+      ...args
+    ) {
+      const real = claimNow.apply(this, args);
+      return real.result === 'claimed' ? { result: 'claimed', durable: real.durable.then(() => gate) } : real;
+    });
+    const claim = { digest: 'cd'.repeat(32), expiresAt: new Date(clock.now() + 180_000) };
+    const spa = decision('10.1.0.30/32', 'plain', { method: 'spa', claim });
+    const opening = d.decide(spa);
+    await until(() => firewall.entries.size === 1, 'the kernel change');
+    // A replay while the claim is still being written is refused from memory.
+    await d.decide(spa);
+    expect(firewall.log.filter((l) => l.startsWith('add '))).toHaveLength(1);
+    expect(await d.grantStore.list()).toEqual([]);
+    written();
+    await opening;
+    const [grant] = await d.grantStore.list();
+    expect(grant!.status?.phase).toBe('Active');
+    expect(firewall.entries.has(grant!.metadata.name)).toBe(true);
+  });
+
+  it('closes an SPA grant whose replay claim cannot be written, records nothing, one line', async () => {
+    writeFileSync(join(dir, 'config.yaml'), configYaml(dir, PLAIN_POLICY));
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const d = new StandaloneDaemon({
+      config: loadConfig(join(dir, 'config.yaml')),
+      stateDir: join(dir, 'state'),
+      firewall,
+      startSniffer: (opts) => ((sniffer.opts = opts), sniffer),
+      clock,
+      logger: createLogger({ level: 'info', destination: sink }),
+      node: 'host-a',
+    });
+    daemons.push(d);
+    await d.start();
+    lines.length = 0;
+    const claimNow = LocalReplayStore.prototype.claimNow;
+    let openWhenFailed = false;
+    vi.spyOn(LocalReplayStore.prototype, 'claimNow').mockImplementationOnce(function (
+      this: LocalReplayStore,
+      ...args
+    ) {
+      const real = claimNow.apply(this, args);
+      if (real.result !== 'claimed') return real;
+      const durable = real.durable.then(() => {
+        openWhenFailed = firewall.entries.size === 1;
+        throw new Error('replay log: cannot write: EIO: i/o error');
+      });
+      return { result: 'claimed', durable };
+    });
+    const claim = { digest: 'ef'.repeat(32), expiresAt: new Date(clock.now() + 180_000) };
+    await d.decide(decision('10.1.0.31/32', 'plain', { method: 'spa', claim }));
+    expect(openWhenFailed).toBe(true); // the kernel had it while the claim was being written
+    expect(firewall.entries.size).toBe(0);
+    expect(firewall.log.at(-1)).toMatch(/^remove .* revoked$/);
+    expect(await d.grantStore.list()).toEqual([]);
+    const refusals = lines.map((l) => JSON.parse(l) as { event?: string; reason?: string; msg: string });
+    expect(refusals.filter((l) => l.event === 'refuse').map((l) => [l.reason, l.msg])).toEqual([
+      ['replay-store', expect.stringMatching(/replay store unavailable: .*EIO.*; closed again$/)],
     ]);
   });
 

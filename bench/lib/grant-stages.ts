@@ -17,6 +17,7 @@ import { fmt, markdownTable, summarize } from './stats.js';
 const ORDER = [
   'captureToDecisionMs',
   'replayClaimMs',
+  'replayWriteMs',
   'queueMs',
   'storeReadMs',
   'journalMs',

@@ -41,13 +41,38 @@ export function grantKeys(g: ValidGrant): ElementKey[] {
   return g.ports.map((p) => ({ family: g.family, address: g.address, proto: p.proto, port: p.port }));
 }
 
+/** One element's bookkeeping: the grants covering it, in arrival order, and the element they make. */
+interface Slot {
+  id: string;
+  key: ElementKey;
+  names: string[];
+  /** The element the names make (the latest end wins; of equal ends the earliest name): cached. */
+  element: Element | undefined;
+}
+
+/**
+ * The keys touched while a batch of changes is staged, each with whether a grant covered it before
+ * its first touch (GrantTable.put and delete note them; GrantTable.changes reads them back).
+ */
+export class TouchJournal {
+  /** @internal By key string, in order of first touch. */
+  readonly touched = new Map<string, { key: ElementKey; fresh: boolean }>();
+
+  /** @internal Noted before the key's element changes; only the first touch counts. */
+  touch(id: string, key: ElementKey, coveredBefore: boolean): void {
+    if (!this.touched.has(id)) this.touched.set(id, { key, fresh: !coveredBefore });
+  }
+}
+
 /**
  * The grants currently wanted, indexed by element so that a change to one grant yields exactly the
- * elements whose end changes.
+ * elements whose end changes. Built for bursts (10,000 grants staged in one batch): each key's
+ * string is computed once per put, and each element is kept, not rebuilt, so a change allocates
+ * little beyond the grant itself.
  */
 export class GrantTable {
-  private readonly byName = new Map<string, ValidGrant>();
-  private readonly owners = new Map<string, { key: ElementKey; names: Set<string> }>();
+  private readonly byName = new Map<string, { grant: ValidGrant; slots: Slot[] }>();
+  private readonly slots = new Map<string, Slot>();
 
   get size(): number {
     return this.byName.size;
@@ -58,59 +83,90 @@ export class GrantTable {
   }
 
   get(name: string): ValidGrant | undefined {
-    return this.byName.get(name);
+    return this.byName.get(name)?.grant;
   }
 
   values(): ValidGrant[] {
-    return [...this.byName.values()];
+    return [...this.byName.values()].map((e) => e.grant);
   }
 
-  /** Insert or replace (by name). Returns the keys whose element may have changed. */
-  put(g: ValidGrant): ElementKey[] {
-    const touched = this.delete(g.name);
-    this.byName.set(g.name, g);
-    for (const key of grantKeys(g)) {
-      const s = keyString(key);
-      let entry = this.owners.get(s);
-      if (!entry) this.owners.set(s, (entry = { key, names: new Set() }));
-      entry.names.add(g.name);
-      touched.push(key);
+  /** Insert or replace (by name); every key it changes is noted in `journal`. */
+  put(g: ValidGrant, journal?: TouchJournal): void {
+    this.delete(g.name, journal);
+    const slots: Slot[] = [];
+    for (const p of g.ports) {
+      const id = `${g.address} ${p.proto} ${p.port}`;
+      let slot = this.slots.get(id);
+      const covered = slot !== undefined;
+      slot ??= this.newSlot(id, g, p);
+      journal?.touch(id, slot.key, covered);
+      slot.names.push(g.name);
+      if (!slot.element || slot.names.length === 1 || g.expiresAt > slot.element.expiresAt)
+        slot.element = elementOf(slot.key, g.expiresAt, g.name);
+      slots.push(slot);
     }
-    return touched;
+    this.byName.set(g.name, { grant: g, slots });
   }
 
-  /** Returns the keys whose element may have changed (none when `name` is unknown). */
-  delete(name: string): ElementKey[] {
-    const g = this.byName.get(name);
-    if (!g) return [];
+  /** Remove by name (nothing when unknown); every key it changes is noted in `journal`. */
+  delete(name: string, journal?: TouchJournal): void {
+    const entry = this.byName.get(name);
+    if (!entry) return;
     this.byName.delete(name);
-    const keys = grantKeys(g);
-    for (const key of keys) {
-      const s = keyString(key);
-      const entry = this.owners.get(s);
-      entry?.names.delete(name);
-      if (entry?.names.size === 0) this.owners.delete(s);
+    for (const slot of entry.slots) {
+      journal?.touch(slot.id, slot.key, true);
+      slot.names.splice(slot.names.indexOf(name), 1);
+      if (slot.names.length === 0) {
+        this.slots.delete(slot.id);
+        slot.element = undefined;
+      } else if (slot.element?.owner === name) slot.element = this.latest(slot);
     }
-    return keys;
   }
 
-  /** Does some grant cover `key`? */
-  covers(key: ElementKey): boolean {
-    return this.owners.has(keyString(key));
+  /** What each key `journal` noted should now be (insertion order = order of first touch). */
+  changes(journal: TouchJournal): ElementChange[] {
+    const out: ElementChange[] = [];
+    for (const [id, { key, fresh }] of journal.touched) {
+      const element = this.slots.get(id)?.element;
+      out.push(fresh ? { key, element, fresh: true } : { key, element });
+    }
+    return out;
   }
 
   /** The element `key` should be, given every grant covering it (the latest end wins). */
   element(key: ElementKey): Element | undefined {
-    let best: Element | undefined;
-    for (const name of this.owners.get(keyString(key))?.names ?? []) {
-      const g = this.byName.get(name)!;
-      if (!best || g.expiresAt > best.expiresAt) best = { ...key, expiresAt: g.expiresAt, owner: name };
-    }
-    return best;
+    return this.slots.get(keyString(key))?.element;
   }
 
   /** Every element, each once. */
   elements(): Element[] {
-    return [...this.owners.values()].map((e) => this.element(e.key)!);
+    const out: Element[] = [];
+    for (const slot of this.slots.values()) out.push(slot.element!);
+    return out;
   }
+
+  private newSlot(id: string, g: ValidGrant, p: ValidGrant['ports'][number]): Slot {
+    const slot: Slot = {
+      id,
+      key: { family: g.family, address: g.address, proto: p.proto, port: p.port },
+      names: [],
+      element: undefined,
+    };
+    this.slots.set(id, slot);
+    return slot;
+  }
+
+  private latest(slot: Slot): Element | undefined {
+    let best: Element | undefined;
+    for (const name of slot.names) {
+      const g = this.byName.get(name)!.grant;
+      if (!best || g.expiresAt > best.expiresAt) best = elementOf(slot.key, g.expiresAt, name);
+    }
+    return best;
+  }
+}
+
+/** A literal, not a spread: one object shape for every element, and no copy loop. */
+function elementOf(k: ElementKey, expiresAt: number, owner: string): Element {
+  return { family: k.family, address: k.address, proto: k.proto, port: k.port, expiresAt, owner };
 }

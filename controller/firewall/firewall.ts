@@ -10,7 +10,7 @@ import { FIREWALL_BACKENDS } from '../../api/standalone.js';
 import type { Backend } from './backend.js';
 import { Commands } from './command.js';
 import { flushConntrack } from './conntrack.js';
-import { GrantTable, grantKeys, keyString, type ElementChange, type ElementKey } from './elements.js';
+import { GrantTable, grantKeys, TouchJournal, type ElementChange } from './elements.js';
 import { FIREWALL_LIMITS } from './limits.js';
 import { IpsetBackend } from './ipset.js';
 import { IptablesBackend } from './iptables.js';
@@ -52,7 +52,6 @@ interface Pending {
 /** One staged operation of a batch: the table already holds its result. */
 interface Done {
   pending: Pending;
-  keys: ElementKey[];
   undo: () => void;
   added?: ValidGrant;
   extended?: boolean;
@@ -183,25 +182,21 @@ export class KernelFirewall implements Firewall {
   private async runBatch(config: ValidConfig, batch: Pending[]): Promise<void> {
     const now = this.deps.clock.now();
     const done: Done[] = [];
-    const touched: ElementKey[] = [];
-    // Whether each touched key was covered before this batch (recorded at its first touch).
-    const coveredBefore = new Map<string, boolean>();
+    // Each touched key and whether a grant covered it before this batch (at its first touch).
+    const journal = new TouchJournal();
     for (const p of batch) {
       try {
-        const d = this.stage(config, p, now, coveredBefore);
-        if (!d) continue;
-        done.push(d);
-        touched.push(...d.keys);
+        const d = this.stage(config, p, now, journal);
+        if (d) done.push(d);
       } catch (err) {
         p.reject(err as Error);
       }
     }
     if (done.length === 0) return;
-    const changes = this.changesFor(touched, coveredBefore);
     try {
-      await this.applyChanges(config, changes, now);
+      await this.applyChanges(config, this.table.changes(journal), now);
     } catch (err) {
-      for (const d of [...done].reverse()) d.undo();
+      for (let i = done.length - 1; i >= 0; i--) done[i]!.undo();
       if (done.length > 1) {
         // One bad change must not fail the others: each is tried on its own.
         await this.recover(config, now);
@@ -218,29 +213,17 @@ export class KernelFirewall implements Firewall {
     }
   }
 
-  /** Apply one operation to the table; returns what to undo, or undefined for a no-op. */
-  private stage(
-    config: ValidConfig,
-    p: Pending,
-    now: number,
-    coveredBefore: Map<string, boolean>,
-  ): Done | undefined {
+  /** Apply one operation to the table (noting the keys it touches); undefined for a no-op. */
+  private stage(config: ValidConfig, p: Pending, now: number, journal: TouchJournal): Done | undefined {
     const op = p.op;
-    const firstTouch = (keys: ElementKey[]) => {
-      for (const k of keys) {
-        const s = keyString(k);
-        if (!coveredBefore.has(s)) coveredBefore.set(s, this.table.covers(k));
-      }
-    };
     if (op.kind === 'remove') {
       const removed = typeof op.name === 'string' ? this.table.get(op.name) : undefined;
       if (!removed) {
         p.resolve();
         return undefined;
       }
-      firstTouch(grantKeys(removed));
-      const keys = this.table.delete(removed.name);
-      return { pending: p, keys, removed, reason: op.reason, undo: () => void this.table.put(removed) };
+      this.table.delete(removed.name, journal);
+      return { pending: p, removed, reason: op.reason, undo: () => this.table.put(removed) };
     }
     const valid = validateGrant(op.grant, now);
     if (valid.expiresAt <= now)
@@ -256,14 +239,12 @@ export class KernelFirewall implements Firewall {
       );
     }
     const previous = this.table.get(valid.name);
-    firstTouch(grantKeys(valid));
-    if (previous) firstTouch(grantKeys(previous));
-    const keys = this.table.put(valid);
+    this.table.put(valid, journal);
     const undo = () => {
       this.table.delete(valid.name);
       if (previous) this.table.put(previous);
     };
-    return { pending: p, keys, added: valid, extended: previous !== undefined, undo };
+    return { pending: p, added: valid, extended: previous !== undefined, undo };
   }
 
   /** A single change the backend refused (its table change is already undone). */
@@ -335,16 +316,6 @@ export class KernelFirewall implements Firewall {
     await this.queue;
     this.closed = true;
     await Promise.all(this.deps.cleaners.map((b) => b.close()));
-  }
-
-  /** The element each touched key should now be (deduplicated: put() reports old and new keys). */
-  private changesFor(keys: ElementKey[], coveredBefore: Map<string, boolean>): ElementChange[] {
-    const seen = new Map<string, ElementKey>();
-    for (const k of keys) seen.set(keyString(k), k);
-    return [...seen].map(([s, key]) => {
-      const element = this.table.element(key);
-      return coveredBefore.get(s) === false ? { key, element, fresh: true } : { key, element };
-    });
   }
 
   private async applyWhole(config: ValidConfig, table: GrantTable, now: number): Promise<void> {

@@ -111,7 +111,9 @@ function validPorts(ports: unknown, where: string): PortRef[] {
     throw new FirewallInputError(
       `${where}: must be a list of at most ${FIREWALL_LIMITS.maxConfigEntries} ports`,
     );
-  const seen = new Map<string, PortRef>();
+  // Deduplicated by a linear scan, not a Map of formatted strings: a grant has one or a few ports
+  // (a burst validates 10,000 grants), and a config at most maxConfigEntries.
+  const seen: PortRef[] = [];
   for (const p of ports as PortRef[]) {
     const ok =
       typeof p === 'object' &&
@@ -124,9 +126,10 @@ function validPorts(ports: unknown, where: string): PortRef[] {
       throw new FirewallInputError(
         `${where}: invalid port ${JSON.stringify(p)} (want {port: 1-65535, proto: tcp|udp})`,
       );
-    seen.set(formatPort(p), { port: p.port, proto: p.proto });
+    if (!seen.some((q) => q.port === p.port && q.proto === p.proto))
+      seen.push({ port: p.port, proto: p.proto });
   }
-  return [...seen.values()];
+  return seen;
 }
 
 /** One spelling per address, so that two spellings of a host are one kernel element. */

@@ -4,7 +4,8 @@
 //
 // On disk: <state dir>/replay/log, one JSON line per claim ({"d":digest,"e":expiresAt ms,"p":policy}),
 // appended and fdatasynced before claim() answers 'claimed' (claims issued together share one
-// fdatasync). At start and periodically the log is compacted: the live entries are written to a new
+// fdatasync). claimNow() answers at once from memory and hands back the append as a promise, for a
+// caller that overlaps the fdatasync with its own work (the standalone daemon's kernel change). At start and periodically the log is compacted: the live entries are written to a new
 // file that replaces the log by rename (see durable-file.ts). A torn last line (a crash during an
 // append that was never acknowledged) is dropped; any other broken line is reported with its line
 // number and the damaged log is kept aside as log.<time>.corrupt.
@@ -85,6 +86,24 @@ export class LocalReplayStore implements ReplayStore {
   }
 
   async claim(digest: string, expiresAt: Date, policy?: string): Promise<ClaimResult> {
+    const claimed = this.claimNow(digest, expiresAt, policy);
+    if (claimed.result === 'claimed') await claimed.durable;
+    return claimed.result;
+  }
+
+  /**
+   * The claim decided in memory at once (synchronously), its durable append still under way:
+   * 'replay' when the digest is live here, else 'claimed' with `durable`, which resolves once the
+   * line is fdatasynced and rejects when it could not be written. A caller that acts before
+   * `durable` settles must undo what it did when it rejects, and must not record anything that
+   * outlives a crash (a grant) before it resolves: see StandaloneDaemon.open(). Throws (the packet
+   * is refused) when the store is closed, the input is invalid or the store is full.
+   */
+  claimNow(
+    digest: string,
+    expiresAt: Date,
+    policy?: string,
+  ): { result: 'replay' } | { result: 'claimed'; durable: Promise<void> } {
     if (this.closed) throw new Error(`replay store ${this.dir} is closed`);
     if (!DIGEST_RE.test(digest))
       throw new Error(`replay claim: digest is not 16-128 lowercase hex characters`);
@@ -92,7 +111,7 @@ export class LocalReplayStore implements ReplayStore {
     if (!Number.isFinite(end)) throw new Error(`replay claim: expiresAt is not a valid time`);
     const now = this.clock.now();
     const known = this.entries.get(digest);
-    if (known && known.expiresAt > now) return 'replay';
+    if (known && known.expiresAt > now) return { result: 'replay' };
     if (known) this.entries.delete(digest);
     if (this.entries.size >= this.maxEntries) this.dropExpired(now);
     if (this.entries.size >= this.maxEntries)
@@ -102,10 +121,10 @@ export class LocalReplayStore implements ReplayStore {
     // Remembered before the write, so a concurrent claim of the same digest already sees 'replay';
     // kept even if the write fails (this process still refuses the packet).
     this.entries.set(digest, policy === undefined ? { expiresAt: end } : { expiresAt: end, policy });
-    await this.append(
+    const durable = this.append(
       JSON.stringify(policy === undefined ? { d: digest, e: end } : { d: digest, e: end, p: policy }),
     );
-    return 'claimed';
+    return { result: 'claimed', durable };
   }
 
   /** Digests currently remembered (live or not yet dropped). */

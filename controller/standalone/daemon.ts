@@ -4,9 +4,11 @@
 //             reconcile it with the live grants (expired or unknown entries removed, live ones
 //             reapplied) → expiry engine (marks overdue grants Expired, runs their close) →
 //             control socket → capture. Nothing is captured before the firewall is reconciled.
-//   decision: neverGrant check → replay claim (SPA, one-time knocks; fail closed when the store
-//             cannot answer) → cap on live grants → store (create or extend, by name) → firewall →
-//             start command (its failure makes the grant Failed and closes it again) → Active.
+//   decision: neverGrant check → replay claim (SPA, one-time knocks: decided in memory, its write
+//             overlapping the kernel change and finished before the grant is recorded; fail closed
+//             when the store cannot answer or write) → cap on live grants → firewall → store (one
+//             write, Active when nothing else waits; an extension is stored first) → start command
+//             (its failure makes the grant Failed and closes it again) → Active.
 //             A policy with awsSecurityGroups targets also puts the grant's rules in those groups
 //             (controller/aws/group-target.ts, the controller's RegionSync); an AWS failure makes the
 //             grant Failed with the reason, and whatever it opened is closed again.
@@ -374,10 +376,14 @@ export class StandaloneDaemon {
       if (err instanceof GrantBuildError) return this.refuse(decision, 'invalid', err.message);
       throw err;
     }
+    // The replay claim is decided in memory now (a concurrent replay of the packet is refused at
+    // once); its fdatasync runs alongside the kernel change and open() waits for it before the
+    // grant is recorded (see there why that is safe across a crash).
+    let claimWritten: Promise<Error | undefined> | undefined;
     if (decision.claim) {
-      let claimed: 'claimed' | 'replay';
+      let claimed: ReturnType<LocalReplayStore['claimNow']>;
       try {
-        claimed = await this.replay!.claim(decision.claim.digest, decision.claim.expiresAt, decision.policy);
+        claimed = this.replay!.claimNow(decision.claim.digest, decision.claim.expiresAt, decision.policy);
         trace.mark('replayClaimMs');
       } catch (err) {
         return this.refuse(
@@ -386,13 +392,33 @@ export class StandaloneDaemon {
           `${where}: replay store unavailable: ${(err as Error).message}`,
         );
       }
-      if (claimed === 'replay')
+      if (claimed.result === 'replay')
         return this.refuse(decision, 'replay', `${where}: SPA packet from ${address} was already used`);
+      claimWritten = trace.span('replayWriteMs', claimed.durable).then(
+        () => undefined,
+        (err: Error) => err,
+      );
     }
-    await this.perGrant.run(grant.metadata.name, () => this.open(grant, decision, trace));
+    await this.perGrant.run(grant.metadata.name, () => this.open(grant, decision, trace, claimWritten));
   }
 
-  private async open(grant: AccessGrant, decision: AccessDecision, trace: StageTimer): Promise<void> {
+  /**
+   * `claimWritten`: the replay claim's durable write (SPA, one-time knocks), settling to its error.
+   * A new grant on this host's firewall goes to the kernel without waiting for it; everything else
+   * waits for it first. Either way nothing is recorded before the claim is on disk, and a claim that
+   * cannot be written closes again whatever was opened. Across a crash this is safe: the kernel
+   * element is the only trace of a grant before its record, and a restart rewrites the whole table
+   * from the recorded grants (install, then resync), so an element whose claim never reached the
+   * disk is removed with it. Such a packet may then open once more after the restart, as if it had
+   * arrived only then; what a replay can never do is open a second time while the first open is
+   * still in force (in memory here, on disk once recorded).
+   */
+  private async open(
+    grant: AccessGrant,
+    decision: AccessDecision,
+    trace: StageTimer,
+    claimWritten?: Promise<Error | undefined>,
+  ): Promise<void> {
     const store = this.grantStore;
     const name = grant.metadata.name;
     trace.mark('queueMs');
@@ -410,8 +436,13 @@ export class StandaloneDaemon {
       );
     }
     const audit = this.config.settings.mode === 'Audit';
+    const fastPath = onFirewall && !extending;
+    if (!fastPath && claimWritten) {
+      const claimError = await claimWritten;
+      if (claimError) return this.refuse(decision, 'replay-store', this.claimProblem(decision, claimError));
+    }
     let stored: AccessGrant;
-    if (onFirewall && !extending) {
+    if (fastPath) {
       // A new grant: the kernel first, nothing durable before it (the entry carries its own end,
       // and a restart removes entries no stored grant accounts for), then one write records it.
       try {
@@ -419,8 +450,11 @@ export class StandaloneDaemon {
         trace.reached('kernelAtMs');
       } catch (err) {
         if (err instanceof MaxGrantsError) this.opts.metrics?.maxGrantsRefused.inc();
+        await claimWritten; // nothing recorded before the claim (the packet is used either way)
         return this.fail(await store.extend(grant), `firewall: ${(err as Error).message}`);
       }
+      const claimError = await claimWritten;
+      if (claimError) return this.unclaimed(grant, decision, claimError);
       // With nothing left to run before it is Active (no start command, no security groups), the
       // grant is written as Active in that same write: one fsync per open, not two.
       const done = this.activeOnOpen(grant) ? this.status('Active', 'Applied', 'open', 'Applied') : undefined;
@@ -464,6 +498,24 @@ export class StandaloneDaemon {
   private activeOnOpen(grant: AccessGrant): boolean {
     if ((grant.spec.targets?.awsSecurityGroups ?? []).length > 0) return false;
     return grantHookCommand(this.hooksOf(grant), 'start', grant) === undefined;
+  }
+
+  private claimProblem(decision: AccessDecision, err: Error): string {
+    return `policy "${decision.policy}": replay store unavailable: ${err.message}`;
+  }
+
+  /**
+   * The firewall opened a grant whose replay claim could not be written: it is closed again before
+   * anything records it (a packet whose use is not on disk must not stay open), and refused.
+   */
+  private async unclaimed(grant: AccessGrant, decision: AccessDecision, err: Error): Promise<void> {
+    let closed = 'closed again';
+    try {
+      await this.opts.firewall.remove({ name: grant.metadata.name }, 'revoked');
+    } catch (again) {
+      closed = `and closing it failed too: ${(again as Error).message}`;
+    }
+    this.refuse(decision, 'replay-store', `${this.claimProblem(decision, err)}; ${closed}`);
   }
 
   /**
