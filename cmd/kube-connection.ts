@@ -5,19 +5,11 @@
 import type { KubeConnection } from '../controller/kube/connection.js';
 import { KubeConfigError, loadKubeConnection } from '../controller/kube/kubeconfig.js';
 import { CliError } from './errors.js';
+import { kubeLoadOptions, type KubeFlags } from './kube-flags.js';
 
-export async function kubeConnectionFromFlags(opts: {
-  kubeconfig?: string;
-  context?: string;
-  /** --request-timeout, seconds. */
-  requestTimeout?: number;
-}): Promise<KubeConnection> {
+export async function kubeConnectionFromFlags(opts: KubeFlags): Promise<KubeConnection> {
   try {
-    return await loadKubeConnection({
-      ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
-      ...(opts.context !== undefined ? { context: opts.context } : {}),
-      ...(opts.requestTimeout !== undefined ? { requestTimeoutMs: opts.requestTimeout * 1000 } : {}),
-    });
+    return await loadKubeConnection(kubeLoadOptions(opts));
   } catch (err) {
     if (err instanceof KubeConfigError) throw new CliError(err.message);
     throw err;

@@ -4,19 +4,11 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeConfigError, loadKubeConfig } from '../controller/kube/client.js';
 import { CliError } from './errors.js';
+import { kubeLoadOptions, type KubeFlags } from './kube-flags.js';
 
-export function kubeConfigFromFlags(opts: {
-  kubeconfig?: string;
-  context?: string;
-  /** --request-timeout, seconds. */
-  requestTimeout?: number;
-}): KubeConfig {
+export function kubeConfigFromFlags(opts: KubeFlags): KubeConfig {
   try {
-    return loadKubeConfig({
-      ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
-      ...(opts.context !== undefined ? { context: opts.context } : {}),
-      ...(opts.requestTimeout !== undefined ? { requestTimeoutMs: opts.requestTimeout * 1000 } : {}),
-    });
+    return loadKubeConfig(kubeLoadOptions(opts));
   } catch (err) {
     if (err instanceof KubeConfigError) throw new CliError(err.message);
     throw err;

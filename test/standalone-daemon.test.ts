@@ -117,18 +117,28 @@ describe('StandaloneDaemon', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function daemon(): StandaloneDaemon {
+  function daemon(log = logger): StandaloneDaemon {
     const d = new StandaloneDaemon({
       config: loadConfig(join(dir, 'config.yaml')),
       stateDir: join(dir, 'state'),
       firewall,
       startSniffer: (opts) => ((sniffer.opts = opts), sniffer),
       clock,
-      logger,
+      logger: log,
       node: 'host-a',
     });
     daemons.push(d);
     return d;
+  }
+
+  /** A started daemon whose log lines (from after the start) are collected in `lines`. */
+  async function loggingDaemon(): Promise<{ d: StandaloneDaemon; lines: string[] }> {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const d = daemon(createLogger({ level: 'info', destination: sink }));
+    await d.start();
+    lines.length = 0;
+    return { d, lines };
   }
 
   const hookLines = () =>
@@ -335,20 +345,7 @@ describe('StandaloneDaemon', () => {
 
   it('closes a grant the store could not record, and reports it in one line', async () => {
     writeFileSync(join(dir, 'config.yaml'), configYaml(dir, PLAIN_POLICY));
-    const lines: string[] = [];
-    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
-    const d = new StandaloneDaemon({
-      config: loadConfig(join(dir, 'config.yaml')),
-      stateDir: join(dir, 'state'),
-      firewall,
-      startSniffer: (opts) => ((sniffer.opts = opts), sniffer),
-      clock,
-      logger: createLogger({ level: 'info', destination: sink }),
-      node: 'host-a',
-    });
-    daemons.push(d);
-    await d.start();
-    lines.length = 0;
+    const { d, lines } = await loggingDaemon();
     let openWhenWritten = false;
     vi.spyOn(d.grantStore, 'extend').mockImplementationOnce(async (g) => {
       openWhenWritten = firewall.entries.has(g.metadata.name);
@@ -398,20 +395,7 @@ describe('StandaloneDaemon', () => {
 
   it('closes an SPA grant whose replay claim cannot be written, records nothing, one line', async () => {
     writeFileSync(join(dir, 'config.yaml'), configYaml(dir, PLAIN_POLICY));
-    const lines: string[] = [];
-    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
-    const d = new StandaloneDaemon({
-      config: loadConfig(join(dir, 'config.yaml')),
-      stateDir: join(dir, 'state'),
-      firewall,
-      startSniffer: (opts) => ((sniffer.opts = opts), sniffer),
-      clock,
-      logger: createLogger({ level: 'info', destination: sink }),
-      node: 'host-a',
-    });
-    daemons.push(d);
-    await d.start();
-    lines.length = 0;
+    const { d, lines } = await loggingDaemon();
     const claimNow = LocalReplayStore.prototype.claimNow;
     let openWhenFailed = false;
     vi.spyOn(LocalReplayStore.prototype, 'claimNow').mockImplementationOnce(function (
