@@ -34,7 +34,12 @@ export interface ElementKey {
 }
 
 export function keyString(k: ElementKey): string {
-  return `${k.address} ${k.proto} ${k.port}`;
+  return keyId(k.address, k.proto, k.port);
+}
+
+/** keyString of the key these make, without building the key first (GrantTable.put, per port). */
+function keyId(address: string, proto: string, port: number): string {
+  return `${address} ${proto} ${port}`;
 }
 
 export function grantKeys(g: ValidGrant): ElementKey[] {
@@ -95,7 +100,7 @@ export class GrantTable {
     this.delete(g.name, journal);
     const slots: Slot[] = [];
     for (const p of g.ports) {
-      const id = `${g.address} ${p.proto} ${p.port}`;
+      const id = keyId(g.address, p.proto, p.port);
       let slot = this.slots.get(id);
       const covered = slot !== undefined;
       slot ??= this.newSlot(id, g, p);

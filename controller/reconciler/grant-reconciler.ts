@@ -209,7 +209,9 @@ export class GrantReconciler {
     const byName = new Map<string, AccessGrant[]>();
     for (const { g } of history) {
       const base = baseName(g.metadata.name);
-      byName.set(base, [...(byName.get(base) ?? []), g]);
+      const entries = byName.get(base);
+      if (entries) entries.push(g);
+      else byName.set(base, [g]);
     }
     for (const [base, entries] of byName)
       for (const g of entries.slice(0, Math.max(0, entries.length - HISTORY_PER_NAME)))

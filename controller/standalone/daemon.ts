@@ -509,13 +509,18 @@ export class StandaloneDaemon {
    * anything records it (a packet whose use is not on disk must not stay open), and refused.
    */
   private async unclaimed(grant: AccessGrant, decision: AccessDecision, err: Error): Promise<void> {
-    let closed = 'closed again';
-    try {
-      await this.opts.firewall.remove({ name: grant.metadata.name }, 'revoked');
-    } catch (again) {
-      closed = `and closing it failed too: ${(again as Error).message}`;
-    }
+    const closed = await this.closeAgain(grant.metadata.name);
     this.refuse(decision, 'replay-store', `${this.claimProblem(decision, err)}; ${closed}`);
+  }
+
+  /** Remove an element opened without a record; says how that went, for the error line. */
+  private async closeAgain(name: string): Promise<string> {
+    try {
+      await this.opts.firewall.remove({ name }, 'revoked');
+      return 'closed again';
+    } catch (again) {
+      return `and closing it failed too: ${(again as Error).message}`;
+    }
   }
 
   /**
@@ -524,12 +529,7 @@ export class StandaloneDaemon {
    */
   private async unrecorded(grant: AccessGrant, err: Error): Promise<void> {
     const name = grant.metadata.name;
-    let closed = 'closed again';
-    try {
-      await this.opts.firewall.remove({ name }, 'revoked');
-    } catch (again) {
-      closed = `and closing it failed too: ${(again as Error).message}`;
-    }
+    const closed = await this.closeAgain(name);
     this.opts.metrics?.failed.inc({ policy: grant.spec.policyRef?.name ?? '' });
     this.log.error(
       { event: 'failed', grant: name, source: grant.spec.source, reason: 'not-recorded' },
