@@ -9,8 +9,10 @@
 //   h.setSpaKeys([{ port, keys: [{ hmacType, key, allowMissingHmac }] }])   // any time; atomic
 //   const dlt = h.open(device, filter, snaplen, bufferBytes, batchBuffer, onBatch);
 //   onBatch(count, usedBytes, error?)   // records: u32 caplen, u32 wire length, u32 SPA match,
-//                                       // caplen bytes, pad to 4 (SPA match: 0 = not inspected,
-//                                       // else 0x80000000 | bit i per key i that authenticated it)
+//                                       // u32 capture time s, u32 its µs (the kernel's receive
+//                                       // timestamp), caplen bytes, pad to 4 (SPA match: 0 = not
+//                                       // inspected, else 0x80000000 | bit i per key i that
+//                                       // authenticated it)
 //   h.stats()  -> { received, dropped, interfaceDropped } | undefined once closed
 //   h.spaStats() -> { notSpa, saltedPrefix, missingHmac, badHmac, passed } since the handle was made
 //   h.close()  // idempotent; also done when the handle is garbage collected
@@ -33,7 +35,7 @@
 #include "nft_run.h"
 #include "spa_gate.h"
 
-#define RECORD_HEADER 12
+#define RECORD_HEADER 20
 // Batches per readable event before the event loop gets a turn (uv_poll is level-triggered: what is
 // left is read on the next turn).
 #define MAX_BATCHES_PER_EVENT 32
@@ -152,6 +154,9 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
   memcpy(p, &caplen, 4);
   memcpy(p + 4, &wire, 4);
   memcpy(p + 8, &match, 4);
+  uint32_t sec = (uint32_t)h->ts.tv_sec, usec = (uint32_t)h->ts.tv_usec;
+  memcpy(p + 12, &sec, 4);
+  memcpy(p + 16, &usec, 4);
   memcpy(p + RECORD_HEADER, bytes, caplen);
   hd->used += need;
   hd->count++;

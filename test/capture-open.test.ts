@@ -46,12 +46,15 @@ describe.skipIf(skipWithoutNetns('capture on loopback'))('capture on loopback (r
     const before = packetSockets();
     const frame = new DecodedFrame();
     const seen: number[] = [];
+    const late: number[] = [];
     const capture = openCapture({
       interfaces: ['lo'],
       filterFor: () => `udp dst port ${PORT}`,
       bufferBytes: CAPTURE_BUFFER.minBytes,
-      onFrame: (buf, length, link) => {
+      onFrame: (buf, length, link, _iface, _truncated, _spa, capturedAtMs) => {
         if (decodeFrame(buf, length, link, frame)) seen.push(frame.dstPort);
+        // The kernel's receive time: in the past, and not by much (µs precision, wall clock).
+        late.push(Date.now() + 1 - capturedAtMs);
       },
     });
     const socket = createSocket('udp4');
@@ -66,6 +69,7 @@ describe.skipIf(skipWithoutNetns('capture on loopback'))('capture on loopback (r
         { what: 'the datagram to be captured', intervalMs: 200 },
       );
       expect(seen.every((p) => p === PORT)).toBe(true);
+      expect(late.every((ms) => ms >= 0 && ms < 5000)).toBe(true);
       const [drops] = capture.drops();
       expect(drops).toMatchObject({ interface: 'lo', dropped: 0 });
       expect(drops!.received).toBeGreaterThanOrEqual(seen.length);

@@ -316,6 +316,27 @@ describe('Firewall grants', () => {
     expect(backend.calls.filter((c) => c === 'applyChanges').length).toBeLessThanOrEqual(2);
   });
 
+  it('says when the kernel took a grant, before add() settles; never for one it refused', async () => {
+    const { fw, backend, grant } = setup();
+    await fw.install();
+    const seen: string[] = [];
+    const real = backend.applyChanges.bind(backend);
+    backend.applyChanges = async (c, changes, all, now) => {
+      await real(c, changes, all, now);
+      seen.push('kernel');
+    };
+    await fw
+      .add(grant('a', '10.0.0.1', ['22/tcp'], 60), () => seen.push('applied a'))
+      .then(() => seen.push('settled a'));
+    expect(seen).toEqual(['kernel', 'applied a', 'settled a']);
+    backend.failChanges = 'nft: no';
+    let refused = false;
+    await expect(fw.add(grant('b', '10.0.0.2', ['22/tcp'], 60), () => (refused = true))).rejects.toThrow(
+      'nft: no',
+    );
+    expect(refused).toBe(false);
+  });
+
   it('a refused batch is retried one operation at a time', async () => {
     const { fw, backend, grant } = setup();
     await fw.install();

@@ -268,7 +268,7 @@ export const kubeLatency: Scenario = {
       name: NAME,
       command: `npm run bench -- --only ${NAME}${opts.quick ? ' --quick' : ''}`,
       markdown: [
-        `### Kubernetes open latency (last knock / SPA packet sent → first TCP connect; ${opts.trials} trials per row, each from its own source; 1 ms probe resolution; sniffer + agent against the API emulator, no controller; standalone and knockd in the same run; ${load})`,
+        `### Kubernetes open latency (last knock / SPA packet sent → first TCP connect; ${opts.trials} trials per row, each from its own source; 0.2 ms probe resolution; sniffer + agent against the API emulator, no controller; standalone and knockd in the same run; ${load})`,
         '',
         table(rows),
       ].join('\n'),

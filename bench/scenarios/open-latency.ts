@@ -207,7 +207,7 @@ export const openLatency: Scenario = {
       name: NAME,
       command: `npm run bench -- --only ${NAME}${opts.quick ? ' --quick' : ''}`,
       markdown: [
-        `### Open latency (last knock / SPA packet sent → first TCP connect; ${opts.trials} trials, each from its own source; 1 ms probe resolution)`,
+        `### Open latency (last knock / SPA packet sent → first TCP connect; ${opts.trials} trials, each from its own source; 0.2 ms probe resolution)`,
         '',
         table(rows),
         '',

@@ -41,7 +41,8 @@ export interface KernelFirewallDeps {
 }
 
 type GrantOp =
-  { kind: 'add'; grant: FirewallGrant } | { kind: 'remove'; name: unknown; reason: RemoveReason };
+  | { kind: 'add'; grant: FirewallGrant; onApplied?: () => void }
+  | { kind: 'remove'; name: unknown; reason: RemoveReason };
 
 interface Pending {
   op: GrantOp;
@@ -146,8 +147,8 @@ export class KernelFirewall implements Firewall {
     });
   }
 
-  add(grant: FirewallGrant): Promise<void> {
-    return this.enqueue({ kind: 'add', grant });
+  add(grant: FirewallGrant, onApplied?: () => void): Promise<void> {
+    return this.enqueue(onApplied ? { kind: 'add', grant, onApplied } : { kind: 'add', grant });
   }
 
   remove(grant: Pick<FirewallGrant, 'name'>, reason: RemoveReason): Promise<void> {
@@ -206,6 +207,7 @@ export class KernelFirewall implements Firewall {
       await this.failedAlone(config, done[0]!, err as Error, now);
       return;
     }
+    for (const d of done) if (d.pending.op.kind === 'add') d.pending.op.onApplied?.();
     for (const d of done) {
       this.logDone(d);
       if (config.conntrackFlush && d.removed) await this.flush(d.removed, d.reason!);

@@ -52,8 +52,12 @@ export interface Firewall {
   install(config?: FirewallConfig): Promise<void>;
   /** Replace every grant with `grants` in one atomic apply (start-up and periodic resync). */
   sync(grants: FirewallGrant[]): Promise<void>;
-  /** Open (or extend, by name) one grant. Throws MaxGrantsError, FirewallInputError, FirewallApplyError. */
-  add(grant: FirewallGrant): Promise<void>;
+  /**
+   * Open (or extend, by name) one grant. Throws MaxGrantsError, FirewallInputError, FirewallApplyError.
+   * `onApplied` is called the moment the kernel holds it, before the promise settles (the promise
+   * waits for the rest of its batch's bookkeeping): for stage timings.
+   */
+  add(grant: FirewallGrant, onApplied?: () => void): Promise<void>;
   /** Close one grant by name (a no-op when unknown). */
   remove(grant: Pick<FirewallGrant, 'name'>, reason: RemoveReason): Promise<void>;
   /** Grants currently applied (expired ones included until removed or resynced). */

@@ -233,7 +233,7 @@ export class StandaloneDaemon {
       clock,
       interfaces: this.opts.interfaces ?? config.settings.interfaces,
       ...(this.opts.bufferBytes !== undefined ? { bufferBytes: this.opts.bufferBytes } : {}),
-      onVerdict: (verdict, packet) => this.onVerdict(verdict, packet),
+      onVerdict: (verdict, packet, capturedAtMs) => this.onVerdict(verdict, packet, capturedAtMs),
       onError: (err) => logger.error({ event: 'verdict-error' }, (err as Error).message),
     });
     const sniffer = this.sniffer;
@@ -330,7 +330,7 @@ export class StandaloneDaemon {
 
   // --- decisions -------------------------------------------------------------------------------
 
-  private onVerdict(verdict: Verdict, packet: InboundPacket): void {
+  private onVerdict(verdict: Verdict, packet: InboundPacket, capturedAtMs?: number): void {
     if (verdict.kind === 'refused') {
       this.opts.metrics?.refusals.inc({ policy: verdict.policy ?? '', reason: verdict.reason });
       // A refusal verdict comes from an SPA verifier (a knock door's only one is its own failure).
@@ -347,7 +347,7 @@ export class StandaloneDaemon {
       }
       return;
     }
-    void this.decide(verdict, packet.at).catch((err: Error) => {
+    void this.decide(verdict, capturedAtMs).catch((err: Error) => {
       this.opts.metrics?.packets.decided(verdict.method, false);
       this.log.error({ event: 'decision-error', policy: verdict.policy }, err.message);
     });
@@ -360,11 +360,12 @@ export class StandaloneDaemon {
   }
 
   /**
-   * Turn one decision into an open (or extended) grant, or a refusal. `capturedAt` (the packet's
-   * capture time, clock ms) starts the stage timings logged at debug level (`grant-timing`).
+   * Turn one decision into an open (or extended) grant, or a refusal. `capturedAtMs` (when the
+   * kernel received the deciding packet, wall-clock ms) starts the stage timings logged at debug
+   * level (`grant-timing`).
    */
-  async decide(decision: AccessDecision, capturedAt?: number): Promise<void> {
-    const trace = new StageTimer(capturedAt === undefined ? undefined : this.clock.now() - capturedAt);
+  async decide(decision: AccessDecision, capturedAtMs?: number): Promise<void> {
+    const trace = new StageTimer(capturedAtMs);
     const where = `policy "${decision.policy}"`;
     const address = decision.source.split('/')[0]!;
     if (this.neverGrant.has(address))
@@ -446,8 +447,10 @@ export class StandaloneDaemon {
       // A new grant: the kernel first, nothing durable before it (the entry carries its own end,
       // and a restart removes entries no stored grant accounts for), then one write records it.
       try {
-        await trace.span('firewallMs', this.opts.firewall.add(firewallGrant(grant)));
-        trace.reached('kernelAtMs');
+        await trace.span(
+          'firewallMs',
+          this.opts.firewall.add(firewallGrant(grant), () => trace.reached('kernelAtMs')),
+        );
       } catch (err) {
         if (err instanceof MaxGrantsError) this.opts.metrics?.maxGrantsRefused.inc();
         await claimWritten; // nothing recorded before the claim (the packet is used either way)

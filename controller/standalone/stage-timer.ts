@@ -10,9 +10,14 @@ export class StageTimer {
   private last = this.start;
   private readonly times: Record<string, number> = {};
 
-  /** `captureToDecisionMs`: clock ms from the packet's capture time to the decision, when known. */
-  constructor(captureToDecisionMs?: number) {
-    if (captureToDecisionMs !== undefined) this.times['captureToDecisionMs'] = captureToDecisionMs;
+  /**
+   * `capturedAtMs`: when the kernel received the deciding packet (wall-clock ms, the capture
+   * header's timestamp), giving `captureToDecisionMs`: the capture's wakeup, the hand-off to
+   * JavaScript, decoding and the engine's decision.
+   */
+  constructor(capturedAtMs?: number) {
+    if (capturedAtMs !== undefined)
+      this.times['captureToDecisionMs'] = round(performance.timeOrigin + this.start - capturedAtMs);
   }
 
   mark(stage: string): void {

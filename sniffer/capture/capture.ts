@@ -24,8 +24,11 @@ import {
 export { CAPTURE_BUFFER, CAPTURE_SNAPLEN };
 
 const ARPHRD_ETHER = 1;
-/** u32 captured length, u32 wire length, u32 SPA match (native/pcap_capture.c). */
-const RECORD_HEADER = 12;
+/**
+ * u32 captured length, u32 wire length, u32 SPA match, u32 capture time s and u32 its µs (the
+ * kernel's receive timestamp) (native/pcap_capture.c).
+ */
+const RECORD_HEADER = 20;
 /** Packets of one batch: enough that a flood costs one JavaScript call per ~250 packets. */
 const BATCH_PACKETS = 256;
 
@@ -38,7 +41,12 @@ export type FrameHandler = (
   iface: string,
   truncated: boolean,
   /** The native SPA gate inspected the packet and let it through: see spa-gate.ts GateMatch. */
-  spa?: GateMatch,
+  spa: GateMatch | undefined,
+  /**
+   * When the kernel received the packet: ms since the epoch, µs precision (wall clock, not the
+   * injectable clock: for measuring the time to a decision, never for one).
+   */
+  capturedAtMs: number,
 ) => void;
 
 export interface CaptureOptions {
@@ -129,11 +137,12 @@ export function openCapture(opts: CaptureOptions): Capture {
         const caplen = batch.readUInt32LE(off);
         const wire = batch.readUInt32LE(off + 4);
         const match = batch.readUInt32LE(off + 8);
+        const capturedAtMs = batch.readUInt32LE(off + 12) * 1000 + batch.readUInt32LE(off + 16) / 1000;
         const start = off + RECORD_HEADER;
         batch.copy(frameBuf, 0, start, start + caplen);
         off = start + ((caplen + 3) & ~3);
-        if (match === 0) opts.onFrame(frameBuf, caplen, link, iface, caplen < wire);
-        else opts.onFrame(frameBuf, caplen, link, iface, caplen < wire, { match, portOf });
+        const spa = match === 0 ? undefined : { match, portOf };
+        opts.onFrame(frameBuf, caplen, link, iface, caplen < wire, spa, capturedAtMs);
       }
       if (error !== undefined) opts.onError?.(new CaptureError(error));
     };

@@ -36,7 +36,11 @@ export interface SnifferOptions {
   interfaces?: readonly string[];
   /** libpcap buffer size in bytes (see CAPTURE_BUFFER). */
   bufferBytes?: number;
-  onVerdict: (verdict: Verdict, packet: InboundPacket) => void;
+  /**
+   * `capturedAtMs`: when the kernel received the packet that decided it (wall-clock ms, µs
+   * precision; see capture.ts FrameHandler): for stage timings only.
+   */
+  onVerdict: (verdict: Verdict, packet: InboundPacket, capturedAtMs?: number) => void;
   /** Called when onVerdict throws (the capture carries on). */
   onError?: (err: unknown) => void;
   /** A capture stopped (interface gone, socket error); default: onError. */
@@ -66,9 +70,11 @@ export function startSniffer(opts: SnifferOptions): Sniffer {
   let capture: Capture | undefined;
   let filters: Record<string, string> = {};
 
+  // The capture time of the frame being handled (verdicts are reported synchronously within it).
+  let capturedAtMs: number | undefined;
   const onVerdict = (verdict: Verdict, packet: InboundPacket) => {
     try {
-      opts.onVerdict(verdict, packet);
+      opts.onVerdict(verdict, packet, capturedAtMs);
     } catch (err) {
       opts.onError?.(err);
     }
@@ -81,10 +87,12 @@ export function startSniffer(opts: SnifferOptions): Sniffer {
     link: Parameters<typeof decodeFrame>[2],
     _iface: string,
     _truncated: boolean,
-    spa?: GateMatch,
+    spa: GateMatch | undefined,
+    at: number,
   ) => {
     if (!decodeFrame(buf, length, link, frame)) return;
     if (!opts.engine.wants(portKeyOf(frame.ipProto, frame.dstPort))) return;
+    capturedAtMs = at;
     opts.engine.handleFrame(frame, opts.clock.now(), onVerdict, policiesOfMatch(spa, frame.dstPort));
   };
   /** Gate counts of captures closed by a reopen. */
