@@ -4,7 +4,7 @@ import { conntrackArgs } from '../controller/firewall/conntrack.js';
 import type { Element } from '../controller/firewall/elements.js';
 import { datestop, renderGrantChain } from '../controller/firewall/iptables.js';
 import { renderIpsetChanges, renderIpsetRestore } from '../controller/firewall/ipset.js';
-import { renderChanges, renderTable } from '../controller/firewall/nftables.js';
+import { changeOps, renderChanges, renderTable } from '../controller/firewall/nftables.js';
 import { validateConfig } from '../controller/firewall/validate.js';
 import {
   parseIptablesVersion,
@@ -106,6 +106,40 @@ describe('nftables rendering', () => {
         'add element inet knockgate grants6 { 2001:db8::7 . tcp . 22 timeout 1s }; ' +
         'delete element inet knockgate grants6 { 2001:db8::7 . tcp . 22 }',
     );
+  });
+
+  it('gives the same transaction as netlink element operations (native/nft_elements.c)', () => {
+    const ops = changeOps(
+      [
+        { key: v4, element: v4 },
+        { key: { ...v4, address: '203.0.113.8', proto: 'udp', port: 53 }, element: v4, fresh: true },
+        { key: v6, element: undefined },
+      ],
+      now,
+    );
+    const one = { set: 'grants4', family: 4 };
+    expect(ops).toEqual([
+      { op: 0, ...one, addresses: ['203.0.113.7'], protos: [6], ports: [22], timeoutsMs: [1000] },
+      { op: 1, ...one, addresses: ['203.0.113.7'], protos: [6], ports: [22] },
+      {
+        op: 0,
+        ...one,
+        addresses: ['203.0.113.7', '203.0.113.8'],
+        protos: [6, 17],
+        ports: [22, 53],
+        timeoutsMs: [30000, 30000],
+      },
+      {
+        op: 0,
+        set: 'grants6',
+        family: 6,
+        addresses: ['2001:db8::7'],
+        protos: [6],
+        ports: [22],
+        timeoutsMs: [1000],
+      },
+      { op: 1, set: 'grants6', family: 6, addresses: ['2001:db8::7'], protos: [6], ports: [22] },
+    ]);
   });
 });
 

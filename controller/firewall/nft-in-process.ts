@@ -1,5 +1,6 @@
-// libnftables in this process, through the capture addon's nftRun (native/nft_run.c): the nftables
-// backend's per-grant changes without a round trip to another process.
+// libnftables in this process, through the capture addon's nftRun (native/nft_run.c), and set
+// element changes straight over nfnetlink (nftElements, native/nft_elements.c): the nftables
+// backend's changes without a round trip to another process.
 
 import { pcapAddon } from '../../sniffer/capture/addon.js';
 import type { InProcessNft } from './nftables.js';
@@ -14,5 +15,8 @@ export const addonNft: InProcessNft = {
   },
   run(text) {
     return pcapAddon().nftRun(text);
+  },
+  elements(table, ops) {
+    return pcapAddon().nftElements(table, ops);
   },
 };

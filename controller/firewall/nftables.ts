@@ -15,7 +15,9 @@
 // the fork of `nft -f -` and the text through a pipe were most of the time. Without the library
 // (or with a command prefix such as `ip netns exec`) the whole table and bursts of more than
 // nftSessionMaxElements go through a one-shot `nft -f -`, smaller changes through a long-lived
-// `nft -i`.
+// `nft -i`. In-process, changes of up to nftSessionMaxElements skip libnftables too: the same
+// transaction as element operations straight over nfnetlink (changeOps, native/nft_elements.c),
+// without the library's per-call cache rebuild (a generation check and four dumps).
 
 import type { Clock } from '../../api/clock.js';
 import type { Logger } from '../../api/log.js';
@@ -130,12 +132,77 @@ export function renderChanges(changes: ElementChange[], now: number): string {
   return cmds.join('; ');
 }
 
+/** One set-element operation for InProcessNft.elements (native/nft_elements.c). */
+export interface NftElementOp {
+  op: 0 | 1; // add, delete
+  set: string;
+  family: 4 | 6;
+  addresses: string[];
+  protos: number[]; // 6 tcp, 17 udp
+  ports: number[];
+  timeoutsMs?: number[]; // add only
+}
+
 /** libnftables in this process (the capture addon's nftRun), when it can act where nft would. */
 export interface InProcessNft {
   /** "" when usable, else why not. */
   available(): string;
   /** One transaction; "" on success, else nft's error text. */
   run(text: string): string;
+  /**
+   * Element changes as one transaction straight over nfnetlink (no libnftables cache to rebuild
+   * first); "" on success, else the kernel's refusal in one line. Optional: without it every
+   * change goes through run().
+   */
+  elements?(table: string, ops: NftElementOp[]): string;
+}
+
+const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
+
+/**
+ * The same transaction as renderChanges, as element operations: per family, touched keys added
+ * (1 s, a no-op when present) and deleted, then the wanted ones added with their timeouts.
+ */
+export function changeOps(changes: ElementChange[], now: number): NftElementOp[] {
+  const ops: NftElementOp[] = [];
+  for (const f of [4, 6] as const) {
+    const touched: ElementKey[] = [];
+    const wanted: { key: ElementKey; ms: number }[] = [];
+    for (const c of changes) {
+      if (c.key.family !== f) continue;
+      if (!c.fresh) touched.push(c.key);
+      const ms = c.element && remainingMs(c.element, now);
+      if (ms !== undefined) wanted.push({ key: c.key, ms });
+    }
+    const op = (kind: 0 | 1, keys: ElementKey[], timeoutsMs?: number[]): NftElementOp => ({
+      op: kind,
+      set: setName(f),
+      family: f,
+      addresses: keys.map((k) => k.address),
+      protos: keys.map((k) => PROTO_NUMBER[k.proto]),
+      ports: keys.map((k) => k.port),
+      ...(timeoutsMs ? { timeoutsMs } : {}),
+    });
+    if (touched.length > 0) {
+      ops.push(
+        op(
+          0,
+          touched,
+          touched.map(() => 1000),
+        ),
+      );
+      ops.push(op(1, touched));
+    }
+    if (wanted.length > 0)
+      ops.push(
+        op(
+          0,
+          wanted.map((w) => w.key),
+          wanted.map((w) => w.ms),
+        ),
+      );
+  }
+  return ops;
 }
 
 export class NftablesBackend implements Backend {
@@ -218,8 +285,16 @@ export class NftablesBackend implements Backend {
     now: number,
   ): Promise<void> {
     if (changes.length === 0) return;
-    const text = renderChanges(changes, now);
     const direct = this.directNft();
+    if (direct?.elements && changes.length <= FIREWALL_LIMITS.nftSessionMaxElements) {
+      // The per-grant path: straight to the kernel (native/nft_elements.c).
+      const ops = changeOps(changes, now);
+      if (ops.length === 0) return;
+      const answer = direct.elements(T, ops);
+      if (answer !== '') throw new FirewallApplyError(`nftables: grant change refused: ${excerpt(answer)}`);
+      return;
+    }
+    const text = renderChanges(changes, now);
     if (!direct && changes.length > FIREWALL_LIMITS.nftSessionMaxElements) {
       // A burst: one transaction through `nft -f` (the interactive reader is slow on long lines).
       try {

@@ -75,6 +75,19 @@ export interface Addon {
   nftAvailable(): string;
   /** One nftables transaction in this process's network namespace: "" on success, else nft's error. */
   nftRun(text: string): string;
+  /** Set element changes as one nfnetlink transaction (native/nft_elements.c); "" or the refusal. */
+  nftElements(
+    table: string,
+    ops: readonly {
+      op: 0 | 1;
+      set: string;
+      family: 4 | 6;
+      addresses: string[];
+      protos: number[];
+      ports: number[];
+      timeoutsMs?: number[];
+    }[],
+  ): string;
 }
 
 const ADDON_PATH = join('build', 'Release', 'knockgate_pcap.node');
