@@ -34,7 +34,10 @@ export interface StageSet {
   timings: Record<string, number>[];
 }
 
-/** capture → kernel: the engine's share (ms clock) plus the decision → firewall-took-it time. */
+/**
+ * capture → kernel: the kernel's receive timestamp (the capture header) → the decision, plus the
+ * decision → the kernel took the element.
+ */
 export function captureToKernel(t: Record<string, number>): number | undefined {
   if (t['kernelAtMs'] === undefined) return undefined;
   return (t['captureToDecisionMs'] ?? 0) + t['kernelAtMs'];

@@ -105,6 +105,7 @@ export async function startKnockgate(
           event: _e,
           grant: _g,
           msg: _m,
+          name: _n,
           ...stages
         } = JSON.parse(line) as Record<string, unknown>;
         timings.push(stages as Record<string, number>);
