@@ -75,6 +75,11 @@ export interface Addon {
   nftAvailable(): string;
   /** One nftables transaction in this process's network namespace: "" on success, else nft's error. */
   nftRun(text: string): string;
+  /**
+   * native/mem_trim.cc: a full memory-reducing garbage collection (synchronous, tens of ms) and
+   * malloc_trim(0); for once start-up is over. trimmed: malloc gave pages back.
+   */
+  releaseMemory(): { trimmed: boolean };
 }
 
 const ADDON_PATH = join('build', 'Release', 'knockgate_pcap.node');
