@@ -1,25 +1,8 @@
 #!/usr/bin/env node
-// The knockgate binary: one program, one subcommand per role or tool (DESIGN.md "Command line").
-// Each subcommand lives in its own module under cmd/ and registers itself on the program here.
+// The knockgate binary. Only the start-up setting is made here, before any other module is resolved
+// (cmd/startup.ts: TurboFan off while the program loads); the program itself is cmd/program.ts.
 
-import { Command, CommanderError } from 'commander';
-import { registerCommands } from './commands.js';
-import { CliError } from './errors.js';
+import { beginStartup } from './startup.js';
 
-const program = new Command('knockgate')
-  .description('Port knocking and Single Packet Authorization for Kubernetes, cloud and Linux hosts')
-  .version('0.1.0')
-  .showHelpAfterError(false)
-  .exitOverride();
-
-registerCommands(program);
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof CommanderError) {
-    // --help and --version "fail" with exit code 0.
-    process.exit(err.exitCode);
-  }
-  // One line, what and where; never a stack trace for bad input.
-  process.stderr.write(`knockgate: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(err instanceof CliError ? err.exitCode : 1);
-});
+beginStartup();
+await import('./program.js');

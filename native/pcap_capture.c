@@ -32,6 +32,7 @@
 #include <uv.h>
 
 #include "frame_udp.h"
+#include "mem_trim.h"
 #include "nft_elements.h"
 #include "nft_run.h"
 #include "spa_gate.h"
@@ -642,6 +643,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_create_function(env, "spaLimits", NAPI_AUTO_LENGTH, js_spa_limits, NULL, &fn);
   napi_set_named_property(env, exports, "spaLimits", fn);
   nft_run_register(env, exports);
+  mem_trim_register(env, exports);
   nft_elements_register(env, exports);
   return exports;
 }

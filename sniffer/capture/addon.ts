@@ -88,6 +88,11 @@ export interface Addon {
       timeoutsMs?: number[];
     }[],
   ): string;
+  /**
+   * native/mem_trim.cc: a full memory-reducing garbage collection (synchronous, tens of ms) and
+   * malloc_trim(0); for once start-up is over. trimmed: malloc gave pages back.
+   */
+  releaseMemory(): { trimmed: boolean };
 }
 
 const ADDON_PATH = join('build', 'Release', 'knockgate_pcap.node');
