@@ -46,26 +46,45 @@ export function grantKeys(g: ValidGrant): ElementKey[] {
   return g.ports.map((p) => ({ family: g.family, address: g.address, proto: p.proto, port: p.port }));
 }
 
-/** One element's bookkeeping: the grants covering it, in arrival order, and the element they make. */
-interface Slot {
+/**
+ * One element's bookkeeping: the key itself (a slot is its own ElementKey: one object per key), the
+ * grants covering it, in arrival order, and the element they make.
+ */
+interface Slot extends ElementKey {
   id: string;
-  key: ElementKey;
   names: string[];
   /** The element the names make (the latest end wins; of equal ends the earliest name): cached. */
   element: Element | undefined;
+  /** The TouchJournal (by its number) that last noted this slot, and whether it was fresh there. */
+  touchedBy: number;
+  fresh: boolean;
 }
+
+let journals = 0;
 
 /**
  * The keys touched while a batch of changes is staged, each with whether a grant covered it before
- * its first touch (GrantTable.put and delete note them; GrantTable.changes reads them back).
+ * its first touch (GrantTable.put and delete note them; GrantTable.changes reads them back). The
+ * note is kept on the slot itself (the journal's number), not in a map of its own: a burst of
+ * 10,000 new grants notes 10,000 keys.
  */
 export class TouchJournal {
-  /** @internal By key string, in order of first touch. */
-  readonly touched = new Map<string, { key: ElementKey; fresh: boolean }>();
+  /** @internal */
+  readonly id = ++journals;
+  /** @internal The touched slots, in order of first touch. */
+  readonly slots: Slot[] = [];
+  /**
+   * @internal Slots emptied while this journal was open, by key: a key emptied and covered again in
+   * the same batch gets its slot back, so it is one touch (not fresh), not two.
+   */
+  readonly emptied = new Map<string, Slot>();
 
   /** @internal Noted before the key's element changes; only the first touch counts. */
-  touch(id: string, key: ElementKey, coveredBefore: boolean): void {
-    if (!this.touched.has(id)) this.touched.set(id, { key, fresh: !coveredBefore });
+  touch(slot: Slot, coveredBefore: boolean): void {
+    if (slot.touchedBy === this.id) return;
+    slot.touchedBy = this.id;
+    slot.fresh = !coveredBefore;
+    this.slots.push(slot);
   }
 }
 
@@ -98,17 +117,23 @@ export class GrantTable {
   /** Insert or replace (by name); every key it changes is noted in `journal`. */
   put(g: ValidGrant, journal?: TouchJournal): void {
     this.delete(g.name, journal);
-    const slots: Slot[] = [];
-    for (const p of g.ports) {
+    const ports = g.ports;
+    const slots = new Array<Slot>(ports.length);
+    for (let i = 0; i < ports.length; i++) {
+      const p = ports[i]!;
       const id = keyId(g.address, p.proto, p.port);
       let slot = this.slots.get(id);
-      const covered = slot !== undefined;
-      slot ??= this.newSlot(id, g, p);
-      journal?.touch(id, slot.key, covered);
-      slot.names.push(g.name);
-      if (!slot.element || slot.names.length === 1 || g.expiresAt > slot.element.expiresAt)
-        slot.element = elementOf(slot.key, g.expiresAt, g.name);
-      slots.push(slot);
+      if (slot === undefined) {
+        slot = this.newSlot(id, g, p, journal);
+        journal?.touch(slot, false);
+        slot.element = elementOf(slot, g.expiresAt, g.name);
+      } else {
+        journal?.touch(slot, true);
+        slot.names.push(g.name);
+        if (!slot.element || g.expiresAt > slot.element.expiresAt)
+          slot.element = elementOf(slot, g.expiresAt, g.name);
+      }
+      slots[i] = slot;
     }
     this.byName.set(g.name, { grant: g, slots });
   }
@@ -119,21 +144,23 @@ export class GrantTable {
     if (!entry) return;
     this.byName.delete(name);
     for (const slot of entry.slots) {
-      journal?.touch(slot.id, slot.key, true);
+      journal?.touch(slot, true);
       slot.names.splice(slot.names.indexOf(name), 1);
       if (slot.names.length === 0) {
         this.slots.delete(slot.id);
         slot.element = undefined;
+        journal?.emptied.set(slot.id, slot);
       } else if (slot.element?.owner === name) slot.element = this.latest(slot);
     }
   }
 
-  /** What each key `journal` noted should now be (insertion order = order of first touch). */
+  /** What each key `journal` noted should now be (in order of first touch). */
   changes(journal: TouchJournal): ElementChange[] {
-    const out: ElementChange[] = [];
-    for (const [id, { key, fresh }] of journal.touched) {
-      const element = this.slots.get(id)?.element;
-      out.push(fresh ? { key, element, fresh: true } : { key, element });
+    const touched = journal.slots;
+    const out = new Array<ElementChange>(touched.length);
+    for (let i = 0; i < touched.length; i++) {
+      const slot = touched[i]!;
+      out[i] = { key: slot, element: slot.element, fresh: slot.fresh };
     }
     return out;
   }
@@ -145,18 +172,33 @@ export class GrantTable {
 
   /** Every element, each once. */
   elements(): Element[] {
-    const out: Element[] = [];
-    for (const slot of this.slots.values()) out.push(slot.element!);
+    const out = new Array<Element>(this.slots.size);
+    let i = 0;
+    for (const slot of this.slots.values()) out[i++] = slot.element!;
     return out;
   }
 
-  private newSlot(id: string, g: ValidGrant, p: ValidGrant['ports'][number]): Slot {
-    const slot: Slot = {
+  /**
+   * A slot for a key no grant covers, holding `g`'s name: the one emptied earlier in this batch, else
+   * a new one (its names a literal: a push onto an empty array would reserve room for 16).
+   */
+  private newSlot(id: string, g: ValidGrant, p: ValidGrant['ports'][number], journal?: TouchJournal): Slot {
+    const again = journal?.emptied.get(id);
+    const slot: Slot = again ?? {
+      family: g.family,
+      address: g.address,
+      proto: p.proto,
+      port: p.port,
       id,
-      key: { family: g.family, address: g.address, proto: p.proto, port: p.port },
-      names: [],
+      names: [g.name],
       element: undefined,
+      touchedBy: 0,
+      fresh: false,
     };
+    if (again) {
+      journal!.emptied.delete(id);
+      again.names.push(g.name);
+    }
     this.slots.set(id, slot);
     return slot;
   }
@@ -165,7 +207,7 @@ export class GrantTable {
     let best: Element | undefined;
     for (const name of slot.names) {
       const g = this.byName.get(name)!.grant;
-      if (!best || g.expiresAt > best.expiresAt) best = elementOf(slot.key, g.expiresAt, name);
+      if (!best || g.expiresAt > best.expiresAt) best = elementOf(slot, g.expiresAt, name);
     }
     return best;
   }

@@ -40,23 +40,28 @@ export interface KernelFirewallDeps {
   config?: FirewallConfig;
 }
 
-type GrantOp =
-  { kind: 'add'; grant: FirewallGrant } | { kind: 'remove'; name: unknown; reason: RemoveReason };
-
+/**
+ * One grant operation waiting for its batch: an add (`grant`) or a remove (`name`, `reason`). One
+ * flat object of one shape per operation (a burst makes 10,000).
+ */
 interface Pending {
-  op: GrantOp;
+  grant: FirewallGrant | undefined;
+  name: unknown;
+  reason: RemoveReason | undefined;
   resolve: () => void;
   reject: (err: Error) => void;
 }
 
-/** One staged operation of a batch: the table already holds its result. */
+/**
+ * One staged operation of a batch: the table already holds its result. An add: `added`, and the
+ * grant of that name it replaced (`previous`); a remove: `removed`. Undone by undo(), not by a
+ * closure of its own.
+ */
 interface Done {
   pending: Pending;
-  undo: () => void;
-  added?: ValidGrant;
-  extended?: boolean;
-  removed?: ValidGrant;
-  reason?: RemoveReason;
+  added: ValidGrant | undefined;
+  previous: ValidGrant | undefined;
+  removed: ValidGrant | undefined;
 }
 
 export class KernelFirewall implements Firewall {
@@ -147,11 +152,11 @@ export class KernelFirewall implements Firewall {
   }
 
   add(grant: FirewallGrant): Promise<void> {
-    return this.enqueue({ kind: 'add', grant });
+    return this.enqueue(grant, undefined, undefined);
   }
 
   remove(grant: Pick<FirewallGrant, 'name'>, reason: RemoveReason): Promise<void> {
-    return this.enqueue({ kind: 'remove', name: grant?.name, reason });
+    return this.enqueue(undefined, grant?.name, reason);
   }
 
   /**
@@ -159,16 +164,21 @@ export class KernelFirewall implements Firewall {
    * change (one nft transaction, one run of ipset lines): the cost of a flood of grants grows with
    * the number of batches, not of grants. Order is kept: a batch never passes an earlier sync.
    */
-  private enqueue(op: GrantOp): Promise<void> {
+  private enqueue(
+    grant: FirewallGrant | undefined,
+    name: unknown,
+    reason: RemoveReason | undefined,
+  ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const pending: Pending = { op, resolve, reject };
+      const pending: Pending = { grant, name, reason, resolve, reject };
       if (this.openBatch) return void this.openBatch.push(pending);
       const batch: Pending[] = [pending];
       const started = this.serial(async () => {
         if (this.openBatch === batch) this.openBatch = undefined;
         const config = this.requireConfig();
-        for (let i = 0; i < batch.length; i += FIREWALL_LIMITS.maxOpsPerBatch)
-          await this.runBatch(config, batch.slice(i, i + FIREWALL_LIMITS.maxOpsPerBatch));
+        const max = FIREWALL_LIMITS.maxOpsPerBatch;
+        if (batch.length <= max) return this.runBatch(config, batch);
+        for (let i = 0; i < batch.length; i += max) await this.runBatch(config, batch.slice(i, i + max));
       });
       // Open for joiners only now: serial() closes whatever batch was open before it.
       this.openBatch = batch;
@@ -184,7 +194,8 @@ export class KernelFirewall implements Firewall {
     const done: Done[] = [];
     // Each touched key and whether a grant covered it before this batch (at its first touch).
     const journal = new TouchJournal();
-    for (const p of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
       try {
         const d = this.stage(config, p, now, journal);
         if (d) done.push(d);
@@ -196,7 +207,7 @@ export class KernelFirewall implements Firewall {
     try {
       await this.applyChanges(config, this.table.changes(journal), now);
     } catch (err) {
-      for (let i = done.length - 1; i >= 0; i--) done[i]!.undo();
+      for (let i = done.length - 1; i >= 0; i--) this.undo(done[i]!);
       if (done.length > 1) {
         // One bad change must not fail the others: each is tried on its own.
         await this.recover(config, now);
@@ -206,29 +217,39 @@ export class KernelFirewall implements Firewall {
       await this.failedAlone(config, done[0]!, err as Error, now);
       return;
     }
-    for (const d of done) {
-      this.logDone(d);
-      if (config.conntrackFlush && d.removed) await this.flush(d.removed, d.reason!);
+    // The debug lines' objects are only built when they are written (a burst resolves 10,000).
+    const debug = this.deps.logger.isLevelEnabled('debug');
+    for (let i = 0; i < done.length; i++) {
+      const d = done[i]!;
+      if (debug) this.logDone(d);
+      if (config.conntrackFlush && d.removed) await this.flush(d.removed, d.pending.reason!);
       d.pending.resolve();
     }
   }
 
+  /** Take a staged operation back out of the table (its batch was refused). */
+  private undo(d: Done): void {
+    if (d.removed) return this.table.put(d.removed);
+    this.table.delete(d.added!.name);
+    if (d.previous) this.table.put(d.previous);
+  }
+
   /** Apply one operation to the table (noting the keys it touches); undefined for a no-op. */
   private stage(config: ValidConfig, p: Pending, now: number, journal: TouchJournal): Done | undefined {
-    const op = p.op;
-    if (op.kind === 'remove') {
-      const removed = typeof op.name === 'string' ? this.table.get(op.name) : undefined;
+    if (p.grant === undefined) {
+      const removed = typeof p.name === 'string' ? this.table.get(p.name) : undefined;
       if (!removed) {
         p.resolve();
         return undefined;
       }
       this.table.delete(removed.name, journal);
-      return { pending: p, removed, reason: op.reason, undo: () => this.table.put(removed) };
+      return { pending: p, added: undefined, previous: undefined, removed };
     }
-    const valid = validateGrant(op.grant, now);
+    const valid = validateGrant(p.grant, now);
     if (valid.expiresAt <= now)
       throw new FirewallInputError(`grant ${valid.name}: already expired, nothing applied`);
-    if (!this.table.has(valid.name) && this.table.size >= config.maxGrants) {
+    const previous = this.table.get(valid.name);
+    if (!previous && this.table.size >= config.maxGrants) {
       this.refusedMaxGrants++;
       this.deps.logger.warn(
         { grant: valid.name, source: valid.address, maxGrants: config.maxGrants },
@@ -238,13 +259,8 @@ export class KernelFirewall implements Firewall {
         `grant ${valid.name}: refused, ${config.maxGrants} grants (maxGrants) already open`,
       );
     }
-    const previous = this.table.get(valid.name);
     this.table.put(valid, journal);
-    const undo = () => {
-      this.table.delete(valid.name);
-      if (previous) this.table.put(previous);
-    };
-    return { pending: p, added: valid, extended: previous !== undefined, undo };
+    return { pending: p, added: valid, previous, removed: undefined };
   }
 
   /** A single change the backend refused (its table change is already undone). */
@@ -264,7 +280,7 @@ export class KernelFirewall implements Firewall {
       return d.pending.reject(again as Error);
     }
     this.logDone(d);
-    if (config.conntrackFlush) await this.flush(removed, d.reason!);
+    if (config.conntrackFlush) await this.flush(removed, d.pending.reason!);
     d.pending.resolve();
   }
 
@@ -277,9 +293,10 @@ export class KernelFirewall implements Firewall {
           ports: d.added.ports.length,
           expiresAt: d.added.expiresAt,
         },
-        d.extended ? 'firewall grant extended' : 'firewall grant opened',
+        d.previous ? 'firewall grant extended' : 'firewall grant opened',
       );
-    else this.deps.logger.debug({ grant: d.removed!.name, reason: d.reason }, 'firewall grant closed');
+    else
+      this.deps.logger.debug({ grant: d.removed!.name, reason: d.pending.reason }, 'firewall grant closed');
   }
 
   grants(): FirewallGrant[] {
