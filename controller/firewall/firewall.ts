@@ -41,7 +41,9 @@ export interface KernelFirewallDeps {
 }
 
 /**
- * One grant operation waiting for its batch: an add (`grant`) or a remove (`name`, `reason`). One
+ * One grant operation: an add (`grant`) or a remove (`name`, `reason`), and once its batch has
+ * staged it (the table holds its result), what it did: an add `added`, with the grant of that name
+ * it replaced (`previous`); a remove `removed`. Undone by undo(), not by a closure of its own. One
  * flat object of one shape per operation (a burst makes 10,000).
  */
 interface Pending {
@@ -50,18 +52,19 @@ interface Pending {
   reason: RemoveReason | undefined;
   resolve: () => void;
   reject: (err: Error) => void;
-}
-
-/**
- * One staged operation of a batch: the table already holds its result. An add: `added`, and the
- * grant of that name it replaced (`previous`); a remove: `removed`. Undone by undo(), not by a
- * closure of its own.
- */
-interface Done {
-  pending: Pending;
   added: ValidGrant | undefined;
   previous: ValidGrant | undefined;
   removed: ValidGrant | undefined;
+}
+
+const unset = (): void => undefined;
+/** The operation whose promise is being made: settle() below hands it the promise's functions. */
+let settling: Pending | undefined;
+
+/** The executor of every operation's promise: one function for all, not a closure per operation. */
+function settle(resolve: () => void, reject: (err: Error) => void): void {
+  settling!.resolve = resolve;
+  settling!.reject = reject;
 }
 
 export class KernelFirewall implements Firewall {
@@ -169,36 +172,51 @@ export class KernelFirewall implements Firewall {
     name: unknown,
     reason: RemoveReason | undefined,
   ): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const pending: Pending = { grant, name, reason, resolve, reject };
-      if (this.openBatch) return void this.openBatch.push(pending);
-      const batch: Pending[] = [pending];
-      const started = this.serial(async () => {
-        if (this.openBatch === batch) this.openBatch = undefined;
-        const config = this.requireConfig();
-        const max = FIREWALL_LIMITS.maxOpsPerBatch;
-        if (batch.length <= max) return this.runBatch(config, batch);
-        for (let i = 0; i < batch.length; i += max) await this.runBatch(config, batch.slice(i, i + max));
-      });
-      // Open for joiners only now: serial() closes whatever batch was open before it.
-      this.openBatch = batch;
-      started.catch((err: unknown) => {
-        // Only reached when the batch could not start (closed, not installed): all of it fails.
-        for (const p of batch) p.reject(err as Error);
-      });
+    const pending: Pending = {
+      grant,
+      name,
+      reason,
+      resolve: unset,
+      reject: unset,
+      added: undefined,
+      previous: undefined,
+      removed: undefined,
+    };
+    settling = pending;
+    const promise = new Promise<void>(settle);
+    settling = undefined;
+    if (this.openBatch) this.openBatch.push(pending);
+    else this.startBatch(pending);
+    return promise;
+  }
+
+  /** A new batch, starting with `first`, open to the operations that arrive before it runs. */
+  private startBatch(first: Pending): void {
+    const batch: Pending[] = [first];
+    const started = this.serial(async () => {
+      if (this.openBatch === batch) this.openBatch = undefined;
+      const config = this.requireConfig();
+      const max = FIREWALL_LIMITS.maxOpsPerBatch;
+      if (batch.length <= max) return this.runBatch(config, batch);
+      for (let i = 0; i < batch.length; i += max) await this.runBatch(config, batch.slice(i, i + max));
+    });
+    // Open for joiners only now: serial() closes whatever batch was open before it.
+    this.openBatch = batch;
+    started.catch((err: unknown) => {
+      // Only reached when the batch could not start (closed, not installed): all of it fails.
+      for (const p of batch) p.reject(err as Error);
     });
   }
 
   private async runBatch(config: ValidConfig, batch: Pending[]): Promise<void> {
     const now = this.deps.clock.now();
-    const done: Done[] = [];
+    const done: Pending[] = [];
     // Each touched key and whether a grant covered it before this batch (at its first touch).
     const journal = new TouchJournal();
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
       try {
-        const d = this.stage(config, p, now, journal);
-        if (d) done.push(d);
+        if (this.stage(config, p, now, journal)) done.push(p);
       } catch (err) {
         p.reject(err as Error);
       }
@@ -211,7 +229,7 @@ export class KernelFirewall implements Firewall {
       if (done.length > 1) {
         // One bad change must not fail the others: each is tried on its own.
         await this.recover(config, now);
-        for (const d of done) await this.runBatch(config, [d.pending]);
+        for (const d of done) await this.runBatch(config, [d]);
         return;
       }
       await this.failedAlone(config, done[0]!, err as Error, now);
@@ -222,28 +240,31 @@ export class KernelFirewall implements Firewall {
     for (let i = 0; i < done.length; i++) {
       const d = done[i]!;
       if (debug) this.logDone(d);
-      if (config.conntrackFlush && d.removed) await this.flush(d.removed, d.pending.reason!);
-      d.pending.resolve();
+      if (config.conntrackFlush && d.removed) await this.flush(d.removed, d.reason!);
+      d.resolve();
     }
   }
 
   /** Take a staged operation back out of the table (its batch was refused). */
-  private undo(d: Done): void {
+  private undo(d: Pending): void {
     if (d.removed) return this.table.put(d.removed);
     this.table.delete(d.added!.name);
     if (d.previous) this.table.put(d.previous);
   }
 
-  /** Apply one operation to the table (noting the keys it touches); undefined for a no-op. */
-  private stage(config: ValidConfig, p: Pending, now: number, journal: TouchJournal): Done | undefined {
+  /** Apply one operation to the table (noting the keys it touches); false for a no-op. */
+  private stage(config: ValidConfig, p: Pending, now: number, journal: TouchJournal): boolean {
     if (p.grant === undefined) {
       const removed = typeof p.name === 'string' ? this.table.get(p.name) : undefined;
       if (!removed) {
         p.resolve();
-        return undefined;
+        return false;
       }
       this.table.delete(removed.name, journal);
-      return { pending: p, added: undefined, previous: undefined, removed };
+      p.added = undefined;
+      p.previous = undefined;
+      p.removed = removed;
+      return true;
     }
     const valid = validateGrant(p.grant, now);
     if (valid.expiresAt <= now)
@@ -260,14 +281,17 @@ export class KernelFirewall implements Firewall {
       );
     }
     this.table.put(valid, journal);
-    return { pending: p, added: valid, previous, removed: undefined };
+    p.added = valid;
+    p.previous = previous;
+    p.removed = undefined;
+    return true;
   }
 
   /** A single change the backend refused (its table change is already undone). */
-  private async failedAlone(config: ValidConfig, d: Done, err: Error, now: number): Promise<void> {
+  private async failedAlone(config: ValidConfig, d: Pending, err: Error, now: number): Promise<void> {
     if (d.added) {
       await this.recover(config, now);
-      return d.pending.reject(err);
+      return d.reject(err);
     }
     // Closing must not be lost: the whole state without this grant is applied instead.
     const removed = d.removed!;
@@ -277,14 +301,14 @@ export class KernelFirewall implements Firewall {
       await this.applyWhole(config, this.table, now);
     } catch (again) {
       this.table.put(removed);
-      return d.pending.reject(again as Error);
+      return d.reject(again as Error);
     }
     this.logDone(d);
-    if (config.conntrackFlush) await this.flush(removed, d.pending.reason!);
-    d.pending.resolve();
+    if (config.conntrackFlush) await this.flush(removed, d.reason!);
+    d.resolve();
   }
 
-  private logDone(d: Done): void {
+  private logDone(d: Pending): void {
     if (d.added)
       this.deps.logger.debug(
         {
@@ -295,8 +319,7 @@ export class KernelFirewall implements Firewall {
         },
         d.previous ? 'firewall grant extended' : 'firewall grant opened',
       );
-    else
-      this.deps.logger.debug({ grant: d.removed!.name, reason: d.pending.reason }, 'firewall grant closed');
+    else this.deps.logger.debug({ grant: d.removed!.name, reason: d.reason }, 'firewall grant closed');
   }
 
   grants(): FirewallGrant[] {

@@ -110,22 +110,29 @@ export function renderTable(config: ValidConfig, elements: Element[], now: numbe
  * — a third of the text for nft to parse in a burst of new grants.
  */
 export function renderChanges(changes: ElementChange[], now: number): string {
-  const touched = { 4: [] as string[], 6: [] as string[] };
-  const wanted = { 4: [] as string[], 6: [] as string[] };
-  for (const c of changes) {
-    const key = keyText(c.key);
-    if (!c.fresh) touched[c.key.family].push(key);
+  const touched = { 4: [] as ElementKey[], 6: [] as ElementKey[] };
+  // The wanted elements' text as parts, joined once: no string per element (a burst renders
+  // 10,000, and every one of them would live until the join).
+  const wanted = { 4: [] as (string | number)[], 6: [] as (string | number)[] };
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i]!;
+    const k = c.key;
+    if (!c.fresh) touched[k.family].push(k);
     const ms = c.element && remainingMs(c.element, now);
-    if (ms !== undefined) wanted[c.key.family].push(`${key} timeout ${ms}ms`);
+    if (ms === undefined) continue;
+    const parts = wanted[k.family];
+    if (parts.length > 0) parts.push(', ');
+    parts.push(k.address, ' . ', k.proto, ' . ', k.port, ' timeout ', ms, 'ms');
   }
   const cmds: string[] = [];
   for (const f of [4, 6] as const) {
     const set = `inet ${T} ${setName(f)}`;
     if (touched[f].length > 0) {
-      cmds.push(`add element ${set} { ${touched[f].map((k) => `${k} timeout 1s`).join(', ')} }`);
-      cmds.push(`delete element ${set} { ${touched[f].join(', ')} }`);
+      const keys = touched[f].map(keyText);
+      cmds.push(`add element ${set} { ${keys.map((k) => `${k} timeout 1s`).join(', ')} }`);
+      cmds.push(`delete element ${set} { ${keys.join(', ')} }`);
     }
-    if (wanted[f].length > 0) cmds.push(`add element ${set} { ${wanted[f].join(', ')} }`);
+    if (wanted[f].length > 0) cmds.push(`add element ${set} { ${wanted[f].join('')} }`);
   }
   return cmds.join('; ');
 }
