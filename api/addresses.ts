@@ -15,18 +15,27 @@ export class AddressError extends Error {}
 
 /** Parse "10.0.0.1", "10.0.0.0/8", "fd00::1/128". A bare address is a host prefix. Throws AddressError. */
 export function parseCidr(text: string): Cidr {
-  // Cut at the slash, not split(): no array per call (a burst parses 10,000 sources).
+  // Cut at the slash and the prefix read digit by digit: no array, no prefix string, no regular
+  // expression object per call (a burst parses 10,000 sources).
   const trimmed = text.trim();
   const slash = trimmed.indexOf('/');
   const address = slash < 0 ? trimmed : trimmed.slice(0, slash);
-  const prefixText = slash < 0 ? undefined : trimmed.slice(slash + 1);
   const family = isIP(address);
-  if (prefixText?.includes('/') || (family !== 4 && family !== 6))
+  if ((slash >= 0 && trimmed.indexOf('/', slash + 1) >= 0) || (family !== 4 && family !== 6))
     throw new AddressError(`invalid address "${text}"`);
   const max = family === 4 ? 32 : 128;
-  if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText))
-    throw new AddressError(`invalid prefix in "${text}"`);
-  const prefix = prefixText === undefined ? max : Number(prefixText);
+  let prefix = max;
+  if (slash >= 0) {
+    // 1-3 decimal digits, as /^\d{1,3}$/.
+    const digits = trimmed.length - slash - 1;
+    if (digits < 1 || digits > 3) throw new AddressError(`invalid prefix in "${text}"`);
+    prefix = 0;
+    for (let i = slash + 1; i < trimmed.length; i++) {
+      const d = trimmed.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) throw new AddressError(`invalid prefix in "${text}"`);
+      prefix = prefix * 10 + d;
+    }
+  }
   if (prefix > max) throw new AddressError(`prefix /${prefix} too long for IPv${family} in "${text}"`);
   return { address, prefix, family };
 }
