@@ -135,15 +135,21 @@ export class GrantTable {
     return [...this.byName.values()];
   }
 
-  /** Insert or replace (by name); every key it changes is noted in `journal`. */
-  put(g: ValidGrant, journal?: TouchJournal): void {
-    this.delete(g.name, journal);
+  /**
+   * Insert or replace (by name); every key it changes is noted in `journal`. `previous`: the grant
+   * of that name, when the caller has just looked it up (null: none), so it is not looked up again.
+   */
+  put(g: ValidGrant, journal?: TouchJournal, previous?: ValidGrant | null): void {
+    const old = previous === undefined ? this.byName.get(g.name) : previous;
+    if (old) this.remove(old, journal);
     const ports = g.ports;
     for (let i = 0; i < ports.length; i++) {
       const p = ports[i]!;
-      let slot = findSlot(this.slots, g.address, p.proto, p.port);
+      const head = this.slots.get(g.address);
+      let slot = head;
+      while (slot !== undefined && (slot.port !== p.port || slot.proto !== p.proto)) slot = slot.next;
       if (slot === undefined) {
-        slot = this.newSlot(g, p, journal);
+        slot = this.newSlot(g, p, journal, head);
         journal?.touch(slot, false);
         slot.element = elementOf(slot, g.expiresAt, g.name);
       } else {
@@ -159,7 +165,12 @@ export class GrantTable {
   /** Remove by name (nothing when unknown); every key it changes is noted in `journal`. */
   delete(name: string, journal?: TouchJournal): void {
     const g = this.byName.get(name);
-    if (!g) return;
+    if (g) this.remove(g, journal);
+  }
+
+  /** Remove `g`, which the table holds. */
+  private remove(g: ValidGrant, journal: TouchJournal | undefined): void {
+    const name = g.name;
     this.byName.delete(name);
     for (const p of g.ports) {
       const slot = findSlot(this.slots, g.address, p.proto, p.port)!;
@@ -203,7 +214,12 @@ export class GrantTable {
    * A slot for a key no grant covers, holding `g`'s name: the one emptied earlier in this batch, else
    * a new one (its names a literal: a push onto an empty array would reserve room for 16).
    */
-  private newSlot(g: ValidGrant, p: ValidGrant['ports'][number], journal?: TouchJournal): Slot {
+  private newSlot(
+    g: ValidGrant,
+    p: ValidGrant['ports'][number],
+    journal: TouchJournal | undefined,
+    head: Slot | undefined,
+  ): Slot {
     const again = journal && findSlot(journal.emptied, g.address, p.proto, p.port);
     let slot: Slot;
     if (again) {
@@ -222,7 +238,9 @@ export class GrantTable {
         touchedBy: 0,
         fresh: false,
       };
-    addSlot(this.slots, slot);
+    // At the head of its address's chain (`head`: the chain's head now).
+    slot.next = head;
+    this.slots.set(slot.address, slot);
     this.slotCount++;
     return slot;
   }

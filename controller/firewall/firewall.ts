@@ -280,7 +280,7 @@ export class KernelFirewall implements Firewall {
         `grant ${valid.name}: refused, ${config.maxGrants} grants (maxGrants) already open`,
       );
     }
-    this.table.put(valid, journal);
+    this.table.put(valid, journal, previous ?? null);
     p.added = valid;
     p.previous = previous;
     p.removed = undefined;
