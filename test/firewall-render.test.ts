@@ -141,6 +141,40 @@ describe('nftables rendering', () => {
       { op: 1, set: 'grants6', family: 6, addresses: ['2001:db8::7'], protos: [6], ports: [22] },
     ]);
   });
+
+  it('renders fresh keys as one plain add, in order, and leaves out elements already ended', () => {
+    const key = (family: 4 | 6, address: string, proto: 'tcp' | 'udp', port: number) => ({
+      family,
+      address,
+      proto,
+      port,
+    });
+    const element = (k: ReturnType<typeof key>, ms: number): Element => ({
+      ...k,
+      expiresAt: now + ms,
+      owner: 'g',
+    });
+    const a = key(4, '203.0.113.7', 'tcp', 22);
+    const b = key(4, '203.0.113.8', 'udp', 53);
+    const ended = key(4, '203.0.113.9', 'tcp', 22);
+    const c = key(6, '2001:db8::7', 'tcp', 443);
+    expect(
+      renderChanges(
+        [
+          { key: a, element: element(a, 30_000), fresh: true },
+          { key: b, element: element(b, 1500) },
+          { key: ended, element: element(ended, 0), fresh: true },
+          { key: c, element: element(c, 60_000), fresh: true },
+        ],
+        now,
+      ),
+    ).toBe(
+      'add element inet knockgate grants4 { 203.0.113.8 . udp . 53 timeout 1s }; ' +
+        'delete element inet knockgate grants4 { 203.0.113.8 . udp . 53 }; ' +
+        'add element inet knockgate grants4 { 203.0.113.7 . tcp . 22 timeout 30000ms, 203.0.113.8 . udp . 53 timeout 1500ms }; ' +
+        'add element inet knockgate grants6 { 2001:db8::7 . tcp . 443 timeout 60000ms }',
+    );
+  });
 });
 
 describe('ipset rendering', () => {

@@ -40,24 +40,33 @@ export interface KernelFirewallDeps {
   config?: FirewallConfig;
 }
 
-type GrantOp =
-  | { kind: 'add'; grant: FirewallGrant; onApplied?: () => void }
-  | { kind: 'remove'; name: unknown; reason: RemoveReason };
-
+/**
+ * One grant operation: an add (`grant`) or a remove (`name`, `reason`), and once its batch has
+ * staged it (the table holds its result), what it did: an add `added`, with the grant of that name
+ * it replaced (`previous`); a remove `removed`. Undone by undo(), not by a closure of its own. One
+ * flat object of one shape per operation (a burst makes 10,000).
+ */
 interface Pending {
-  op: GrantOp;
+  grant: FirewallGrant | undefined;
+  name: unknown;
+  reason: RemoveReason | undefined;
+  /** An add's: called the moment the kernel holds it (Firewall.add). */
+  onApplied: (() => void) | undefined;
   resolve: () => void;
   reject: (err: Error) => void;
+  added: ValidGrant | undefined;
+  previous: ValidGrant | undefined;
+  removed: ValidGrant | undefined;
 }
 
-/** One staged operation of a batch: the table already holds its result. */
-interface Done {
-  pending: Pending;
-  undo: () => void;
-  added?: ValidGrant;
-  extended?: boolean;
-  removed?: ValidGrant;
-  reason?: RemoveReason;
+const unset = (): void => undefined;
+/** The operation whose promise is being made: settle() below hands it the promise's functions. */
+let settling: Pending | undefined;
+
+/** The executor of every operation's promise: one function for all, not a closure per operation. */
+function settle(resolve: () => void, reject: (err: Error) => void): void {
+  settling!.resolve = resolve;
+  settling!.reject = reject;
 }
 
 export class KernelFirewall implements Firewall {
@@ -148,11 +157,11 @@ export class KernelFirewall implements Firewall {
   }
 
   add(grant: FirewallGrant, onApplied?: () => void): Promise<void> {
-    return this.enqueue(onApplied ? { kind: 'add', grant, onApplied } : { kind: 'add', grant });
+    return this.enqueue(grant, undefined, undefined, onApplied);
   }
 
   remove(grant: Pick<FirewallGrant, 'name'>, reason: RemoveReason): Promise<void> {
-    return this.enqueue({ kind: 'remove', name: grant?.name, reason });
+    return this.enqueue(undefined, grant?.name, reason);
   }
 
   /**
@@ -160,35 +169,58 @@ export class KernelFirewall implements Firewall {
    * change (one nft transaction, one run of ipset lines): the cost of a flood of grants grows with
    * the number of batches, not of grants. Order is kept: a batch never passes an earlier sync.
    */
-  private enqueue(op: GrantOp): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const pending: Pending = { op, resolve, reject };
-      if (this.openBatch) return void this.openBatch.push(pending);
-      const batch: Pending[] = [pending];
-      const started = this.serial(async () => {
-        if (this.openBatch === batch) this.openBatch = undefined;
-        const config = this.requireConfig();
-        for (let i = 0; i < batch.length; i += FIREWALL_LIMITS.maxOpsPerBatch)
-          await this.runBatch(config, batch.slice(i, i + FIREWALL_LIMITS.maxOpsPerBatch));
-      });
-      // Open for joiners only now: serial() closes whatever batch was open before it.
-      this.openBatch = batch;
-      started.catch((err: unknown) => {
-        // Only reached when the batch could not start (closed, not installed): all of it fails.
-        for (const p of batch) p.reject(err as Error);
-      });
+  private enqueue(
+    grant: FirewallGrant | undefined,
+    name: unknown,
+    reason: RemoveReason | undefined,
+    onApplied?: () => void,
+  ): Promise<void> {
+    const pending: Pending = {
+      grant,
+      name,
+      reason,
+      onApplied,
+      resolve: unset,
+      reject: unset,
+      added: undefined,
+      previous: undefined,
+      removed: undefined,
+    };
+    settling = pending;
+    const promise = new Promise<void>(settle);
+    settling = undefined;
+    if (this.openBatch) this.openBatch.push(pending);
+    else this.startBatch(pending);
+    return promise;
+  }
+
+  /** A new batch, starting with `first`, open to the operations that arrive before it runs. */
+  private startBatch(first: Pending): void {
+    const batch: Pending[] = [first];
+    const started = this.serial(async () => {
+      if (this.openBatch === batch) this.openBatch = undefined;
+      const config = this.requireConfig();
+      const max = FIREWALL_LIMITS.maxOpsPerBatch;
+      if (batch.length <= max) return this.runBatch(config, batch);
+      for (let i = 0; i < batch.length; i += max) await this.runBatch(config, batch.slice(i, i + max));
+    });
+    // Open for joiners only now: serial() closes whatever batch was open before it.
+    this.openBatch = batch;
+    started.catch((err: unknown) => {
+      // Only reached when the batch could not start (closed, not installed): all of it fails.
+      for (const p of batch) p.reject(err as Error);
     });
   }
 
   private async runBatch(config: ValidConfig, batch: Pending[]): Promise<void> {
     const now = this.deps.clock.now();
-    const done: Done[] = [];
+    const done: Pending[] = [];
     // Each touched key and whether a grant covered it before this batch (at its first touch).
     const journal = new TouchJournal();
-    for (const p of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
       try {
-        const d = this.stage(config, p, now, journal);
-        if (d) done.push(d);
+        if (this.stage(config, p, now, journal)) done.push(p);
       } catch (err) {
         p.reject(err as Error);
       }
@@ -197,40 +229,53 @@ export class KernelFirewall implements Firewall {
     try {
       await this.applyChanges(config, this.table.changes(journal), now);
     } catch (err) {
-      for (let i = done.length - 1; i >= 0; i--) done[i]!.undo();
+      for (let i = done.length - 1; i >= 0; i--) this.undo(done[i]!);
       if (done.length > 1) {
         // One bad change must not fail the others: each is tried on its own.
         await this.recover(config, now);
-        for (const d of done) await this.runBatch(config, [d.pending]);
+        for (const d of done) await this.runBatch(config, [d]);
         return;
       }
       await this.failedAlone(config, done[0]!, err as Error, now);
       return;
     }
-    for (const d of done) if (d.pending.op.kind === 'add') d.pending.op.onApplied?.();
-    for (const d of done) {
-      this.logDone(d);
+    for (let i = 0; i < done.length; i++) done[i]!.onApplied?.();
+    // The debug lines' objects are only built when they are written (a burst resolves 10,000).
+    const debug = this.deps.logger.isLevelEnabled('debug');
+    for (let i = 0; i < done.length; i++) {
+      const d = done[i]!;
+      if (debug) this.logDone(d);
       if (config.conntrackFlush && d.removed) await this.flush(d.removed, d.reason!);
-      d.pending.resolve();
+      d.resolve();
     }
   }
 
-  /** Apply one operation to the table (noting the keys it touches); undefined for a no-op. */
-  private stage(config: ValidConfig, p: Pending, now: number, journal: TouchJournal): Done | undefined {
-    const op = p.op;
-    if (op.kind === 'remove') {
-      const removed = typeof op.name === 'string' ? this.table.get(op.name) : undefined;
+  /** Take a staged operation back out of the table (its batch was refused). */
+  private undo(d: Pending): void {
+    if (d.removed) return this.table.put(d.removed);
+    this.table.delete(d.added!.name);
+    if (d.previous) this.table.put(d.previous);
+  }
+
+  /** Apply one operation to the table (noting the keys it touches); false for a no-op. */
+  private stage(config: ValidConfig, p: Pending, now: number, journal: TouchJournal): boolean {
+    if (p.grant === undefined) {
+      const removed = typeof p.name === 'string' ? this.table.get(p.name) : undefined;
       if (!removed) {
         p.resolve();
-        return undefined;
+        return false;
       }
       this.table.delete(removed.name, journal);
-      return { pending: p, removed, reason: op.reason, undo: () => this.table.put(removed) };
+      p.added = undefined;
+      p.previous = undefined;
+      p.removed = removed;
+      return true;
     }
-    const valid = validateGrant(op.grant, now);
+    const valid = validateGrant(p.grant, now);
     if (valid.expiresAt <= now)
       throw new FirewallInputError(`grant ${valid.name}: already expired, nothing applied`);
-    if (!this.table.has(valid.name) && this.table.size >= config.maxGrants) {
+    const previous = this.table.get(valid.name);
+    if (!previous && this.table.size >= config.maxGrants) {
       this.refusedMaxGrants++;
       this.deps.logger.warn(
         { grant: valid.name, source: valid.address, maxGrants: config.maxGrants },
@@ -240,20 +285,18 @@ export class KernelFirewall implements Firewall {
         `grant ${valid.name}: refused, ${config.maxGrants} grants (maxGrants) already open`,
       );
     }
-    const previous = this.table.get(valid.name);
-    this.table.put(valid, journal);
-    const undo = () => {
-      this.table.delete(valid.name);
-      if (previous) this.table.put(previous);
-    };
-    return { pending: p, added: valid, extended: previous !== undefined, undo };
+    this.table.put(valid, journal, previous ?? null);
+    p.added = valid;
+    p.previous = previous;
+    p.removed = undefined;
+    return true;
   }
 
   /** A single change the backend refused (its table change is already undone). */
-  private async failedAlone(config: ValidConfig, d: Done, err: Error, now: number): Promise<void> {
+  private async failedAlone(config: ValidConfig, d: Pending, err: Error, now: number): Promise<void> {
     if (d.added) {
       await this.recover(config, now);
-      return d.pending.reject(err);
+      return d.reject(err);
     }
     // Closing must not be lost: the whole state without this grant is applied instead.
     const removed = d.removed!;
@@ -263,14 +306,14 @@ export class KernelFirewall implements Firewall {
       await this.applyWhole(config, this.table, now);
     } catch (again) {
       this.table.put(removed);
-      return d.pending.reject(again as Error);
+      return d.reject(again as Error);
     }
     this.logDone(d);
     if (config.conntrackFlush) await this.flush(removed, d.reason!);
-    d.pending.resolve();
+    d.resolve();
   }
 
-  private logDone(d: Done): void {
+  private logDone(d: Pending): void {
     if (d.added)
       this.deps.logger.debug(
         {
@@ -279,7 +322,7 @@ export class KernelFirewall implements Firewall {
           ports: d.added.ports.length,
           expiresAt: d.added.expiresAt,
         },
-        d.extended ? 'firewall grant extended' : 'firewall grant opened',
+        d.previous ? 'firewall grant extended' : 'firewall grant opened',
       );
     else this.deps.logger.debug({ grant: d.removed!.name, reason: d.reason }, 'firewall grant closed');
   }

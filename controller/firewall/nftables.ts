@@ -112,24 +112,108 @@ export function renderTable(config: ValidConfig, elements: Element[], now: numbe
  * — a third of the text for nft to parse in a burst of new grants.
  */
 export function renderChanges(changes: ElementChange[], now: number): string {
-  const touched = { 4: [] as string[], 6: [] as string[] };
-  const wanted = { 4: [] as string[], 6: [] as string[] };
-  for (const c of changes) {
-    const key = keyText(c.key);
-    if (!c.fresh) touched[c.key.family].push(key);
-    const ms = c.element && remainingMs(c.element, now);
-    if (ms !== undefined) wanted[c.key.family].push(`${key} timeout ${ms}ms`);
-  }
-  const cmds: string[] = [];
-  for (const f of [4, 6] as const) {
-    const set = `inet ${T} ${setName(f)}`;
-    if (touched[f].length > 0) {
-      cmds.push(`add element ${set} { ${touched[f].map((k) => `${k} timeout 1s`).join(', ')} }`);
-      cmds.push(`delete element ${set} { ${touched[f].join(', ')} }`);
+  // Counted first, so that the parts list is sized once.
+  let touched4 = 0;
+  let wanted4 = 0;
+  let touched6 = 0;
+  let wanted6 = 0;
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i]!;
+    const wanted = c.element !== undefined && remainingMs(c.element, now) !== undefined;
+    if (c.key.family === 4) {
+      if (!c.fresh) touched4++;
+      if (wanted) wanted4++;
+    } else {
+      if (!c.fresh) touched6++;
+      if (wanted) wanted6++;
     }
-    if (wanted[f].length > 0) cmds.push(`add element ${set} { ${wanted[f].join(', ')} }`);
   }
-  return cmds.join('; ');
+  // The text as parts, joined once at the end: per element its address, the text after it (one
+  // string per protocol and port, shared), its timeout and separator; no string of its own (a
+  // burst renders 10,000, and each would live until the join).
+  const size = (t: number, w: number) => (t > 0 ? 3 + 6 * t : 0) + (w > 0 ? 2 + 4 * w : 0);
+  const out: Parts = { list: new Array(size(touched4, wanted4) + size(touched6, wanted6)), n: 0 };
+  const tails: Tails = { expire: new Map(), bare: new Map(), timeout: new Map() };
+  renderFamily(out, 4, changes, touched4 > 0, wanted4 > 0, tails, now);
+  renderFamily(out, 6, changes, touched6 > 0, wanted6 > 0, tails, now);
+  return out.list.join('');
+}
+
+interface Parts {
+  list: (string | number)[];
+  n: number;
+}
+
+/**
+ * What follows the address in an element's text, by protocol and port, made once per render:
+ * ` . tcp . 22 timeout 1s` (expire), ` . tcp . 22` (bare) and ` . tcp . 22 timeout ` (timeout).
+ */
+interface Tails {
+  expire: Map<number, string>;
+  bare: Map<number, string>;
+  timeout: Map<number, string>;
+}
+
+function keyTail(tails: Map<number, string>, k: ElementKey, after: string): string {
+  const id = k.port * 2 + (k.proto === 'udp' ? 1 : 0);
+  let tail = tails.get(id);
+  if (tail === undefined) tails.set(id, (tail = ` . ${k.proto} . ${k.port}${after}`));
+  return tail;
+}
+
+/**
+ * One family's commands of renderChanges ("; " between commands). Each element's last part is
+ * its separator, ", "; the list's last becomes the list's end.
+ */
+function renderFamily(
+  out: Parts,
+  family: 4 | 6,
+  changes: ElementChange[],
+  touched: boolean,
+  wanted: boolean,
+  tails: Tails,
+  now: number,
+): void {
+  const set = `inet ${T} ${setName(family)} { `;
+  const p = out.list;
+  if (touched) {
+    p[out.n] = out.n === 0 ? 'add element ' : '; add element ';
+    p[out.n + 1] = set;
+    out.n += 2;
+    for (let i = 0; i < changes.length; i++) {
+      const c = changes[i]!;
+      if (c.key.family !== family || c.fresh) continue;
+      p[out.n++] = c.key.address;
+      p[out.n++] = keyTail(tails.expire, c.key, ' timeout 1s');
+      p[out.n++] = ', ';
+    }
+    p[out.n - 1] = ' }; delete element ';
+    p[out.n++] = set;
+    for (let i = 0; i < changes.length; i++) {
+      const c = changes[i]!;
+      if (c.key.family !== family || c.fresh) continue;
+      p[out.n++] = c.key.address;
+      p[out.n++] = keyTail(tails.bare, c.key, '');
+      p[out.n++] = ', ';
+    }
+    p[out.n - 1] = ' }';
+  }
+  if (wanted) {
+    p[out.n] = out.n === 0 ? 'add element ' : '; add element ';
+    p[out.n + 1] = set;
+    out.n += 2;
+    for (let i = 0; i < changes.length; i++) {
+      const c = changes[i]!;
+      if (c.key.family !== family) continue;
+      const ms = c.element && remainingMs(c.element, now);
+      if (ms === undefined) continue;
+      p[out.n++] = c.key.address;
+      p[out.n++] = keyTail(tails.timeout, c.key, ' timeout ');
+      p[out.n++] = ms;
+      p[out.n++] = 'ms, ';
+    }
+    p[out.n - 1] = 'ms }';
+  }
 }
 
 /** One set-element operation for InProcessNft.elements (native/nft_elements.c). */

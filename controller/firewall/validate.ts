@@ -34,8 +34,8 @@ const neverGranted = new CidrSet(ALWAYS_NEVER_GRANT);
 
 export function validateConfig(config: FirewallConfig, backend: FirewallBackend): ValidConfig {
   if (typeof config !== 'object' || config === null) throw new FirewallInputError('firewall config: missing');
-  const protectedPorts = validPorts(config.protectedPorts, 'protectedPorts');
-  const knockPorts = validPorts(config.knockPorts, 'knockPorts');
+  const protectedPorts = validPorts(config.protectedPorts, undefined, 'protectedPorts');
+  const knockPorts = validPorts(config.knockPorts, undefined, 'knockPorts');
   const knock = new Set(knockPorts.map(formatPort));
   const both = protectedPorts.map(formatPort).filter((p) => knock.has(p));
   if (both.length > 0)
@@ -47,7 +47,7 @@ export function validateConfig(config: FirewallConfig, backend: FirewallBackend)
   const allow4 = new Set<string>();
   const allow6 = new Set<string>();
   for (const text of config.alwaysAllow) {
-    const c = cidr(text, 'alwaysAllow');
+    const c = cidr(text, undefined, 'alwaysAllow');
     (c.family === 4 ? allow4 : allow6).add(`${c.address}/${c.prefix}`);
   }
   if (!STANDALONE_MODES.includes(config.mode))
@@ -75,17 +75,17 @@ export function validateGrant(grant: FirewallGrant, now: number): ValidGrant {
   const name = typeof grant?.name === 'string' ? grant.name : '';
   if (name.length > FIREWALL_LIMITS.maxGrantNameLength || !GRANT_NAME_RE.test(name))
     throw new FirewallInputError(`grant "${String(grant?.name).slice(0, 80)}": invalid name (want DNS-1123)`);
-  const where = `grant ${name}`;
-  const c = cidr(grant.source, `${where}: source`);
+  // The error texts are built only on an error (a burst validates 10,000 good grants).
+  const c = cidr(grant.source, name, 'source');
   if (c.prefix !== (c.family === 4 ? 32 : 128))
-    throw new FirewallInputError(`${where}: source ${grant.source} is not a single host`);
-  if (neverGranted.has(c.address))
-    throw new FirewallInputError(`${where}: source ${grant.source} is never granted`);
-  const ports = validPorts(grant.ports, `${where}: ports`);
+    throw new FirewallInputError(`grant ${name}: source ${grant.source} is not a single host`);
+  if (neverGranted.has(c.address, c.family))
+    throw new FirewallInputError(`grant ${name}: source ${grant.source} is never granted`);
+  const ports = validPorts(grant.ports, name, 'ports');
   if (ports.length === 0 || ports.length > BOUNDS.maxPortsPerGrant)
-    throw new FirewallInputError(`${where}: want 1-${BOUNDS.maxPortsPerGrant} ports`);
+    throw new FirewallInputError(`grant ${name}: want 1-${BOUNDS.maxPortsPerGrant} ports`);
   if (!Number.isSafeInteger(grant.expiresAt) || grant.expiresAt > now + FIREWALL_LIMITS.maxGrantLifetimeMs)
-    throw new FirewallInputError(`${where}: expiresAt must be a time (ms) within a week`);
+    throw new FirewallInputError(`grant ${name}: expiresAt must be a time (ms) within a week`);
   return {
     name,
     family: c.family,
@@ -95,26 +95,35 @@ export function validateGrant(grant: FirewallGrant, now: number): ValidGrant {
   };
 }
 
-function cidr(text: unknown, where: string) {
+/** "grant NAME: field" for a grant's fields (`name` set), else the config field's own name. */
+function place(name: string | undefined, field: string): string {
+  return name === undefined ? field : `grant ${name}: ${field}`;
+}
+
+function cidr(text: unknown, name: string | undefined, field: string) {
   // parseCidr relies on node:net's isIP, which also accepts IPv6 zone ids ("fe80::1%eth0"): refused.
   if (typeof text !== 'string' || text.includes('%'))
-    throw new FirewallInputError(`${where}: invalid address "${String(text)}"`);
+    throw new FirewallInputError(`${place(name, field)}: invalid address "${String(text)}"`);
   try {
     return parseCidr(text);
   } catch (err) {
-    throw new FirewallInputError(`${where}: ${(err as Error).message}`);
+    throw new FirewallInputError(`${place(name, field)}: ${(err as Error).message}`);
   }
 }
 
-function validPorts(ports: unknown, where: string): PortRef[] {
+function validPorts(ports: unknown, name: string | undefined, field: string): PortRef[] {
   if (!Array.isArray(ports) || ports.length > FIREWALL_LIMITS.maxConfigEntries)
     throw new FirewallInputError(
-      `${where}: must be a list of at most ${FIREWALL_LIMITS.maxConfigEntries} ports`,
+      `${place(name, field)}: must be a list of at most ${FIREWALL_LIMITS.maxConfigEntries} ports`,
     );
   // Deduplicated by a linear scan, not a Map of formatted strings: a grant has one or a few ports
-  // (a burst validates 10,000 grants), and a config at most maxConfigEntries.
-  const seen: PortRef[] = [];
-  for (const p of ports as PortRef[]) {
+  // (a burst validates 10,000 grants), and a config at most maxConfigEntries. Indexed loops, no
+  // callback: nothing allocated per port but the copy kept, in a list sized once (a push onto an
+  // empty list reserves room for 16).
+  const seen = new Array<PortRef>(ports.length);
+  let kept = 0;
+  for (let i = 0; i < ports.length; i++) {
+    const p = (ports as PortRef[])[i]!;
     const ok =
       typeof p === 'object' &&
       p !== null &&
@@ -124,11 +133,13 @@ function validPorts(ports: unknown, where: string): PortRef[] {
       (p.proto === 'tcp' || p.proto === 'udp');
     if (!ok)
       throw new FirewallInputError(
-        `${where}: invalid port ${JSON.stringify(p)} (want {port: 1-65535, proto: tcp|udp})`,
+        `${place(name, field)}: invalid port ${JSON.stringify(p)} (want {port: 1-65535, proto: tcp|udp})`,
       );
-    if (!seen.some((q) => q.port === p.port && q.proto === p.proto))
-      seen.push({ port: p.port, proto: p.proto });
+    let dup = false;
+    for (let j = 0; j < kept && !dup; j++) dup = seen[j]!.port === p.port && seen[j]!.proto === p.proto;
+    if (!dup) seen[kept++] = { port: p.port, proto: p.proto };
   }
+  seen.length = kept;
   return seen;
 }
 
