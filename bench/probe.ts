@@ -2,8 +2,8 @@
 //   node dist/bench/probe.js '<json ProbeArgs>'
 // For each source address (one trial each, so every trial starts closed): send the trigger (a TCP
 // knock sequence, or one SPA datagram) from that address, take t0 right after the last packet left,
-// then start a connect attempt to the protected port every PROBE_INTERVAL_MS (0.2 ms) (a dropped SYN
-// gets no answer, so attempts overlap) until one succeeds: latency = success time - t0. Prints one
+// then start a connect attempt to the protected port every PROBE_INTERVAL_MS (0.2 ms; slower once a
+// trial runs long: intervalAfter) (a dropped SYN gets no answer, so attempts overlap) until one succeeds: latency = success time - t0. Prints one
 // JSON line: {"latenciesMs":[...],"failures":n}.
 //
 // Node's timers fire at 1 ms at best, so the attempts are paced by sleeping the thread itself
@@ -27,6 +27,12 @@ export interface ProbeArgs {
 }
 
 const PROBE_INTERVAL_MS = 0.2;
+// Slower attempts once a trial runs long, so a slow open is still seen by a fresh attempt (not by a
+// retransmitted SYN a second later) within MAX_ATTEMPTS_IN_FLIGHT: 0.2 ms for the first 20 ms, 1 ms
+// to 500 ms, then 10 ms (~1,030 attempts in a 5 s trial).
+function intervalAfter(elapsedMs: number): number {
+  return elapsedMs < 20 ? PROBE_INTERVAL_MS : elapsedMs < 500 ? 1 : 10;
+}
 const PROBE_SLICE_MS = 0.1;
 const MAX_ATTEMPTS_IN_FLIGHT = 2000;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
@@ -49,7 +55,8 @@ function knockFrom(source: string, target: string, port: number): Promise<void> 
 function firstConnect(source: string, args: ProbeArgs): Promise<number | undefined> {
   return new Promise((resolve) => {
     const sockets = new Set<Socket>();
-    const deadline = performance.now() + args.timeoutMs;
+    const started = performance.now();
+    const deadline = started + args.timeoutMs;
     let finished = false;
     let next = 0;
     const finish = (at: number | undefined) => {
@@ -74,7 +81,7 @@ function firstConnect(source: string, args: ProbeArgs): Promise<number | undefin
       if (now >= deadline) return finish(undefined);
       if (now >= next) {
         attempt();
-        next = now + PROBE_INTERVAL_MS;
+        next = now + intervalAfter(now - started);
       }
       Atomics.wait(sleeper, 0, 0, Math.min(PROBE_SLICE_MS, Math.max(0, next - performance.now())));
       setImmediate(turn);
