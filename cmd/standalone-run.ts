@@ -150,14 +150,7 @@ export async function run(opts: StandaloneCliOptions): Promise<void> {
     // now rather than whenever V8's memory reducer gets to it (14-40 s later, ~8 MiB of young
     // generation and free malloc pages; native/mem_trim.cc). Once, ~40 ms on this thread.
     endStartup();
-    const addon = pcapAddon();
-    // An addon built before releaseMemory() existed still captures: say so, and run without it.
-    if (typeof addon.releaseMemory === 'function') addon.releaseMemory();
-    else
-      logger.warn(
-        { event: 'addon-outdated' },
-        'the capture addon has no releaseMemory(): rebuild it (npm run build:native)',
-      );
+    pcapAddon().releaseMemory();
     await untilStopped(daemon, opts, logger);
     metricsServer?.close();
     aws?.close();

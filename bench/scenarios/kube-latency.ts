@@ -67,8 +67,11 @@ const LABEL: Record<Setup, (backend?: FirewallBackend) => string> = {
 };
 
 /**
- * Per trial group, its own /24 of client sources on the veth (10.T.N.x, N from 10), with the server
- * holding 10.T.N.1 so the replies stay on-link.
+ * Per trial group, its own /24 of client sources on the veth (10.T.N.x, N from 10). The server routes
+ * each /24 via the client's own address rather than holding it on-link: with ~1,800 on-link sources
+ * its replies needed one neighbour entry each, past the kernel's ARP table limit (gc_thresh3, 1,024,
+ * shared by every namespace), and the overflow dropped SYN-ACKs: trials that "failed" to open or took
+ * a retransmit's second (dmesg: "neighbor table overflow").
  */
 async function addSourceGroups(srv: Host, cli: Host, dir: string, groups: number, trials: number) {
   const target = srv.addr4['cli']!;
@@ -86,7 +89,7 @@ async function addSourceGroups(srv: Host, cli: Host, dir: string, groups: number
   );
   await cli.run('ip', ['-batch', batch]);
   for (let g = 0; g < groups; g++)
-    await srv.run('ip', ['addr', 'add', `${tag}.${10 + g}.1/24`, 'dev', srv.ifname['cli']!]);
+    await srv.run('ip', ['route', 'add', `${tag}.${10 + g}.0/24`, 'via', cli.addr4['srv']!]);
   return sources;
 }
 

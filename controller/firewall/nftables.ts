@@ -180,22 +180,10 @@ function renderFamily(
     p[out.n] = out.n === 0 ? 'add element ' : '; add element ';
     p[out.n + 1] = set;
     out.n += 2;
-    for (let i = 0; i < changes.length; i++) {
-      const c = changes[i]!;
-      if (c.key.family !== family || c.fresh) continue;
-      p[out.n++] = c.key.address;
-      p[out.n++] = keyTail(tails.expire, c.key, ' timeout 1s');
-      p[out.n++] = ', ';
-    }
+    touchedKeys(out, family, changes, tails.expire, ' timeout 1s');
     p[out.n - 1] = ' }; delete element ';
     p[out.n++] = set;
-    for (let i = 0; i < changes.length; i++) {
-      const c = changes[i]!;
-      if (c.key.family !== family || c.fresh) continue;
-      p[out.n++] = c.key.address;
-      p[out.n++] = keyTail(tails.bare, c.key, '');
-      p[out.n++] = ', ';
-    }
+    touchedKeys(out, family, changes, tails.bare, '');
     p[out.n - 1] = ' }';
   }
   if (wanted) {
@@ -213,6 +201,24 @@ function renderFamily(
       p[out.n++] = 'ms, ';
     }
     p[out.n - 1] = 'ms }';
+  }
+}
+
+/** The non-fresh keys of `family`, each as address, tail and ", ". */
+function touchedKeys(
+  out: Parts,
+  family: 4 | 6,
+  changes: ElementChange[],
+  tails: Map<number, string>,
+  after: string,
+): void {
+  const p = out.list;
+  for (let i = 0; i < changes.length; i++) {
+    const c = changes[i]!;
+    if (c.key.family !== family || c.fresh) continue;
+    p[out.n++] = c.key.address;
+    p[out.n++] = keyTail(tails, c.key, after);
+    p[out.n++] = ', ';
   }
 }
 
@@ -374,7 +380,12 @@ export class NftablesBackend implements Backend {
       // The per-grant path: straight to the kernel (native/nft_elements.c).
       const ops = changeOps(changes, now);
       if (ops.length === 0) return;
-      const answer = direct.elements(T, ops);
+      let answer: string;
+      try {
+        answer = direct.elements(T, ops);
+      } catch (err) {
+        throw new FirewallApplyError(`nftables: ${(err as Error).message}`);
+      }
       if (answer !== '') throw new FirewallApplyError(`nftables: grant change refused: ${excerpt(answer)}`);
       return;
     }
