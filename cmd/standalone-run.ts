@@ -127,6 +127,12 @@ export async function run(opts: StandaloneCliOptions): Promise<void> {
       ...(metrics ? { metrics } : {}),
       ...(opts.bufferSize !== undefined ? { bufferBytes: opts.bufferSize } : {}),
     });
+    // The signal handlers are in place before the daemon can log "started": a SIGHUP or SIGTERM
+    // sent on that line must reach them, not Node's default (which ends the process). What they
+    // do waits until the start has finished.
+    let startFinished!: () => void;
+    const started = new Promise<void>((resolve) => (startFinished = resolve));
+    const stopped = untilStopped(daemon, opts, logger, started);
     try {
       await daemon.start();
     } catch (err) {
@@ -149,9 +155,10 @@ export async function run(opts: StandaloneCliOptions): Promise<void> {
     // Start-up is over: TurboFan on again (cmd/startup.ts), and what loading left behind returned
     // now rather than whenever V8's memory reducer gets to it (14-40 s later, ~8 MiB of young
     // generation and free malloc pages; native/mem_trim.cc). Once, ~40 ms on this thread.
+    startFinished();
     endStartup();
     pcapAddon().releaseMemory();
-    await untilStopped(daemon, opts, logger);
+    await stopped;
     metricsServer?.close();
     aws?.close();
   } catch (err) {
@@ -160,10 +167,19 @@ export async function run(opts: StandaloneCliOptions): Promise<void> {
   }
 }
 
-/** Serve until SIGTERM/SIGINT; SIGHUP reloads the config (a broken one is refused, the old one stays). */
-function untilStopped(daemon: StandaloneDaemon, opts: StandaloneCliOptions, logger: Logger): Promise<void> {
+/**
+ * Serve until SIGTERM/SIGINT; SIGHUP reloads the config (a broken one is refused, the old one stays).
+ * Signals that arrive before `started` are acted on once it settles (never, when the start fails:
+ * the process then ends through the start's error).
+ */
+function untilStopped(
+  daemon: StandaloneDaemon,
+  opts: StandaloneCliOptions,
+  logger: Logger,
+  started: Promise<void>,
+): Promise<void> {
   return new Promise((resolve) => {
-    let reloading = Promise.resolve();
+    let reloading = started;
     const onHup = () => {
       reloading = reloading.then(async () => {
         try {
