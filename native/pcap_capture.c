@@ -36,6 +36,7 @@
 #include "nft_elements.h"
 #include "nft_run.h"
 #include "spa_gate.h"
+#include "spa_open.h"
 
 #define RECORD_HEADER 20
 // Batches per readable event before the event loop gets a turn (uv_poll is level-triggered: what is
@@ -645,6 +646,7 @@ static napi_value init(napi_env env, napi_value exports) {
   nft_run_register(env, exports);
   mem_trim_register(env, exports);
   nft_elements_register(env, exports);
+  spa_open_register(env, exports);
   return exports;
 }
 

@@ -155,6 +155,11 @@ static spa_port *find_port(const spa_table *t, uint16_t port) {
   return NULL;
 }
 
+size_t spa_hmac_b64_len(int hmac_type) {
+  const EVP_MD *md = digest_of(hmac_type);
+  return md == NULL ? 0 : ((size_t)EVP_MD_get_size(md) * 4 + 2) / 3;
+}
+
 int spa_table_has_port(const spa_table *t, uint16_t port) { return t != NULL && find_port(t, port) != NULL; }
 
 static int is_plain(int hmac_type) { return hmac_type >= 1 && hmac_type <= 5; }

@@ -37,6 +37,8 @@ const char *spa_table_add(spa_table *t, uint16_t port, int hmac_type, const uint
                           int allow_missing_hmac);
 // Frees the table; the key-derived state is cleansed first.
 void spa_table_free(spa_table *t);
+// Length of the base64 text of an `hmac_type` HMAC at the end of a packet (0 for SPA_HMAC_NONE).
+size_t spa_hmac_b64_len(int hmac_type);
 // Is `port` gated by the table?
 int spa_table_has_port(const spa_table *t, uint16_t port);
 // Check one UDP payload sent to a gated `port`: returns SPA_INSPECTED | (bit i for each key i that

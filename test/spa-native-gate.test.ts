@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../api/clock.js';
-import type { HmacDigestType, KnockPolicy } from '../api/types.js';
+import type { KnockPolicy } from '../api/types.js';
 import { pcapAddon } from '../sniffer/capture/addon.js';
 import { SPA_GATE_REASONS, type SpaGatePort } from '../sniffer/capture/spa-gate.js';
 import { createEngine, type Engine } from '../sniffer/engine.js';
@@ -24,49 +24,15 @@ import { DecodedFrame } from '../sniffer/frames/frame.js';
 import { LinkType } from '../sniffer/frames/link-type.js';
 import { spaKeysFromSecretData } from '../sniffer/spa/keys.js';
 import { SPA_GATE_LIMITS, SPA_LIMITS } from '../sniffer/spa/limits.js';
-import { DIGEST_CODES } from '../sniffer/spa/types.js';
 import { createSpaVerifier } from '../sniffer/spa/verifier.js';
 import { buildFrame, type Link } from './helpers/capture-frames.js';
 import { startCaptureHarness } from './helpers/capture-live.js';
 import { readPcap } from './helpers/capture-pcap.js';
 import { skipWithoutNetns, Topology } from './helpers/netns.js';
+import { corpus, fixtures, policyOf, PORT, prng } from './helpers/spa-corpus.js';
 
-interface Fixture {
-  name: string;
-  keys: Record<string, string>;
-  encryptionMode: 'cbc' | 'legacy';
-  packet: string;
-  client: { hmacType: string };
-}
-const fixtures = (
-  JSON.parse(readFileSync(new URL('./fixtures/spa/fwknop-client-packets.json', import.meta.url), 'utf8')) as {
-    packets: Fixture[];
-  }
-).packets;
-
-const CODE_TO_TYPE = new Map(Object.entries(DIGEST_CODES).map(([t, c]) => [c, t as HmacDigestType]));
-const PORT = 62201;
 /** The refusals the gate itself can make; any other verdict means the verifier got past it. */
 const GATE_REASONS = new Set<string>(SPA_GATE_REASONS);
-
-function policyOf(f: Fixture, name: string, port = PORT): KnockPolicy {
-  const code = Number(/^(\d+)/.exec(f.client.hmacType)?.[1] ?? 0);
-  const hmac = CODE_TO_TYPE.get(code);
-  return {
-    apiVersion: 'knockgate.io/v1alpha1',
-    kind: 'KnockPolicy',
-    metadata: { name },
-    spec: {
-      spa: {
-        keySecretRef: { name },
-        port: `${port}/udp`,
-        encryptionMode: f.encryptionMode,
-        ...(hmac ? { hmacDigestType: hmac } : { allowMissingHmac: true }),
-      },
-      grant: { ports: ['22/tcp', '53/udp'], durationSeconds: 60, maxDurationSeconds: 3600 },
-    },
-  };
-}
 
 function engineOf(entries: { policy: KnockPolicy; keys: Record<string, string> }[]): Engine {
   const clock = new FakeClock(Date.parse('2026-12-01T00:00:00Z'));
@@ -83,47 +49,6 @@ function engineOf(entries: { policy: KnockPolicy; keys: Record<string, string> }
 
 function nativeTable(gate: SpaGatePort[]) {
   return gate.map((g) => ({ port: g.port, keys: g.keys }));
-}
-
-/** A small deterministic PRNG, so a failure names a reproducible case. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-
-/** Fixture packets and their mutations, as UDP payloads. */
-function corpus(rand: () => number): Buffer[] {
-  const out: Buffer[] = [];
-  const b64 = (n: number) => Array.from({ length: n }, () => B64[Math.floor(rand() * 64)]).join('');
-  for (const f of fixtures) {
-    const p = f.packet;
-    out.push(Buffer.from(p, 'latin1'));
-    for (let i = 0; i < p.length; i += 3) {
-      const c = B64[(B64.indexOf(p[i]!) + 1 + Math.floor(rand() * 62)) % 64]!;
-      out.push(Buffer.from(p.slice(0, i) + c + p.slice(i + 1), 'latin1'));
-    }
-    out.push(Buffer.from(p.slice(0, -1), 'latin1'), Buffer.from(`${p}A`, 'latin1'));
-    for (const strip of [22, 27, 43, 64, 86]) out.push(Buffer.from(p.slice(0, -strip), 'latin1'));
-    out.push(
-      Buffer.from(`U2FsdGVkX1${p}`, 'latin1'),
-      Buffer.from(`${p.slice(0, 40)}=${p.slice(41)}`, 'latin1'),
-    );
-    out.push(Buffer.from(`${p.slice(0, 30)}\u00ff${p.slice(31)}`, 'latin1'));
-  }
-  for (const n of [35, 36, 37, 58, 79, 100, 200, 1500, 1501]) out.push(Buffer.from(b64(n), 'latin1'));
-  for (let i = 0; i < 100; i++) out.push(Buffer.from(b64(36 + Math.floor(rand() * 300)), 'latin1'));
-  for (let i = 0; i < 30; i++)
-    out.push(
-      Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 400) }, () => Math.floor(rand() * 256))),
-    );
-  return out;
 }
 
 const LINKS: Link[] = [{ kind: 'ethernet' }, { kind: 'ethernet', vlanTags: [0x8100] }, { kind: 'sll' }];

@@ -59,8 +59,21 @@ export interface PcapHandle {
   spaStats(): NativeSpaStats;
 }
 
+/** native/spa_open.c: one policy's keys; open() gives the plaintext or a refusal code (spa_open.h). */
+export interface NativeSpaOpener {
+  open(packet: Uint8Array): string | number;
+}
+
 export interface Addon {
   PcapHandle: new () => PcapHandle;
+  /** Throws one line (never key material) for keys it cannot use. */
+  SpaOpener: new (
+    key: Uint8Array,
+    legacy: boolean,
+    hmacType: number,
+    hmacKey: Uint8Array | undefined,
+    allowMissingHmac: boolean,
+  ) => NativeSpaOpener;
   libVersion(): string;
   /** The gate on one frame, with a table built for the call (what the batch path does per packet). */
   spaInspect(

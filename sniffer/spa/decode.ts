@@ -19,6 +19,10 @@
 // packet would dodge the replay cache); base64 characters only; the HMAC over the exact received
 // text, compared in constant time; decryption; printable plaintext and field count; the message
 // digest; each field. Nothing here throws on bad data: every failure is a reason.
+//
+// Everything up to the plaintext (the checks, the HMAC, the decryption) is openSpa here, the
+// reference; a verifier may hand it to the capture addon's SpaOpener instead (native-open.ts), which
+// must give the same result for every packet (test/spa-native-open.test.ts).
 
 import { B64_SALTED_PREFIX, SPA_LIMITS } from './limits.js';
 import { isB64Text } from './base64.js';
@@ -52,6 +56,15 @@ export interface SpaDecodeOptions {
   encryptionMode: EncryptionMode;
   /** Accept a packet without HMAC when no HMAC key is configured (old access.conf files). */
   allowMissingHmac: boolean;
+  /** Does what openSpa does (checks, HMAC, decryption) for these keys: the native opener. */
+  opener?: SpaOpener;
+}
+
+/** A packet's plaintext, or why there is none. */
+export type SpaOpenResult = string | { readonly ok: false; readonly reason: SpaRefusalReason };
+
+export interface SpaOpener {
+  open(packet: Uint8Array): SpaOpenResult;
 }
 
 export type SpaDecodeResult = { ok: true; packet: DecodedSpa } | { ok: false; reason: SpaRefusalReason };
@@ -70,28 +83,9 @@ const COLON = 0x3a;
 
 /** Decode one packet (the UDP payload as received). Never throws. */
 export function decodeSpa(packet: Uint8Array, opts: SpaDecodeOptions): SpaDecodeResult {
-  const len = packet.length;
-  if (len < SPA_LIMITS.minEncodedMsgSize || len > SPA_LIMITS.maxEncodedMsgSize) return fail('not-spa');
-  if (startsWithPrefix(packet)) return fail('salted-prefix');
-  if (!isB64Text(packet, 0, len)) return fail('not-spa');
-
-  let bodyEnd = len;
-  if (opts.hmac) {
-    bodyEnd = len - opts.hmac.b64Length;
-    if (bodyEnd < SPA_LIMITS.minEncodedMsgSize) return fail('not-spa');
-    if (!opts.hmac.verify(packet)) return fail('bad-hmac');
-  } else if (!opts.allowMissingHmac) {
-    return fail('missing-hmac');
-  }
-
-  let plain: string | undefined;
-  try {
-    plain = decryptSpaBytes(packet, bodyEnd, opts.key, opts.encryptionMode);
-  } catch {
-    plain = undefined;
-  }
+  const plain = opts.opener ? opts.opener.open(packet) : openSpa(packet, opts);
+  if (typeof plain !== 'string') return plain;
   if (
-    plain === undefined ||
     !isRandValue(plain.slice(0, SPA_LIMITS.randValueSize)) ||
     plain.charCodeAt(SPA_LIMITS.randValueSize) !== COLON
   )
@@ -118,6 +112,33 @@ export function decodeSpa(packet: Uint8Array, opts: SpaDecodeOptions): SpaDecode
   if (f.natAccess !== undefined) decoded.natAccess = f.natAccess;
   if (f.serverAuth !== undefined) decoded.serverAuth = f.serverAuth;
   return { ok: true, packet: decoded };
+}
+
+/**
+ * The packet's plaintext, or the refusal: length, prefix, alphabet, the HMAC before anything is
+ * decrypted, then the decryption (encryption.ts).
+ */
+export function openSpa(packet: Uint8Array, opts: SpaDecodeOptions): SpaOpenResult {
+  const len = packet.length;
+  if (len < SPA_LIMITS.minEncodedMsgSize || len > SPA_LIMITS.maxEncodedMsgSize) return fail('not-spa');
+  if (startsWithPrefix(packet)) return fail('salted-prefix');
+  if (!isB64Text(packet, 0, len)) return fail('not-spa');
+
+  let bodyEnd = len;
+  if (opts.hmac) {
+    bodyEnd = len - opts.hmac.b64Length;
+    if (bodyEnd < SPA_LIMITS.minEncodedMsgSize) return fail('not-spa');
+    if (!opts.hmac.verify(packet)) return fail('bad-hmac');
+  } else if (!opts.allowMissingHmac) {
+    return fail('missing-hmac');
+  }
+  let plain: string | undefined;
+  try {
+    plain = decryptSpaBytes(packet, bodyEnd, opts.key, opts.encryptionMode);
+  } catch {
+    plain = undefined;
+  }
+  return plain ?? fail('decrypt-failed');
 }
 
 function startsWithPrefix(packet: Uint8Array): boolean {

@@ -22,6 +22,7 @@ import type { AccessDecision, InboundPacket, Refusal, Verdict } from '../decisio
 import { decodeSpa, type SpaDecodeOptions } from './decode.js';
 import { parseAccessMessage } from './fields/access-message.js';
 import { SpaHmac } from './hmac.js';
+import { nativeSpaOpener } from './native-open.js';
 import type { SpaKeys } from './keys.js';
 import { SPA_LIMITS } from './limits.js';
 import { SPA_REFUSALS, type SpaRefusalReason } from './reasons.js';
@@ -52,7 +53,16 @@ function hostSource(ip: string): string {
   return parseIpv4(ip) >= 0 ? `${ip}/32` : hostCidr(canonicalIp(ip));
 }
 
-export function createSpaVerifier(policy: KnockPolicy, keys: SpaKeys, opts: { clock: Clock }): SpaVerifier {
+export interface SpaVerifierOptions {
+  clock: Clock;
+  /**
+   * Where the HMAC and the decryption run: 'native' (the capture addon's SpaOpener, the default
+   * where the addon loads) or 'javascript' (decode.ts openSpa, the reference).
+   */
+  crypto?: 'native' | 'javascript';
+}
+
+export function createSpaVerifier(policy: KnockPolicy, keys: SpaKeys, opts: SpaVerifierOptions): SpaVerifier {
   const name = policy.metadata.name;
   const spa = policy.spec.spa;
   const where = `KnockPolicy ${name}`;
@@ -84,6 +94,20 @@ export function createSpaVerifier(policy: KnockPolicy, keys: SpaKeys, opts: { cl
   const gateKey: SpaGateKey = keys.hmacKey
     ? { hmacType: DIGEST_CODES[spa.hmacDigestType ?? 'sha256'], key: keys.hmacKey, allowMissingHmac: false }
     : { hmacType: 0, allowMissingHmac: decodeOptions.allowMissingHmac };
+  if (opts.crypto !== 'javascript') {
+    try {
+      const opener = nativeSpaOpener({
+        key: keys.key,
+        encryptionMode,
+        hmacType: gateKey.hmacType,
+        ...(keys.hmacKey ? { hmacKey: keys.hmacKey } : {}),
+        allowMissingHmac: decodeOptions.allowMissingHmac,
+      });
+      if (opener) decodeOptions.opener = opener;
+    } catch (err) {
+      throw new SpaPolicyError(`${where}: ${(err as Error).message}`);
+    }
+  }
 
   const maxAge = Math.min(
     spa.maxPacketAgeSeconds ?? DEFAULTS.maxPacketAgeSeconds,
