@@ -64,20 +64,25 @@ function expectVerdict(what: string, v: Verdict, kind: 'grant' | string): void {
   if (got !== kind) throw new Error(`bench case "${what}" takes the wrong path: ${got}, expected ${kind}`);
 }
 
+/** An SPA policy on SPA_PORT granting 22/tcp, its keys in the Secret of its own name. */
+function spaPolicy(name: string): KnockPolicy {
+  return {
+    apiVersion: 'knockgate.io/v1alpha1',
+    kind: 'KnockPolicy',
+    metadata: { name },
+    spec: {
+      spa: { keySecretRef: { name }, port: `${SPA_PORT}/udp` },
+      grant: { ports: ['22/tcp'], durationSeconds: 60 },
+    },
+  };
+}
+
 function pipelineCases(): { m: Measurement; aim: string }[] {
   const key = randomBytes(32);
   const hmacKey = randomBytes(64);
   const now = Math.floor(Date.now() / 1000);
   const clock = new FakeClock(now * 1000);
-  const policy: KnockPolicy = {
-    apiVersion: 'knockgate.io/v1alpha1',
-    kind: 'KnockPolicy',
-    metadata: { name: 'bench' },
-    spec: {
-      spa: { keySecretRef: { name: 'bench' }, port: `${SPA_PORT}/udp` },
-      grant: { ports: ['22/tcp'], durationSeconds: 60 },
-    },
-  };
+  const policy = spaPolicy('bench');
   const verifier = createSpaVerifier(policy, { key, hmacKey }, { clock });
   const jsVerifier = createSpaVerifier(policy, { key, hmacKey }, { clock, crypto: 'javascript' });
 
@@ -200,15 +205,7 @@ function coldVerify(): { crypto: string; p50: number; p99: number }[] {
   const key = randomBytes(32);
   const hmacKey = randomBytes(64);
   const clock = new FakeClock(Date.parse('2026-12-07T00:00:00Z'));
-  const policy: KnockPolicy = {
-    apiVersion: 'knockgate.io/v1alpha1',
-    kind: 'KnockPolicy',
-    metadata: { name: 'cold' },
-    spec: {
-      spa: { keySecretRef: { name: 'cold' }, port: `${SPA_PORT}/udp` },
-      grant: { ports: ['22/tcp'], durationSeconds: 60 },
-    },
-  };
+  const policy = spaPolicy('cold');
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   return (['native', 'javascript'] as const).map((crypto) => {
     const v = createSpaVerifier(policy, { key, hmacKey }, { clock, crypto });

@@ -14,6 +14,7 @@ import { CliError } from '../cmd/errors.js';
 import { decodePacketFields, register as registerSpa, type DecodeFlags } from '../cmd/spa.js';
 import { register as registerKeygen } from '../cmd/keygen.js';
 import { DIGEST_TYPES } from '../sniffer/spa/types.js';
+import { prng } from './helpers/spa-corpus.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
@@ -27,18 +28,6 @@ function haveFwknop(): boolean {
     console.warn('SKIP spa-fwknop-client: the fwknop client is not installed');
     return false;
   }
-}
-
-/** A small deterministic PRNG so a failure names a reproducible case. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The fields the fwknop client prints in --test mode ("SPA Field Values"). */
