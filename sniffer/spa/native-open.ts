@@ -2,7 +2,7 @@
 // openSpa (decode.ts) for one policy's keys, in C. A verifier uses it where the addon loads. Why:
 // SPA packets come one at a time after idle spells, and then the JavaScript path runs cold (a new
 // Hmac and Decipher object, base64 and MD5 key derivation through node:crypto). npm run bench:spa,
-// one valid packet every 5 ms: verify() p50 / p99 87 / 233 µs in JavaScript, 43 / 104 µs with the
+// one valid packet every 5 ms, six runs: verify() p99 139-578 µs in JavaScript, 104-296 µs with the
 // opener (5.9 against 18.2 µs back to back; bench/README.md, part 4). openSpa stays the reference:
 // test/spa-native-open.test.ts requires the same result from both on real fwknop packets and the
 // fuzz corpus. The opener holds key bytes in C memory, cleansed when it is garbage collected; never
