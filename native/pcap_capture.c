@@ -597,6 +597,10 @@ static napi_value js_spa_limits(napi_env env, napi_callback_info info) {
   set_number(env, out, "minEncodedMsgSize", SPA_MIN_ENCODED_MSG_SIZE);
   set_number(env, out, "maxEncodedMsgSize", SPA_MAX_ENCODED_MSG_SIZE);
   set_number(env, out, "maxHmacKeyBytes", SPA_MAX_HMAC_KEY_BYTES);
+  set_number(env, out, "maxKeyBytes", SPA_MAX_KEY_BYTES);
+  set_number(env, out, "legacyMinKeyBytes", SPA_LEGACY_MIN_KEY_BYTES);
+  set_number(env, out, "blockSize", SPA_BLOCK_SIZE);
+  set_number(env, out, "saltSize", SPA_SALT_SIZE);
   set_number(env, out, "maxKeysPerPort", SPA_GATE_MAX_KEYS_PER_PORT);
   set_number(env, out, "maxPorts", SPA_GATE_MAX_PORTS);
   return out;

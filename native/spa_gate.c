@@ -33,8 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define B64_SALTED_PREFIX "U2FsdGVkX1"
-#define B64_SALTED_PREFIX_LEN 10
 #define MAX_BLOCK 144 // largest EVP block size used here: SHA3-256's rate, 136
 
 const char *const spa_reason_names[SPA_REASONS] = {"not-spa", "salted-prefix", "missing-hmac", "bad-hmac"};
@@ -221,7 +219,7 @@ static const char *prepare(spa_key *k, const EVP_MD *md, const uint8_t *key, siz
       goto done;
     }
     int ok = plain_init(k->hmac_type, &h->inner) && plain_update(k->hmac_type, &h->inner, pad, bs) &&
-             plain_update(k->hmac_type, &h->inner, B64_SALTED_PREFIX, B64_SALTED_PREFIX_LEN);
+             plain_update(k->hmac_type, &h->inner, SPA_B64_SALTED_PREFIX, SPA_B64_SALTED_PREFIX_LEN);
     for (size_t i = 0; i < bs; i++) pad[i] = block[i] ^ 0x5c;
     if (!ok || !plain_init(k->hmac_type, &h->outer) || !plain_update(k->hmac_type, &h->outer, pad, bs))
       err = "cannot prepare the HMAC";
@@ -234,7 +232,7 @@ static const char *prepare(spa_key *k, const EVP_MD *md, const uint8_t *key, siz
     goto done;
   }
   if (!EVP_DigestInit_ex(k->inner, md, NULL) || !EVP_DigestUpdate(k->inner, pad, bs) ||
-      !EVP_DigestUpdate(k->inner, B64_SALTED_PREFIX, B64_SALTED_PREFIX_LEN)) {
+      !EVP_DigestUpdate(k->inner, SPA_B64_SALTED_PREFIX, SPA_B64_SALTED_PREFIX_LEN)) {
     err = "cannot prepare the HMAC";
     goto done;
   }
@@ -274,7 +272,7 @@ const char *spa_table_add(spa_table *t, uint16_t port, int hmac_type, const uint
     if (md == NULL) return "unknown HMAC digest type";
     if (key_len < 1 || key_len > SPA_MAX_HMAC_KEY_BYTES) return "HMAC key must be 1-128 bytes";
     k->md_len = (size_t)EVP_MD_get_size(md);
-    k->b64_len = (k->md_len * 4 + 2) / 3;
+    k->b64_len = spa_hmac_b64_len(hmac_type);
     const char *err = prepare(k, md, key, key_len);
     if (err) return err;
   }
@@ -315,7 +313,7 @@ uint32_t spa_check(spa_table *t, uint16_t port, const uint8_t *payload, size_t l
     *reason = SPA_NOT_SPA;
     return 0;
   }
-  if (memcmp(payload, B64_SALTED_PREFIX, B64_SALTED_PREFIX_LEN) == 0) {
+  if (memcmp(payload, SPA_B64_SALTED_PREFIX, SPA_B64_SALTED_PREFIX_LEN) == 0) {
     *reason = SPA_SALTED_PREFIX;
     return 0;
   }

@@ -21,13 +21,10 @@
 #include <string.h>
 
 #define GATE_PORT 1 // the opener's one-key gate table uses a port of its own
-#define BLOCK 16
-#define SALT_SIZE 8
-#define MAX_KEY_BYTES 32
-#define LEGACY_MIN_KEY_BYTES 16
-#define B64_SALTED_PREFIX "U2FsdGVkX1"
-#define B64_SALTED_PREFIX_LEN 10
-#define MAX_TEXT (B64_SALTED_PREFIX_LEN + SPA_MAX_ENCODED_MSG_SIZE)
+#define BLOCK SPA_BLOCK_SIZE
+#define SALT_SIZE SPA_SALT_SIZE
+#define MAX_KEY_BYTES SPA_MAX_KEY_BYTES
+#define MAX_TEXT (SPA_B64_SALTED_PREFIX_LEN + SPA_MAX_ENCODED_MSG_SIZE)
 #define MAX_RAW (MAX_TEXT / 4 * 3 + 2)
 
 struct spa_opener {
@@ -36,6 +33,7 @@ struct spa_opener {
   uint8_t pw[MAX_KEY_BYTES];
   size_t pw_len;
   EVP_CIPHER_CTX *cipher;
+  EVP_CIPHER *aes; // fetched once: EVP_aes_256_cbc() would be looked up in the provider per packet
 };
 
 static uint8_t b64_value[256];
@@ -55,7 +53,9 @@ const char *spa_opener_new(spa_opener **out, const uint8_t *key, size_t key_len,
   if (o == NULL) return "out of memory";
   o->gate = spa_table_new();
   o->cipher = EVP_CIPHER_CTX_new();
+  o->aes = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
   const char *err = o->gate && o->cipher ? NULL : "out of memory";
+  if (!err && o->aes == NULL) err = "AES-256-CBC is not available in OpenSSL";
   if (!err) err = spa_table_add(o->gate, GATE_PORT, hmac_type, hmac_key, hmac_key_len, allow_missing_hmac);
   if (err) {
     spa_opener_free(o);
@@ -64,9 +64,9 @@ const char *spa_opener_new(spa_opener **out, const uint8_t *key, size_t key_len,
   o->hmac_b64_len = spa_hmac_b64_len(hmac_type);
   memcpy(o->pw, key, key_len);
   o->pw_len = key_len;
-  if (legacy && key_len < LEGACY_MIN_KEY_BYTES) {
-    memset(o->pw + key_len, '0', LEGACY_MIN_KEY_BYTES - key_len);
-    o->pw_len = LEGACY_MIN_KEY_BYTES;
+  if (legacy && key_len < SPA_LEGACY_MIN_KEY_BYTES) {
+    memset(o->pw + key_len, '0', SPA_LEGACY_MIN_KEY_BYTES - key_len);
+    o->pw_len = SPA_LEGACY_MIN_KEY_BYTES;
   }
   *out = o;
   return NULL;
@@ -76,6 +76,7 @@ void spa_opener_free(spa_opener *o) {
   if (o == NULL) return;
   spa_table_free(o->gate);
   EVP_CIPHER_CTX_free(o->cipher); // cleanses the key schedule
+  EVP_CIPHER_free(o->aes);
   OPENSSL_cleanse(o, sizeof *o);
   free(o);
 }
@@ -122,13 +123,13 @@ static void derive(const spa_opener *o, const uint8_t *salt, uint8_t out[MAX_KEY
 static int decrypt(spa_opener *o, const uint8_t *body, size_t body_len, uint8_t *plain) {
   uint8_t text[MAX_TEXT], raw[MAX_RAW], key_iv[MAX_KEY_BYTES + BLOCK];
   if (body_len > SPA_MAX_ENCODED_MSG_SIZE) return -1;
-  memcpy(text, B64_SALTED_PREFIX, B64_SALTED_PREFIX_LEN);
-  memcpy(text + B64_SALTED_PREFIX_LEN, body, body_len);
-  int raw_len = b64_decode(text, B64_SALTED_PREFIX_LEN + body_len, raw);
+  memcpy(text, SPA_B64_SALTED_PREFIX, SPA_B64_SALTED_PREFIX_LEN);
+  memcpy(text + SPA_B64_SALTED_PREFIX_LEN, body, body_len);
+  int raw_len = b64_decode(text, SPA_B64_SALTED_PREFIX_LEN + body_len, raw);
   if (raw_len < 2 * BLOCK || raw_len % BLOCK != 0 || memcmp(raw, "Salted__", SALT_SIZE) != 0) return -1;
   derive(o, raw + SALT_SIZE, key_iv);
   int n = 0, len = raw_len - 2 * SALT_SIZE;
-  int ok = EVP_DecryptInit_ex(o->cipher, EVP_aes_256_cbc(), NULL, key_iv, key_iv + MAX_KEY_BYTES) &&
+  int ok = EVP_DecryptInit_ex2(o->cipher, o->aes, key_iv, key_iv + MAX_KEY_BYTES, NULL) &&
            EVP_CIPHER_CTX_set_padding(o->cipher, 0) && EVP_DecryptUpdate(o->cipher, plain, &n, raw + 2 * SALT_SIZE, len) &&
            n == len;
   OPENSSL_cleanse(key_iv, sizeof key_iv);
@@ -198,7 +199,7 @@ static napi_value js_construct(napi_env env, napi_callback_info info) {
 // open(packet): the plaintext (latin1 string), or the refusal's code (number, spa_open.h).
 static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], self, out;
+  napi_value argv[1], self, out = NULL; // NULL (undefined in JavaScript) if napi fails: refused
   void *data = NULL;
   uint8_t *packet = NULL;
   size_t len = 0;

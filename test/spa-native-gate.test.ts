@@ -98,6 +98,10 @@ describe('native SPA gate vs the JavaScript verifier', () => {
       minEncodedMsgSize: SPA_LIMITS.minEncodedMsgSize,
       maxEncodedMsgSize: SPA_LIMITS.maxEncodedMsgSize,
       maxHmacKeyBytes: SPA_LIMITS.maxHmacKeyBytes,
+      maxKeyBytes: SPA_LIMITS.maxKeyBytes,
+      legacyMinKeyBytes: SPA_LIMITS.legacyMinKeyBytes,
+      blockSize: SPA_LIMITS.blockSize,
+      saltSize: SPA_LIMITS.saltSize,
       maxKeysPerPort: SPA_GATE_LIMITS.maxKeysPerPort,
       maxPorts: SPA_GATE_LIMITS.maxPorts,
     });
