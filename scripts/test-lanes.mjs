@@ -3,7 +3,8 @@
 //               module it imports) — these share the kernel's netfilter state, so never two at once.
 //   plain lane: everything else (codecs, engines, the API emulator, CLIs on loopback).
 // The netns lane prints as it goes; the plain lane's output is kept and printed after it, so the
-// log reads one lane at a time. Exit status: 0 only when both lanes passed.
+// log reads one lane at a time. Both lanes are also logged, and the failures of either are printed
+// again at the very end: a CI log is often read from its tail. Exit status: 0 only when both passed.
 // Extra arguments go to both vitest runs (e.g. --reporter=verbose).
 
 import { spawn } from 'node:child_process';
@@ -46,32 +47,60 @@ const netns = files.filter((f) => usesNetns(f));
 const plain = files.filter((f) => !netns.includes(f));
 const extra = process.argv.slice(2);
 
-function lane(name, laneFiles, out) {
+/** Runs one lane's files; its output goes to `out` and, when `echo`, to this process's too. */
+function lane(name, laneFiles, out, echo) {
   return new Promise((resolveLane) => {
     const child = spawn('npx', ['vitest', 'run', '--fileParallelism=false', ...extra, ...laneFiles], {
-      stdio: ['ignore', out ? 'pipe' : 'inherit', out ? 'pipe' : 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
       env: process.env,
     });
-    if (out) {
-      child.stdout.pipe(out, { end: false });
-      child.stderr.pipe(out, { end: false });
+    for (const [from, to] of [
+      [child.stdout, process.stdout],
+      [child.stderr, process.stderr],
+    ]) {
+      from.pipe(out, { end: false });
+      if (echo) from.pipe(to, { end: false });
     }
     child.on('close', (code, signal) => resolveLane({ name, code: code ?? (signal ? 1 : 0) }));
   });
+}
+
+// vitest's lines that name a failure: the failed file and test headers, the assertion, the error.
+const FAILURE_LINE = /\bFAIL\b|\bfailed\b|[×✗]|AssertionError|\bError:|Unhandled|Timed out|timed out/;
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+/** The lines of a lane's log that name its failures (at most `max`). */
+function failureLines(log, max = 60) {
+  const lines = readFileSync(log, 'utf8').replace(ANSI, '').split('\n');
+  return lines.filter((l) => FAILURE_LINE.test(l)).slice(0, max);
 }
 
 console.log(
   `test lanes: ${netns.length} files build namespaces (one at a time), ${plain.length} do not (alongside)`,
 );
 const logDir = mkdtempSync(join(tmpdir(), 'knockgate-tests-'));
+const netnsLog = join(logDir, 'netns-lane.log');
 const plainLog = join(logDir, 'plain-lane.log');
+const netnsOut = createWriteStream(netnsLog);
 const plainOut = createWriteStream(plainLog);
 const started = Date.now();
-const [netnsResult, plainResult] = await Promise.all([lane('netns', netns), lane('plain', plain, plainOut)]);
-await new Promise((r) => plainOut.end(r));
+const [netnsResult, plainResult] = await Promise.all([
+  lane('netns', netns, netnsOut, true),
+  lane('plain', plain, plainOut, false),
+]);
+await Promise.all([netnsOut, plainOut].map((o) => new Promise((r) => o.end(r))));
 console.log(`\n===== plain lane (ran alongside the netns lane; log ${plainLog}) =====\n`);
 process.stdout.write(readFileSync(plainLog));
 const seconds = ((Date.now() - started) / 1000).toFixed(0);
+for (const [r, log] of [
+  [netnsResult, netnsLog],
+  [plainResult, plainLog],
+]) {
+  if (r.code === 0) continue;
+  console.log(`\n===== lane ${r.name} failed: its failure lines (whole log ${log}) =====`);
+  for (const l of failureLines(log)) console.log(l);
+}
+console.log('');
 for (const r of [netnsResult, plainResult])
   console.log(`lane ${r.name}: ${r.code === 0 ? 'passed' : `FAILED (exit ${r.code})`}`);
 console.log(`both lanes: ${seconds} s`);
