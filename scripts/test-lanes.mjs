@@ -67,6 +67,8 @@ function lane(name, laneFiles, out, echo) {
 
 // vitest's lines that name a failure: the failed file and test headers, the assertion, the error.
 const FAILURE_LINE = /\bFAIL\b|\bfailed\b|[×✗]|AssertionError|\bError:|Unhandled|Timed out|timed out/;
+// vitest colours its output; the escape sequences go before the lines are matched.
+// eslint-disable-next-line no-control-regex -- ESC is exactly what this matches
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 /** The lines of a lane's log that name its failures (at most `max`). */
