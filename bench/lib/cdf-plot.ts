@@ -33,7 +33,7 @@ export function latencyCdfSvg(series: Record<string, number[]>, opts: { subtitle
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${M.left}" y="20" font-size="15" font-weight="bold">Open latency CDF: last knock / SPA packet → first TCP connect</text>`,
+    `<text x="${M.left}" y="20" font-size="15" font-weight="bold">Open latency CDF: last knock / SPA packet → first SYN-ACK of the protected port</text>`,
     `<text x="${M.left}" y="38" fill="#555">${esc(opts.subtitle)}</text>`,
   ];
   for (let d = lo; d <= hi * 1.0001; d *= 10) {

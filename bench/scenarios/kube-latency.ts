@@ -230,7 +230,8 @@ function table(rows: Row[]): string {
 
 export const kubeLatency: Scenario = {
   name: NAME,
-  description: 'knock / SPA → first TCP connect through sniffer, API emulator and agent, beside standalone',
+  description:
+    'knock / SPA → first SYN-ACK of the protected port through sniffer, API emulator and agent, beside standalone',
   async run(opts: RunOptions): Promise<ScenarioResult> {
     console.error(
       `${NAME}: ${opts.trials} trials per setup and trigger, backends ${backendsFor(opts).join(', ')}`,
@@ -271,7 +272,7 @@ export const kubeLatency: Scenario = {
       name: NAME,
       command: `npm run bench -- --only ${NAME}${opts.quick ? ' --quick' : ''}`,
       markdown: [
-        `### Kubernetes open latency (last knock / SPA packet sent → first TCP connect; ${opts.trials} trials per row, each from its own source; 0.2 ms probe resolution; sniffer + agent against the API emulator, no controller; standalone and knockd in the same run; ${load})`,
+        `### Kubernetes open latency (last knock / SPA packet sent → first SYN-ACK of the protected port; ${opts.trials} trials per row, each from its own source; raw SYNs every 0.1 ms (bench/syn-probe.c); sniffer + agent against the API emulator, no controller; standalone and knockd in the same run; ${load})`,
         '',
         table(rows),
       ].join('\n'),

@@ -1,4 +1,4 @@
-// Open latency: last knock or SPA packet sent → first successful TCP connect to the protected port,
+// Open latency: last knock or SPA packet sent → the protected port's first SYN-ACK (bench/syn-probe.c),
 // for knockgate standalone with each firewall backend, knockd (knocks) and fwknopd (SPA), in one
 // topology: a server and a client namespace joined by a veth pair. Each trial uses its own client
 // source address (bench/probe.ts), so every trial starts from a closed port.
@@ -171,7 +171,7 @@ function table(rows: Row[]): string {
 
 export const openLatency: Scenario = {
   name: NAME,
-  description: 'last knock / SPA packet sent → first TCP connect, per daemon and backend',
+  description: 'last knock / SPA packet sent → first SYN-ACK of the protected port, per daemon and backend',
   async run(opts: RunOptions): Promise<ScenarioResult> {
     console.error(`${NAME}: ${opts.trials} trials per daemon and trigger`);
     const { rows, stages } = await withTopology((net) => measure(net, opts));
@@ -207,7 +207,7 @@ export const openLatency: Scenario = {
       name: NAME,
       command: `npm run bench -- --only ${NAME}${opts.quick ? ' --quick' : ''}`,
       markdown: [
-        `### Open latency (last knock / SPA packet sent → first TCP connect; ${opts.trials} trials, each from its own source; 0.2 ms probe resolution)`,
+        `### Open latency (last knock / SPA packet sent → first SYN-ACK of the protected port; ${opts.trials} trials, each from its own source; raw SYNs every 0.1 ms (bench/syn-probe.c))`,
         '',
         table(rows),
         '',
