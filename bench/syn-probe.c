@@ -37,6 +37,9 @@
 #define MAX_LINE 8192
 #define MAX_KNOCK_PORTS 32
 #define PAUSE_BETWEEN_TRIALS_NS 5000000L // as the Node probe: 5 ms, so trials do not overlap
+// Source ports of the attempts, apart from the knocks' (32768+): a SYN-ACK to one of these answers an attempt.
+#define ATTEMPT_PORT_MIN 10000
+#define ATTEMPT_PORT_MAX 29999
 
 static int64_t now_ns(void) {
   struct timespec t;
@@ -75,14 +78,15 @@ static int send_syn(int raw, struct in_addr src, struct in_addr dst, uint16_t sp
   return sendto(raw, &tcp, sizeof tcp, 0, (struct sockaddr *)&to, sizeof to) == (ssize_t)sizeof tcp ? 0 : -1;
 }
 
-// Whether one packet read from the raw socket is a SYN-ACK from dst:port.
+// Whether one packet read from the raw socket is a SYN-ACK from dst:port to one of the attempts.
 static int is_syn_ack(const uint8_t *buf, ssize_t n, struct in_addr dst, uint16_t port) {
   if (n < (ssize_t)sizeof(struct iphdr)) return 0;
   const struct iphdr *ip = (const struct iphdr *)buf;
   size_t ihl = (size_t)ip->ihl * 4;
   if (ip->protocol != IPPROTO_TCP || ip->saddr != dst.s_addr || n < (ssize_t)(ihl + sizeof(struct tcphdr))) return 0;
   const struct tcphdr *tcp = (const struct tcphdr *)(buf + ihl);
-  return ntohs(tcp->source) == port && tcp->syn && tcp->ack;
+  uint16_t to = ntohs(tcp->dest);
+  return ntohs(tcp->source) == port && tcp->syn && tcp->ack && to >= ATTEMPT_PORT_MIN && to <= ATTEMPT_PORT_MAX;
 }
 
 static int hex_decode(const char *hex, uint8_t *out, size_t max) {
@@ -148,8 +152,7 @@ static int64_t trial(char *line, struct in_addr dst, uint16_t protected_port, in
     int64_t t = now_ns();
     if (t - t0 > timeout_ns) break;
     if (t >= next) {
-      // Ports 10000-29999 for attempts, apart from the knocks' (32768+): an answer names its attempt.
-      *next_sport = (uint16_t)(*next_sport >= 29999 ? 10000 : *next_sport + 1);
+      *next_sport = (uint16_t)(*next_sport >= ATTEMPT_PORT_MAX ? ATTEMPT_PORT_MIN : *next_sport + 1);
       send_syn(raw, src, dst, *next_sport, protected_port);
       next = t + interval_after(t - t0);
     }
@@ -171,7 +174,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: syn-probe TARGET PROTECTED_PORT TIMEOUT_MS < trials\n");
     return 2;
   }
-  uint16_t port = (uint16_t)atoi(argv[2]), sport = 10000;
+  uint16_t port = (uint16_t)atoi(argv[2]), sport = ATTEMPT_PORT_MIN;
   int64_t timeout_ns = (int64_t)atol(argv[3]) * 1000000L;
   srandom((unsigned)now_ns());
   static char line[MAX_LINE];

@@ -71,10 +71,13 @@ const FAILURE_LINE = /\bFAIL\b|\bfailed\b|[×✗]|AssertionError|\bError:|Unhand
 // eslint-disable-next-line no-control-regex -- ESC is exactly what this matches
 const ANSI = /\x1b\[[0-9;]*m/g;
 
-/** The lines of a lane's log that name its failures (at most `max`). */
+/**
+ * The lines of a lane's log that name its failures: not a passed test's line (a name may say
+ * "failed"), and the last `max` of them, since vitest's "Failed Tests" summary ends the log.
+ */
 function failureLines(log, max = 60) {
   const lines = readFileSync(log, 'utf8').replace(ANSI, '').split('\n');
-  return lines.filter((l) => FAILURE_LINE.test(l)).slice(0, max);
+  return lines.filter((l) => FAILURE_LINE.test(l) && !l.includes('✓')).slice(-max);
 }
 
 console.log(
