@@ -154,6 +154,27 @@ describe('LocalReplayStore', () => {
     expect(await again.claim(digest(3), inSeconds(60))).toBe('replay');
   });
 
+  it('claimNow with writeAfter: nothing is written before the gate opens, then the line lands', async () => {
+    const s = await open();
+    let openGate!: () => void;
+    const gate = new Promise<void>((r) => (openGate = r));
+    const claimed = s.claimNow(digest(6), inSeconds(60), 'ssh', gate);
+    expect(claimed.result).toBe('claimed');
+    let settled = false;
+    if (claimed.result === 'claimed') void claimed.durable.then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(settled).toBe(false);
+    expect(await readFile(join(root, 'replay', 'log'), 'utf8').catch(() => '')).not.toContain(digest(6));
+    // A later claim without a gate stays in order: it is written once the gate opens, not before.
+    const later = s.claim(digest(7), inSeconds(60));
+    openGate();
+    if (claimed.result === 'claimed') await claimed.durable;
+    expect(await later).toBe('claimed');
+    const text = await readFile(join(root, 'replay', 'log'), 'utf8');
+    expect(text.indexOf(digest(6))).toBeGreaterThanOrEqual(0);
+    expect(text.indexOf(digest(7))).toBeGreaterThan(text.indexOf(digest(6)));
+  });
+
   it('claimNow: a write that fails rejects durable, and the digest stays refused here', async () => {
     const s = await open();
     // The log's file handle closed underneath the store: the append fails as an I/O error would.

@@ -5,7 +5,10 @@
 // On disk: <state dir>/replay/log, one JSON line per claim ({"d":digest,"e":expiresAt ms,"p":policy}),
 // appended and fdatasynced before claim() answers 'claimed' (claims issued together share one
 // fdatasync). claimNow() answers at once from memory and hands back the append as a promise, for a
-// caller that overlaps the fdatasync with its own work (the standalone daemon's kernel change). At start and periodically the log is compacted: the live entries are written to a new
+// caller that does its own work first (the standalone daemon's kernel change): the append may wait
+// for a gate the caller opens when that work is done, so that the write's syscalls and the disk's
+// journal do not take the two cores' time from it. At start and periodically the log is compacted:
+// the live entries are written to a new
 // file that replaces the log by rename (see durable-file.ts). A torn last line (a crash during an
 // append that was never acknowledged) is dropped; any other broken line is reported with its line
 // number and the damaged log is kept aside as log.<time>.corrupt.
@@ -98,11 +101,15 @@ export class LocalReplayStore implements ReplayStore {
    * `durable` settles must undo what it did when it rejects, and must not record anything that
    * outlives a crash (a grant) before it resolves: see StandaloneDaemon.open(). Throws (the packet
    * is refused) when the store is closed, the input is invalid or the store is full.
+   *
+   * `writeAfter`: the append starts once it settles (either way). Appends stay in claim order, so a
+   * gate holds back every later claim's write too: the caller must settle it soon, on every path.
    */
   claimNow(
     digest: string,
     expiresAt: Date,
     policy?: string,
+    writeAfter?: Promise<unknown>,
   ): { result: 'replay' } | { result: 'claimed'; durable: Promise<void> } {
     if (this.closed) throw new Error(`replay store ${this.dir} is closed`);
     if (!DIGEST_RE.test(digest))
@@ -123,6 +130,7 @@ export class LocalReplayStore implements ReplayStore {
     this.entries.set(digest, policy === undefined ? { expiresAt: end } : { expiresAt: end, policy });
     const durable = this.append(
       JSON.stringify(policy === undefined ? { d: digest, e: end } : { d: digest, e: end, p: policy }),
+      writeAfter,
     );
     return { result: 'claimed', durable };
   }
@@ -181,9 +189,18 @@ export class LocalReplayStore implements ReplayStore {
     for (const [digest, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(digest);
   }
 
-  private append(line: string): Promise<void> {
+  private append(line: string, writeAfter?: Promise<unknown>): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ line, resolve, reject });
+      if (writeAfter) {
+        // Its own flush after the gate; an earlier flush may take this line with it.
+        const gate = writeAfter.then(
+          () => undefined,
+          () => undefined,
+        );
+        this.io = this.io.then(() => gate).then(() => this.flushAppends());
+        return;
+      }
       if (this.appendScheduled) return;
       this.appendScheduled = true;
       this.io = this.io.then(() => this.flushAppends());
@@ -195,6 +212,7 @@ export class LocalReplayStore implements ReplayStore {
     this.appendScheduled = false;
     const batch = this.pending;
     this.pending = [];
+    if (batch.length === 0) return;
     try {
       if (!this.handle) throw new Error('replay log is not open');
       await this.handle.write(batch.map((p) => p.line + '\n').join(''));

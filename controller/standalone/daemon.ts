@@ -61,7 +61,7 @@ import { neverGrantSet } from './admission.js';
 import { listenControlSocket, type ControlReply, type ControlRequest } from './control-socket.js';
 import { firewallConfig, firewallGrant } from './firewall-view.js';
 import { grantHookCommand, runGrantHook } from './grant-hooks.js';
-import { KeyedQueue } from './queues.js';
+import { Gate, KeyedQueue } from './queues.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { StageTimer } from './stage-timer.js';
 import type { StandaloneMetrics } from './metrics.js';
@@ -378,13 +378,22 @@ export class StandaloneDaemon {
       throw err;
     }
     // The replay claim is decided in memory now (a concurrent replay of the packet is refused at
-    // once); its fdatasync runs alongside the kernel change and open() waits for it before the
-    // grant is recorded (see there why that is safe across a crash).
+    // once); its write waits until the kernel has the grant (`kernelDone`: open() opens it there, or
+    // before it waits for the claim, and the finally below on every other path), because the
+    // write's syscalls and the disk's journal would otherwise take the two cores' time from the
+    // kernel change. open() waits for the write before the grant is recorded (see there why that is
+    // safe across a crash).
     let claimWritten: Promise<Error | undefined> | undefined;
+    const kernelDone = new Gate();
     if (decision.claim) {
       let claimed: ReturnType<LocalReplayStore['claimNow']>;
       try {
-        claimed = this.replay!.claimNow(decision.claim.digest, decision.claim.expiresAt, decision.policy);
+        claimed = this.replay!.claimNow(
+          decision.claim.digest,
+          decision.claim.expiresAt,
+          decision.policy,
+          kernelDone.opened,
+        );
         trace.mark('replayClaimMs');
       } catch (err) {
         return this.refuse(
@@ -400,7 +409,13 @@ export class StandaloneDaemon {
         (err: Error) => err,
       );
     }
-    await this.perGrant.run(grant.metadata.name, () => this.open(grant, decision, trace, claimWritten));
+    try {
+      await this.perGrant.run(grant.metadata.name, () =>
+        this.open(grant, decision, trace, kernelDone, claimWritten),
+      );
+    } finally {
+      kernelDone.open();
+    }
   }
 
   /**
@@ -418,6 +433,7 @@ export class StandaloneDaemon {
     grant: AccessGrant,
     decision: AccessDecision,
     trace: StageTimer,
+    kernelDone: Gate,
     claimWritten?: Promise<Error | undefined>,
   ): Promise<void> {
     const store = this.grantStore;
@@ -439,6 +455,7 @@ export class StandaloneDaemon {
     const audit = this.config.settings.mode === 'Audit';
     const fastPath = onFirewall && !extending;
     if (!fastPath && claimWritten) {
+      kernelDone.open();
       const claimError = await claimWritten;
       if (claimError) return this.refuse(decision, 'replay-store', this.claimProblem(decision, claimError));
     }
@@ -449,13 +466,18 @@ export class StandaloneDaemon {
       try {
         await trace.span(
           'firewallMs',
-          this.opts.firewall.add(firewallGrant(grant), () => trace.reached('kernelAtMs')),
+          this.opts.firewall.add(firewallGrant(grant), () => {
+            trace.reached('kernelAtMs');
+            kernelDone.open();
+          }),
         );
       } catch (err) {
         if (err instanceof MaxGrantsError) this.opts.metrics?.maxGrantsRefused.inc();
+        kernelDone.open();
         await claimWritten; // nothing recorded before the claim (the packet is used either way)
         return this.fail(await store.extend(grant), `firewall: ${(err as Error).message}`);
       }
+      kernelDone.open();
       const claimError = await claimWritten;
       if (claimError) return this.unclaimed(grant, decision, claimError);
       // With nothing left to run before it is Active (no start command, no security groups), the

@@ -1,4 +1,4 @@
-// Work on one key runs one at a time, in arrival order.
+// Work on one key runs one at a time, in arrival order; a gate opened once.
 
 /** A queue per key (tasks run one after another, in arrival order), dropped when its last task settles. */
 export class KeyedQueue {
@@ -17,5 +17,15 @@ export class KeyedQueue {
 
   async idle(): Promise<void> {
     while (this.tails.size > 0) await Promise.all([...this.tails.values()]);
+  }
+}
+
+/** A promise opened once, by whoever gets there first (later calls do nothing). */
+export class Gate {
+  private release!: () => void;
+  readonly opened = new Promise<void>((resolve) => (this.release = resolve));
+
+  open(): void {
+    this.release();
   }
 }
