@@ -393,6 +393,35 @@ describe('StandaloneDaemon', () => {
     expect(firewall.entries.has(grant!.metadata.name)).toBe(true);
   });
 
+  it("writes an SPA packet's replay claim only once the kernel has its grant", async () => {
+    writeFileSync(join(dir, 'config.yaml'), configYaml(dir, PLAIN_POLICY));
+    const d = daemon();
+    await d.start();
+    let kernelHadItAtGate: boolean | undefined;
+    const claimNow = LocalReplayStore.prototype.claimNow;
+    vi.spyOn(LocalReplayStore.prototype, 'claimNow').mockImplementationOnce(function (
+      this: LocalReplayStore,
+      ...args
+    ) {
+      const writeAfter = args[3];
+      expect(writeAfter).toBeInstanceOf(Promise);
+      void writeAfter!.then(() => (kernelHadItAtGate = firewall.entries.size === 1));
+      return claimNow.apply(this, args);
+    });
+    const claim = { digest: 'ce'.repeat(32), expiresAt: new Date(clock.now() + 180_000) };
+    await d.decide(decision('10.1.0.31/32', 'plain', { method: 'spa', claim }));
+    expect(kernelHadItAtGate).toBe(true);
+    const [grant] = await d.grantStore.list();
+    expect(grant!.status?.phase).toBe('Active');
+    // The claim is on disk: the same packet is a replay for a new daemon on this state dir.
+    await d.stop();
+    const again = daemon();
+    await again.start();
+    await again.decide(decision('10.1.0.31/32', 'plain', { method: 'spa', claim }));
+    expect(firewall.log.filter((l) => l.startsWith('add '))).toHaveLength(1);
+    await again.stop();
+  });
+
   it('closes an SPA grant whose replay claim cannot be written, records nothing, one line', async () => {
     writeFileSync(join(dir, 'config.yaml'), configYaml(dir, PLAIN_POLICY));
     const { d, lines } = await loggingDaemon();

@@ -384,8 +384,9 @@ export class StandaloneDaemon {
     // kernel change. open() waits for the write before the grant is recorded (see there why that is
     // safe across a crash).
     let claimWritten: Promise<Error | undefined> | undefined;
-    const kernelDone = new Gate();
+    let kernelDone: Gate | undefined; // only a claimed packet has a write to hold back
     if (decision.claim) {
+      kernelDone = new Gate();
       let claimed: ReturnType<LocalReplayStore['claimNow']>;
       try {
         claimed = this.replay!.claimNow(
@@ -414,7 +415,7 @@ export class StandaloneDaemon {
         this.open(grant, decision, trace, kernelDone, claimWritten),
       );
     } finally {
-      kernelDone.open();
+      kernelDone?.open();
     }
   }
 
@@ -433,7 +434,7 @@ export class StandaloneDaemon {
     grant: AccessGrant,
     decision: AccessDecision,
     trace: StageTimer,
-    kernelDone: Gate,
+    kernelDone: Gate | undefined,
     claimWritten?: Promise<Error | undefined>,
   ): Promise<void> {
     const store = this.grantStore;
@@ -455,7 +456,7 @@ export class StandaloneDaemon {
     const audit = this.config.settings.mode === 'Audit';
     const fastPath = onFirewall && !extending;
     if (!fastPath && claimWritten) {
-      kernelDone.open();
+      kernelDone?.open();
       const claimError = await claimWritten;
       if (claimError) return this.refuse(decision, 'replay-store', this.claimProblem(decision, claimError));
     }
@@ -468,16 +469,16 @@ export class StandaloneDaemon {
           'firewallMs',
           this.opts.firewall.add(firewallGrant(grant), () => {
             trace.reached('kernelAtMs');
-            kernelDone.open();
+            kernelDone?.open();
           }),
         );
       } catch (err) {
         if (err instanceof MaxGrantsError) this.opts.metrics?.maxGrantsRefused.inc();
-        kernelDone.open();
+        kernelDone?.open();
         await claimWritten; // nothing recorded before the claim (the packet is used either way)
         return this.fail(await store.extend(grant), `firewall: ${(err as Error).message}`);
       }
-      kernelDone.open();
+      kernelDone?.open(); // onApplied has opened it; again in case an add resolved without it
       const claimError = await claimWritten;
       if (claimError) return this.unclaimed(grant, decision, claimError);
       // With nothing left to run before it is Active (no start command, no security groups), the
